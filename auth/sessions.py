@@ -1,0 +1,142 @@
+"""Login sessions: start one, rotate its refresh token, revoke it, and load the viewer of an access token.
+
+A session is a refresh-token family. Every refresh consumes its token and issues the next; presenting a
+consumed token again means it leaked, so the whole session (family) is revoked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from auth.tokens import (
+    AccessClaims,
+    TokenConfig,
+    hash_refresh_token,
+    issue_access_token,
+    new_refresh_token,
+)
+from auth.viewer import Viewer
+from core.errors import Unauthenticated
+from models import AuthSession, RefreshToken, User
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+    user: User
+
+
+async def start_session(db: AsyncSession, config: TokenConfig, user: User, now: datetime) -> TokenPair:
+    """Open a session for ``user`` inside the caller's transaction."""
+    session = AuthSession(user_id=user.id, created_at=now)
+    db.add(session)
+    await db.flush()
+    return await _issue_pair(db, config, user, session.id, now)
+
+
+async def _issue_pair(
+    db: AsyncSession, config: TokenConfig, user: User, session_id: uuid.UUID, now: datetime
+) -> TokenPair:
+    refresh = new_refresh_token()
+    db.add(
+        RefreshToken(
+            session_id=session_id,
+            token_hash=hash_refresh_token(refresh),
+            created_at=now,
+            expires_at=now + config.refresh_ttl,
+        )
+    )
+    access, expires_at = issue_access_token(config, user.id, session_id, now)
+    return TokenPair(access_token=access, refresh_token=refresh, expires_at=expires_at, user=user)
+
+
+async def rotate(
+    sessions: async_sessionmaker[AsyncSession], config: TokenConfig, token: str, now: datetime
+) -> TokenPair:
+    """Exchange a refresh token for a new pair. Reuse of a consumed token revokes its session."""
+    reused = False
+    async with sessions() as db, db.begin():
+        # FOR UPDATE serializes concurrent refreshes of one token: the second waits, then sees it consumed.
+        row = (
+            await db.exec(
+                select(RefreshToken, AuthSession, User)
+                .join(AuthSession, col(AuthSession.id) == col(RefreshToken.session_id))
+                .join(User, col(User.id) == col(AuthSession.user_id))
+                .where(RefreshToken.token_hash == hash_refresh_token(token))
+                .with_for_update(of=RefreshToken)
+            )
+        ).first()
+        if row is None:
+            raise Unauthenticated("The refresh token is invalid.", reason="REFRESH_TOKEN_INVALID")
+        refresh, session, user = row
+        if session.revoked_at is not None:
+            raise Unauthenticated("This session has ended: log in again.", reason="SESSION_REVOKED")
+        if refresh.used_at is not None:
+            session.revoked_at = now
+            reused = True
+        elif refresh.expires_at <= now:
+            raise Unauthenticated("The refresh token has expired: log in again.", reason="REFRESH_TOKEN_EXPIRED")
+        elif not user.is_active:
+            raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
+        else:
+            refresh.used_at = now
+            pair = await _issue_pair(db, config, user, session.id, now)
+    if reused:  # raised only after the revocation is committed
+        raise Unauthenticated(
+            "This refresh token was already used: the session is revoked. Log in again.",
+            reason="REFRESH_TOKEN_REUSED",
+        )
+    return pair
+
+
+async def session_of_refresh_token(db: AsyncSession, token: str) -> AuthSession | None:
+    return (
+        await db.exec(
+            select(AuthSession)
+            .join(RefreshToken, col(RefreshToken.session_id) == col(AuthSession.id))
+            .where(RefreshToken.token_hash == hash_refresh_token(token))
+        )
+    ).first()
+
+
+async def revoke_session(db: AsyncSession, session_id: uuid.UUID, now: datetime) -> None:
+    await db.exec(
+        update(AuthSession)
+        .where(col(AuthSession.id) == session_id, col(AuthSession.revoked_at).is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def revoke_all_sessions(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
+    await db.exec(
+        update(AuthSession)
+        .where(col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def load_viewer(db: AsyncSession, claims: AccessClaims) -> tuple[Viewer, User]:
+    """The viewer of a verified access token, checked against the database (one statement): a revoked
+    session, a deactivated account or a changed role take effect on the very next request."""
+    row = (
+        await db.exec(
+            select(User, AuthSession.revoked_at)
+            .join(AuthSession, col(AuthSession.user_id) == col(User.id))
+            .where(col(User.id) == claims.user_id, col(AuthSession.id) == claims.session_id)
+        )
+    ).first()
+    if row is None or row[1] is not None:
+        raise Unauthenticated("This session has ended: log in again.", reason="SESSION_REVOKED")
+    user = row[0]
+    if not user.is_active:
+        raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
+    return Viewer(user_id=user.id, session_id=claims.session_id, role=user.role), user

@@ -1,0 +1,51 @@
+"""Errors a client can act on. Each carries a stable ``extensions.code`` (Apollo's convention)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AppError(Exception):
+    """An expected failure whose message is safe to show to the client."""
+
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extensions: dict[str, Any] = {"code": self.code, **extensions}
+
+
+class Unauthenticated(AppError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(AppError):
+    code = "FORBIDDEN"
+
+
+class NotFound(AppError):
+    """Also used for objects the viewer may not see: they must be indistinguishable from missing ones."""
+
+    code = "NOT_FOUND"
+
+    @classmethod
+    def for_id(cls, type_name: str, global_id: str) -> NotFound:
+        return cls(f"No {type_name} with id {global_id!r}.", id=global_id)
+
+
+class BadUserInput(AppError):
+    """Invalid input. ``field`` names the offending argument or input field (dotted path)."""
+
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        if field is None:
+            super().__init__(message)
+        else:
+            super().__init__(message, field=field)
+        self.field = field
+
+
+class RateLimited(AppError):
+    code = "RATE_LIMITED"

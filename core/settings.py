@@ -1,0 +1,66 @@
+"""One typed settings object, read from the environment (and a ``.env`` file). Secrets never print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "jwt-secret", "please-change-me", "test"})
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Every setting taskql reads. Environment variables have the same names in upper case."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL. Unset: an embedded PostgreSQL in DATA_DIR."
+    )
+    redis_url: str | None = Field(default=None, description="Redis URL. Unset: an embedded Redis in DATA_DIR.")
+    data_dir: Path = Field(default=Path(".data"), description="Where the embedded servers and secret live.")
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HMAC key for access tokens. Unset in development: generated in DATA_DIR."
+    )
+    jwt_issuer: str = "taskql"
+    jwt_audience: str = "taskql"
+    access_token_ttl_seconds: int = Field(default=900, ge=10, le=86_400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=60, le=365 * 86_400)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_statement_timeout_ms: int = Field(default=15_000, ge=100)
+    redis_socket_timeout_seconds: float = Field(default=0.5, gt=0)
+    cors_origins: list[str] = Field(default_factory=list)
+    graphiql: bool | None = Field(default=None, description="Serve GraphiQL. Default: on in development.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url", "redis_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret(self) -> Settings:
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
+        if secret is not None and (secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH):
+            raise ValueError(
+                f"JWT_SECRET is a placeholder or shorter than {MIN_SECRET_LENGTH} characters. "
+                'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+            )
+        if secret is None and self.environment == "production":
+            raise ValueError("JWT_SECRET must be set in production (it is generated only in development).")
+        return self
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else self.environment == "development"
+
+    @property
+    def secret(self) -> str:
+        if self.jwt_secret is None:
+            raise RuntimeError("JWT_SECRET is not resolved yet: start through taskql.services.")
+        return self.jwt_secret.get_secret_value()

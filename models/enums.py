@@ -1,0 +1,25 @@
+"""Enums shared by the tables and the schema. Their declaration order is their sort order in PostgreSQL."""
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    USER = "USER"
+    ADMIN = "ADMIN"
+
+    def satisfies(self, required: "Role") -> bool:
+        """ADMIN may do everything a USER may."""
+        return self is Role.ADMIN or required is Role.USER
+
+
+class TaskStatus(StrEnum):
+    TODO = "TODO"
+    IN_PROGRESS = "IN_PROGRESS"
+    DONE = "DONE"
+
+
+class TaskPriority(StrEnum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    URGENT = "URGENT"

@@ -1,0 +1,45 @@
+"""The per-request context every resolver receives."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from auth.tokens import TokenConfig
+from auth.viewer import Viewer, require_role
+from core.errors import Unauthenticated
+from models import Role
+from resolvers.loaders import Loaders
+
+
+@dataclass
+class Context:
+    sessions: async_sessionmaker[AsyncSession]
+    tokens: TokenConfig
+    loaders: Loaders
+    viewer: Viewer | None = None
+    # Why a presented token was refused; raised where a viewer is required (so a client refreshes).
+    auth_error: Unauthenticated | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @classmethod
+    def create(
+        cls,
+        sessions: async_sessionmaker[AsyncSession],
+        tokens: TokenConfig,
+        *,
+        viewer: Viewer | None = None,
+        auth_error: Unauthenticated | None = None,
+    ) -> Context:
+        return cls(sessions, tokens, Loaders(sessions), viewer=viewer, auth_error=auth_error)
+
+    def require_viewer(self, role: Role = Role.USER) -> Viewer:
+        return require_role(self.viewer, role, self.auth_error)
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(UTC)

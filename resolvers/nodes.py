@@ -1,0 +1,23 @@
+"""``node(id:)``: any object by its global ID, under the same visibility rules as its own field."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.errors import NotFound
+from core.ids import decode_id
+from models import Task, User
+from resolvers.tasks import get_task
+from resolvers.users import get_user
+
+if TYPE_CHECKING:
+    from resolvers.context import Context
+
+
+async def get_node(ctx: Context, *, global_id: str) -> Task | User:
+    type_name, key = decode_id(global_id)
+    if type_name == "Task":
+        return await get_task(ctx, task_id=key)
+    if type_name == "User":
+        return await get_user(ctx, user_id=key)
+    raise NotFound(f"No object with id {global_id!r}.", id=global_id)

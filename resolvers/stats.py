@@ -1,0 +1,77 @@
+"""Statistics over tasks: per owner (batched by a dataloader) and global."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import NotFound
+from core.ids import encode_id
+from models import Task, TaskPriority, TaskStatus
+
+if TYPE_CHECKING:
+    from resolvers.context import Context
+
+
+@dataclass
+class TaskStatsData:
+    by_status: dict[TaskStatus, int] = field(default_factory=lambda: dict.fromkeys(TaskStatus, 0))
+    by_priority: dict[TaskPriority, int] = field(default_factory=lambda: dict.fromkeys(TaskPriority, 0))
+    overdue: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def completion_rate(self) -> float:
+        return self.by_status[TaskStatus.DONE] / self.total if self.total else 0.0
+
+    def add(self, status: TaskStatus, priority: TaskPriority, count: int, overdue: int) -> None:
+        self.by_status[status] += count
+        self.by_priority[priority] += count
+        self.overdue += overdue
+
+
+def _stats_query() -> Any:
+    overdue = func.count().filter(col(Task.due_at) < func.now(), col(Task.status) != TaskStatus.DONE)
+    return select(col(Task.status), col(Task.priority), func.count(), overdue).group_by(
+        col(Task.status), col(Task.priority)
+    )
+
+
+async def load_stats_by_owner(db: AsyncSession, owner_ids: Sequence[uuid.UUID]) -> list[TaskStatsData]:
+    """One statement for any number of owners."""
+    query = (
+        _stats_query()
+        .add_columns(col(Task.owner_id))
+        .where(col(Task.owner_id).in_(owner_ids))
+        .group_by(col(Task.owner_id))
+    )
+    stats = {owner_id: TaskStatsData() for owner_id in owner_ids}
+    for status, priority, count, overdue, owner_id in (await db.exec(query)).all():
+        stats[owner_id].add(status, priority, count, overdue)
+    return [stats[owner_id] for owner_id in owner_ids]
+
+
+async def task_stats(ctx: Context, *, owner_id: uuid.UUID | None) -> TaskStatsData:
+    """The viewer's own stats; an admin's global stats, or one owner's with ``owner_id``. For anyone
+    else, another owner's stats are ``NOT_FOUND``, exactly like a missing user's."""
+    viewer = ctx.require_viewer()
+    if owner_id is None:
+        if not viewer.is_admin:
+            return await ctx.loaders.stats.load(viewer.user_id)
+        async with ctx.sessions() as db:
+            stats = TaskStatsData()
+            for status, priority, count, overdue in (await db.exec(_stats_query())).all():
+                stats.add(status, priority, count, overdue)
+            return stats
+    if not viewer.can_see_owner(owner_id) or await ctx.loaders.users.load(owner_id) is None:
+        raise NotFound.for_id("User", encode_id("User", owner_id))
+    return await ctx.loaders.stats.load(owner_id)

@@ -1,0 +1,235 @@
+"""Tasks: read one, list (filter, search, order, paginate), create, update, delete.
+
+A user sees and changes only their own tasks; an admin, every task. Another user's task is reported
+``NOT_FOUND``, exactly as a missing one.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import DateTime, Float, cast, delete, func, literal, literal_column
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from core.errors import BadUserInput, Forbidden, NotFound
+from core.ids import encode_id
+from models import Task, TaskStatus
+from models.task import SEARCH_COLUMN
+from resolvers.inputs import TaskCreate, TaskPatch, TaskSearch, validate
+from resolvers.pagination import Page, PageRequest, SortKey, enum_value, from_iso, iso, keyset, make_page
+
+if TYPE_CHECKING:
+    from auth.viewer import Viewer
+    from resolvers.context import Context
+
+INFINITY = literal_column("'infinity'::timestamptz")
+WORD = re.compile(r"\w+", re.UNICODE)
+MAX_SEARCH_WORDS = 10
+
+
+class TaskOrderField(StrEnum):
+    CREATED_AT = "CREATED_AT"
+    UPDATED_AT = "UPDATED_AT"
+    DUE_AT = "DUE_AT"
+    PRIORITY = "PRIORITY"
+    TITLE = "TITLE"
+    RELEVANCE = "RELEVANCE"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOrder:
+    field: TaskOrderField = TaskOrderField.CREATED_AT
+    descending: bool = True
+
+
+def _timestamp_key(name: str, column: Any) -> SortKey:
+    return SortKey(name, column, lambda task: getattr(task, name.lower()), iso, from_iso)
+
+
+SORT_KEYS: dict[TaskOrderField, SortKey] = {
+    TaskOrderField.CREATED_AT: _timestamp_key("CREATED_AT", col(Task.created_at)),
+    TaskOrderField.UPDATED_AT: _timestamp_key("UPDATED_AT", col(Task.updated_at)),
+    TaskOrderField.DUE_AT: SortKey(
+        "DUE_AT",
+        func.coalesce(col(Task.due_at), INFINITY),  # the expression of the tasks_*_due_at_idx indexes
+        lambda task: task.due_at,
+        iso,
+        from_iso,
+        bind=lambda value: func.coalesce(literal(value, type_=DateTime(timezone=True)), INFINITY),
+    ),
+    TaskOrderField.PRIORITY: SortKey(
+        "PRIORITY", col(Task.priority), lambda task: task.priority, enum_value, lambda value: value
+    ),
+    TaskOrderField.TITLE: SortKey("TITLE", col(Task.title), lambda task: task.title),
+}
+
+
+def _ts_query(text: str) -> Any:
+    """Every word of ``text`` must match a word of the task, or the start of one (``word:*``)."""
+    words = WORD.findall(text.lower())[:MAX_SEARCH_WORDS]
+    if not words:
+        raise BadUserInput("filter.search: must contain at least one word.", field="filter.search")
+    return func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(f"{word}:*" for word in words))
+
+
+def _relevance_key(query: Any, ranks: dict[uuid.UUID, float]) -> SortKey:
+    rank = cast(func.ts_rank_cd(SEARCH_COLUMN, query), Float(precision=53))
+    return SortKey("RELEVANCE", rank, lambda task: ranks[task.id])
+
+
+async def visible_owner(ctx: Context, viewer: Viewer, owner_id: uuid.UUID) -> uuid.UUID:
+    """``owner_id`` if the viewer may see that owner's tasks; otherwise ``NOT_FOUND`` (as if missing)."""
+    if not viewer.can_see_owner(owner_id) or await ctx.loaders.users.load(owner_id) is None:
+        raise NotFound.for_id("User", encode_id("User", owner_id))
+    return owner_id
+
+
+async def get_task(ctx: Context, *, task_id: uuid.UUID) -> Task:
+    viewer = ctx.require_viewer()
+    task = await ctx.loaders.tasks.load(task_id)
+    if task is None or not viewer.can_see_owner(task.owner_id):
+        raise NotFound.for_id("Task", encode_id("Task", task_id))
+    return task
+
+
+@dataclass
+class TaskList:
+    page: Page[Task]
+    count_query: Any
+    ctx: Context
+
+    async def total_count(self) -> int:
+        async with self.ctx.sessions() as db:
+            return int((await db.exec(self.count_query)).one())
+
+
+async def list_tasks(
+    ctx: Context,
+    *,
+    page: PageRequest,
+    filters: Mapping[str, Any],
+    owner_id: uuid.UUID | None = None,
+    order: TaskOrder | None = None,
+) -> TaskList:
+    viewer = ctx.require_viewer()
+    criteria = validate(TaskSearch, filters, argument="filter")
+    where: list[Any] = []
+    if owner_id is not None:
+        where.append(col(Task.owner_id) == await visible_owner(ctx, viewer, owner_id))
+    elif not viewer.is_admin:
+        where.append(col(Task.owner_id) == viewer.user_id)
+    if criteria.status:
+        where.append(col(Task.status).in_(criteria.status))
+    if criteria.priority:
+        where.append(col(Task.priority).in_(criteria.priority))
+    if criteria.tags:
+        where.append(col(Task.tags).contains(sorted(set(criteria.tags))))
+    if criteria.due_before is not None:
+        where.append(col(Task.due_at) < criteria.due_before)
+    if criteria.due_after is not None:
+        where.append(col(Task.due_at) >= criteria.due_after)
+    ranks: dict[uuid.UUID, float] = {}
+    query = _ts_query(criteria.search) if criteria.search is not None else None
+    if query is not None:
+        where.append(SEARCH_COLUMN.op("@@")(query))
+    # Searching without an explicit order ranks by relevance (best first).
+    order = order or TaskOrder(TaskOrderField.RELEVANCE if query is not None else TaskOrderField.CREATED_AT)
+    if order.field is TaskOrderField.RELEVANCE:
+        if query is None:
+            raise BadUserInput("orderBy.field: RELEVANCE needs filter.search.", field="orderBy.field")
+        key = _relevance_key(query, ranks)
+    else:
+        key = SORT_KEYS[order.field]
+    keyset_where, order_by, limit, backwards = keyset(key, col(Task.id), page, descending=order.descending)
+    statement: SelectOfScalar[Any] = select(Task).where(*where, *keyset_where).order_by(*order_by).limit(limit + 1)
+    async with ctx.sessions() as db:
+        if key.name == "RELEVANCE":
+            rows = []
+            for task, rank in (await db.execute(statement.add_columns(key.expression))).all():
+                ranks[task.id] = rank
+                rows.append(task)
+        else:
+            rows = list((await db.exec(statement)).all())
+    for task in rows:
+        ctx.loaders.tasks.prime(task.id, task)
+    return TaskList(
+        page=make_page(rows, key, page, limit, backwards),
+        count_query=select(func.count()).select_from(Task).where(*where),
+        ctx=ctx,
+    )
+
+
+async def create_task(ctx: Context, *, values: Mapping[str, Any]) -> Task:
+    viewer = ctx.require_viewer()
+    data = validate(TaskCreate, values, argument="input")
+    now = ctx.now()
+    task = Task(
+        owner_id=viewer.user_id,
+        title=data.title,
+        description=data.description,
+        status=data.status,
+        priority=data.priority,
+        due_at=data.due_at,
+        tags=list(dict.fromkeys(data.tags)),
+        created_at=now,
+        updated_at=now,
+        completed_at=now if data.status is TaskStatus.DONE else None,
+    )
+    async with ctx.sessions() as db, db.begin():
+        db.add(task)
+    ctx.loaders.tasks.prime(task.id, task)
+    ctx.loaders.forget_owner(task.owner_id)
+    return task
+
+
+async def update_task(
+    ctx: Context, *, task_id: uuid.UUID, values: Mapping[str, Any], new_owner_id: uuid.UUID | None = None
+) -> Task:
+    viewer = ctx.require_viewer()
+    patch = validate(TaskPatch, values, argument="input")
+    if new_owner_id is not None and new_owner_id != viewer.user_id and not viewer.is_admin:
+        raise Forbidden("Only an admin may give a task to another user.", field="input.ownerId")
+    now = ctx.now()
+    async with ctx.sessions() as db, db.begin():
+        task = (await db.exec(select(Task).where(col(Task.id) == task_id).with_for_update())).first()
+        if task is None or not viewer.can_see_owner(task.owner_id):
+            raise NotFound.for_id("Task", encode_id("Task", task_id))
+        previous_owner = task.owner_id
+        if new_owner_id is not None and new_owner_id != task.owner_id:
+            task.owner_id = await visible_owner(ctx, viewer, new_owner_id)
+        for name in patch.model_fields_set:
+            value = getattr(patch, name)
+            if name in {"title", "status", "priority", "tags"} and value is None:
+                raise BadUserInput(f"input.{name}: cannot be null.", field=f"input.{name}")
+            setattr(task, name, list(dict.fromkeys(value)) if name == "tags" else value)
+        if "status" in patch.model_fields_set:
+            if task.status is TaskStatus.DONE and task.completed_at is None:
+                task.completed_at = now
+            elif task.status is not TaskStatus.DONE:
+                task.completed_at = None
+        task.updated_at = now
+        db.add(task)
+    ctx.loaders.tasks.clear(task_id).prime(task_id, task)
+    ctx.loaders.forget_owner(previous_owner)
+    ctx.loaders.forget_owner(task.owner_id)
+    return task
+
+
+async def delete_task(ctx: Context, *, task_id: uuid.UUID) -> uuid.UUID:
+    viewer = ctx.require_viewer()
+    statement = delete(Task).where(col(Task.id) == task_id).returning(col(Task.owner_id))
+    if not viewer.is_admin:
+        statement = statement.where(col(Task.owner_id) == viewer.user_id)
+    async with ctx.sessions() as db, db.begin():
+        owner_id = (await db.execute(statement)).scalar_one_or_none()
+    if owner_id is None:
+        raise NotFound.for_id("Task", encode_id("Task", task_id))
+    ctx.loaders.tasks.clear(task_id)
+    ctx.loaders.forget_owner(owner_id)
+    return task_id

@@ -1,0 +1,179 @@
+"""Users: register, log in, refresh, log out, read, list (admins), and change role or activation (admins)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from auth import sessions as auth_sessions
+from auth.passwords import hash_password, needs_rehash, verify_password
+from auth.sessions import TokenPair
+from core.errors import BadUserInput, NotFound, Unauthenticated
+from core.ids import encode_id
+from models import Role, User
+from resolvers.inputs import Credentials, Registration, UserSearch, validate
+from resolvers.pagination import Page, PageRequest, SortKey, from_iso, iso, keyset, make_page
+
+if TYPE_CHECKING:
+    from resolvers.context import Context
+
+USER_ORDER = SortKey("CREATED_AT", col(User.created_at), lambda user: user.created_at, iso, from_iso)
+INVALID_CREDENTIALS = "Invalid email or password."
+
+
+async def create_user(db: AsyncSession, registration: Registration, role: Role = Role.USER) -> User:
+    """Insert a user inside the caller's transaction; a taken email is ``BAD_USER_INPUT``."""
+    user = User(
+        email=registration.email,
+        name=registration.name,
+        password_hash=await hash_password(registration.password),
+        role=role,
+    )
+    try:
+        async with db.begin_nested():
+            db.add(user)
+    except IntegrityError:
+        raise BadUserInput("input.email: an account with this email already exists.", field="input.email") from None
+    return user
+
+
+async def register(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
+    registration = validate(Registration, values, argument="input")
+    async with ctx.sessions() as db, db.begin():
+        user = await create_user(db, registration)
+        return await auth_sessions.start_session(db, ctx.tokens, user, ctx.now())
+
+
+async def login(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
+    credentials = validate(Credentials, values, argument="input")
+    async with ctx.sessions() as db, db.begin():
+        user = (
+            await db.exec(select(User).where(func.lower(col(User.email)) == credentials.email))
+        ).first()
+        # Unknown emails verify a dummy hash: the answer and its timing do not tell whether an account exists.
+        if not await verify_password(user.password_hash if user else None, credentials.password) or user is None:
+            raise Unauthenticated(INVALID_CREDENTIALS, reason="INVALID_CREDENTIALS")
+        if not user.is_active:
+            raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
+        if needs_rehash(user.password_hash):
+            user.password_hash = await hash_password(credentials.password)
+            db.add(user)
+        return await auth_sessions.start_session(db, ctx.tokens, user, ctx.now())
+
+
+async def refresh(ctx: Context, *, token: str) -> TokenPair:
+    if not token or len(token) > 512:
+        raise Unauthenticated("The refresh token is invalid.", reason="REFRESH_TOKEN_INVALID")
+    return await auth_sessions.rotate(ctx.sessions, ctx.tokens, token, ctx.now())
+
+
+async def logout(ctx: Context, *, refresh_token: str | None, everywhere: bool) -> bool:
+    """End the session of ``refresh_token`` (or of the access token), or every session of its user."""
+    now = ctx.now()
+    async with ctx.sessions() as db, db.begin():
+        if refresh_token is not None:
+            session = await auth_sessions.session_of_refresh_token(db, refresh_token[:512])
+            if session is None or (ctx.viewer is not None and session.user_id != ctx.viewer.user_id):
+                raise Unauthenticated("The refresh token is invalid.", reason="REFRESH_TOKEN_INVALID")
+            user_id, session_id = session.user_id, session.id
+        else:
+            viewer = ctx.require_viewer()
+            user_id, session_id = viewer.user_id, viewer.session_id
+        if everywhere:
+            await auth_sessions.revoke_all_sessions(db, user_id, now)
+        else:
+            await auth_sessions.revoke_session(db, session_id, now)
+    return True
+
+
+async def me(ctx: Context) -> User | None:
+    if ctx.viewer is None:
+        if ctx.auth_error is not None:
+            raise ctx.auth_error
+        return None
+    return await ctx.loaders.users.load(ctx.viewer.user_id)
+
+
+async def get_user(ctx: Context, *, user_id: uuid.UUID) -> User:
+    viewer = ctx.require_viewer()
+    user = await ctx.loaders.users.load(user_id) if viewer.can_see_owner(user_id) else None
+    if user is None:
+        raise NotFound.for_id("User", encode_id("User", user_id))
+    return user
+
+
+@dataclass
+class UserList:
+    page: Page[User]
+    count_query: Any
+    ctx: Context
+
+    async def total_count(self) -> int:
+        async with self.ctx.sessions() as db:
+            return int((await db.exec(self.count_query)).one())
+
+
+def _like_prefix(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{escaped}%"
+
+
+async def list_users(ctx: Context, *, page: PageRequest, filters: Mapping[str, Any]) -> UserList:
+    ctx.require_viewer(Role.ADMIN)
+    criteria = validate(UserSearch, filters, argument="filter")
+    where: list[Any] = []
+    if criteria.role is not None:
+        where.append(col(User.role) == criteria.role)
+    if criteria.is_active is not None:
+        where.append(col(User.is_active) == criteria.is_active)
+    if criteria.search is not None:
+        prefix = _like_prefix(criteria.search)
+        where.append(
+            or_(func.lower(col(User.email)).like(prefix), func.lower(col(User.name)).like(prefix))
+        )
+    keyset_where, order_by, limit, backwards = keyset(USER_ORDER, col(User.id), page, descending=False)
+    async with ctx.sessions() as db:
+        rows = list(
+            (await db.exec(select(User).where(*where, *keyset_where).order_by(*order_by).limit(limit + 1))).all()
+        )
+    for user in rows:
+        ctx.loaders.users.prime(user.id, user)
+    return UserList(
+        page=make_page(rows, USER_ORDER, page, limit, backwards),
+        count_query=select(func.count()).select_from(User).where(*where),
+        ctx=ctx,
+    )
+
+
+async def _change_user(ctx: Context, user_id: uuid.UUID, field: str, **changes: Any) -> User:
+    viewer = ctx.require_viewer(Role.ADMIN)
+    if user_id == viewer.user_id:
+        raise BadUserInput(f"{field}: admins cannot change their own role or activation.", field=field)
+    async with ctx.sessions() as db, db.begin():
+        user = (await db.exec(select(User).where(col(User.id) == user_id).with_for_update())).first()
+        if user is None:
+            raise NotFound.for_id("User", encode_id("User", user_id))
+        for name, value in changes.items():
+            setattr(user, name, value)
+        user.updated_at = ctx.now()
+        db.add(user)
+    ctx.loaders.users.clear(user_id).prime(user_id, user)
+    return user
+
+
+async def set_user_role(ctx: Context, *, user_id: uuid.UUID, role: Role) -> User:
+    return await _change_user(ctx, user_id, "userId", role=role)
+
+
+async def set_user_active(ctx: Context, *, user_id: uuid.UUID, active: bool) -> User:
+    return await _change_user(ctx, user_id, "userId", is_active=active)
+
+
+

@@ -1,0 +1,1 @@
+"""The GraphQL schema: a thin façade of Strawberry types over ``resolvers``. Knows nothing of HTTP."""

@@ -1,0 +1,49 @@
+"""Build the schema once: types, the ``@auth`` enforcement, the error codes and the parse/validation caches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from auth.directive import enforce_auth_directives
+from schema.errors import ErrorCodes
+from schema.mutation import Mutation
+from schema.query import Query
+from schema.scalars import SCALAR_MAP
+from schema.task import Task
+from schema.user import User
+
+
+class TaskqlSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Logging happens in ``ErrorCodes``: client mistakes are not logged, bugs are, once, in full."""
+
+
+def build_schema(extensions: list[Any] | None = None) -> TaskqlSchema:
+    schema = TaskqlSchema(
+        query=Query,
+        mutation=Mutation,
+        types=[Task, User],
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),  # type: ignore[arg-type]
+        # Classes, not instances (Strawberry 0.34x); the caches skip re-parsing and re-validating a document
+        # seen before, which is most of the fixed cost of a request.
+        extensions=[
+            ErrorCodes,
+            lambda: ParserCache(maxsize=1024),
+            lambda: ValidationCache(maxsize=1024),
+            *(extensions or []),
+        ],
+    )
+    enforce_auth_directives(schema._schema)
+    return schema
+
+
+def sdl() -> str:
+    return build_schema().as_str() + "\n"

@@ -1,0 +1,74 @@
+"""Give every error a stable ``extensions.code``; mask and log the unexpected ones.
+
+- ``AppError`` raised by a resolver: its message and code (``UNAUTHENTICATED``, ``NOT_FOUND``, ...).
+- Syntax errors: ``GRAPHQL_PARSE_FAILED``. Validation errors: ``GRAPHQL_VALIDATION_FAILED``, except a
+  literal value of the wrong type (e.g. an unknown enum value), which is ``BAD_USER_INPUT``.
+- Variables that don't coerce (wrong type, unknown enum value, a date without timezone): ``BAD_USER_INPUT``.
+- Anything else is a bug: the client gets ``INTERNAL_SERVER_ERROR`` and the request id, nothing more; the
+  log gets the traceback, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import SchemaExtension
+
+from core.errors import AppError
+
+logger = logging.getLogger("taskql.errors")
+
+MASKED_MESSAGE = "Internal server error."
+BAD_VALUE_PREFIXES = ("Expected value of type", "Variable '$")
+
+
+def _context_request_id(context: Any) -> str | None:
+    return getattr(context, "request_id", None)
+
+
+class ErrorCodes(SchemaExtension):
+    def on_validate(self) -> Iterator[None]:
+        yield
+        self._validation_errors = {id(error) for error in self.execution_context.pre_execution_errors or ()}
+
+    def on_operation(self) -> Iterator[None]:
+        self._validation_errors: set[int] = set()
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            result.errors = [self._coded(error) for error in result.errors]
+
+    def _coded(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if isinstance(original, AppError):
+            return self._with(error, original.message, original.extensions)
+        if isinstance(error, GraphQLSyntaxError):
+            return self._with(error, error.message, {"code": "GRAPHQL_PARSE_FAILED"})
+        # Values that don't fit their type, in variables or literals: reported before execution (no path).
+        if error.path is None and error.message.startswith(BAD_VALUE_PREFIXES):
+            return self._with(error, error.message, {"code": "BAD_USER_INPUT"})
+        if id(error) in self._validation_errors:
+            return self._with(error, error.message, {"code": "GRAPHQL_VALIDATION_FAILED"})
+        request_id = _context_request_id(self.execution_context.context)
+        logger.error(
+            "unexpected error in %s (request %s): %s",
+            self.execution_context.operation_name or "anonymous operation",
+            request_id,
+            error.message,
+            exc_info=original or error,
+        )
+        return self._with(error, MASKED_MESSAGE, {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
+
+    @staticmethod
+    def _with(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
+        return GraphQLError(
+            message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions=extensions,
+        )

@@ -1,0 +1,107 @@
+"""Input types. Resolvers validate the values; ``given`` passes on only the fields a client set."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from core.ids import decode_typed_id
+from core.errors import NotFound
+from models import Role, TaskPriority, TaskStatus
+from resolvers.tasks import TaskOrder as TaskOrderValue
+from resolvers.tasks import TaskOrderField
+from schema.enums import OrderDirection
+
+UNSET: Any = strawberry.UNSET
+
+
+def given(data: object, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of an input object the client set (explicit nulls included), by Python name."""
+    return {
+        field.name: getattr(data, field.name)
+        for field in dataclasses.fields(data)  # type: ignore[arg-type]
+        if field.name not in skip and getattr(data, field.name) is not strawberry.UNSET
+    }
+
+
+def user_key(global_id: strawberry.ID, *, field: str) -> Any:
+    """The key of a User ID; an ID of another type names no user, so it is ``NOT_FOUND``."""
+    key = decode_typed_id(global_id, "User", field=field)
+    if key is None:
+        raise NotFound(f"No User with id {global_id!r}.", id=global_id)
+    return key
+
+
+@strawberry.input(description="A new account.")
+class RegisterInput:
+    email: str = strawberry.field(description="Email address; unique, compared case-insensitively.")
+    password: str = strawberry.field(description="10 to 128 characters, not a common password.")
+    name: str = strawberry.field(description="Display name, 1 to 100 characters.")
+
+
+@strawberry.input(description="Credentials.")
+class LoginInput:
+    email: str = strawberry.field(description="Email address (any case).")
+    password: str = strawberry.field(description="Password.")
+
+
+@strawberry.input(description="A new task, owned by the viewer.")
+class CreateTaskInput:
+    title: str = strawberry.field(description="1 to 200 characters.")
+    description: str | None = strawberry.field(default=UNSET, description="At most 10,000 characters.")
+    status: TaskStatus | None = strawberry.field(default=UNSET, description="Default TODO.")
+    priority: TaskPriority | None = strawberry.field(default=UNSET, description="Default MEDIUM.")
+    due_at: datetime | None = strawberry.field(default=UNSET, description="When it is due, with a timezone.")
+    tags: list[str] | None = strawberry.field(
+        default=UNSET, description="At most 20 tags of 1 to 32 characters; duplicates are dropped."
+    )
+
+
+@strawberry.input(description="Changes to a task: only the fields given change; null clears an optional one.")
+class UpdateTaskInput:
+    title: str | None = strawberry.field(default=UNSET, description="1 to 200 characters.")
+    description: str | None = strawberry.field(default=UNSET, description="At most 10,000 characters.")
+    status: TaskStatus | None = strawberry.field(
+        default=UNSET, description="Moving to DONE sets completedAt; leaving DONE clears it."
+    )
+    priority: TaskPriority | None = strawberry.field(default=UNSET, description="Priority.")
+    due_at: datetime | None = strawberry.field(default=UNSET, description="Due date with a timezone, or null.")
+    tags: list[str] | None = strawberry.field(default=UNSET, description="Replaces the tags.")
+    owner_id: strawberry.ID | None = strawberry.field(
+        default=UNSET, description="Give the task to another user (admins only)."
+    )
+
+
+@strawberry.input(description="Narrows a task list; all given conditions must hold.")
+class TaskFilter:
+    status: list[TaskStatus] | None = strawberry.field(default=UNSET, description="Any of these statuses.")
+    priority: list[TaskPriority] | None = strawberry.field(default=UNSET, description="Any of these priorities.")
+    tags: list[str] | None = strawberry.field(default=UNSET, description="Has all of these tags.")
+    due_before: datetime | None = strawberry.field(default=UNSET, description="Due strictly before this time.")
+    due_after: datetime | None = strawberry.field(default=UNSET, description="Due at or after this time.")
+    search: str | None = strawberry.field(
+        default=UNSET,
+        description="Full-text search of title and description: every word must match a word or its start.",
+    )
+    owner_id: strawberry.ID | None = strawberry.field(
+        default=UNSET, description="Only this owner's tasks (admins: anyone; users: themselves)."
+    )
+
+
+@strawberry.input(description="Sort order of a task list. Default: CREATED_AT DESC (RELEVANCE DESC when searching).")
+class TaskOrder:
+    field: TaskOrderField = strawberry.field(description="Sort key; ties are broken by id.")
+    direction: OrderDirection = strawberry.field(default=OrderDirection.ASC, description="Direction.")
+
+    def value(self) -> TaskOrderValue:
+        return TaskOrderValue(self.field, descending=self.direction is OrderDirection.DESC)
+
+
+@strawberry.input(description="Narrows the user list.")
+class UserFilter:
+    role: Role | None = strawberry.field(default=UNSET, description="Only users with this role.")
+    is_active: bool | None = strawberry.field(default=UNSET, description="Only active (or deactivated) users.")
+    search: str | None = strawberry.field(default=UNSET, description="Email or name starts with this text.")

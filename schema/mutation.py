@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import strawberry
+
+from auth.directive import Auth
+from auth.sessions import TokenPair
+from core.errors import NotFound
+from core.ids import decode_typed_id
+from models import Role
+from resolvers import tasks, users
+from schema.context import Info
+from schema.inputs import CreateTaskInput, LoginInput, RegisterInput, UpdateTaskInput, given, user_key
+from schema.task import Task
+from schema.user import User
+
+
+@strawberry.type(description="Tokens for a session, and its user.")
+class AuthPayload:
+    access_token: str = strawberry.field(description="JWT for 'Authorization: Bearer <token>'; short-lived.")
+    refresh_token: str = strawberry.field(
+        description="Opaque token for refreshToken; single use: every refresh returns a new one."
+    )
+    expires_at: datetime = strawberry.field(description="When the access token expires.")
+    user: User = strawberry.field(description="The logged-in user.")
+
+    @classmethod
+    def from_pair(cls, pair: TokenPair) -> AuthPayload:
+        return cls(
+            access_token=pair.access_token,
+            refresh_token=pair.refresh_token,
+            expires_at=pair.expires_at,
+            user=User.from_model(pair.user),
+        )
+
+
+def _task_key(global_id: strawberry.ID) -> uuid.UUID:
+    key = decode_typed_id(global_id, "Task")
+    if key is None:
+        raise NotFound(f"No Task with id {global_id!r}.", id=global_id)
+    return key
+
+
+@strawberry.type(description="Writes. Each one is a single transaction: it happens whole or not at all.")
+class Mutation:
+    @strawberry.mutation(description="Create an account and log in.")
+    async def register(self, info: Info, input: RegisterInput) -> AuthPayload:  # noqa: A002
+        return AuthPayload.from_pair(await users.register(info.context, values=given(input)))
+
+    @strawberry.mutation(description="Log in. Wrong email or password: UNAUTHENTICATED, same message either way.")
+    async def login(self, info: Info, input: LoginInput) -> AuthPayload:  # noqa: A002
+        return AuthPayload.from_pair(await users.login(info.context, values=given(input)))
+
+    @strawberry.mutation(
+        description="Exchange a refresh token for new tokens. A token works once; reusing one ends its session."
+    )
+    async def refresh_token(self, info: Info, token: str) -> AuthPayload:
+        return AuthPayload.from_pair(await users.refresh(info.context, token=token))
+
+    @strawberry.mutation(
+        description="End the session of `refreshToken` (or of the access token), or every session of the "
+        "user with `everywhere: true`. Its access tokens stop working at once."
+    )
+    async def logout(
+        self, info: Info, refresh_token: str | None = None, everywhere: bool | None = False
+    ) -> bool:
+        return await users.logout(info.context, refresh_token=refresh_token, everywhere=bool(everywhere))
+
+    @strawberry.mutation(description="Create a task owned by the viewer.", directives=[Auth()])
+    async def create_task(self, info: Info, input: CreateTaskInput) -> Task:  # noqa: A002
+        return Task.from_model(await tasks.create_task(info.context, values=given(input)))
+
+    @strawberry.mutation(description="Change a task. Another user's task is NOT_FOUND.", directives=[Auth()])
+    async def update_task(self, info: Info, id: strawberry.ID, input: UpdateTaskInput) -> Task:  # noqa: A002
+        owner = user_key(input.owner_id, field="input.ownerId") if input.owner_id else None
+        task = await tasks.update_task(
+            info.context, task_id=_task_key(id), values=given(input, skip=("owner_id",)), new_owner_id=owner
+        )
+        return Task.from_model(task)
+
+    @strawberry.mutation(description="Delete a task; returns its ID.", directives=[Auth()])
+    async def delete_task(self, info: Info, id: strawberry.ID) -> strawberry.ID:  # noqa: A002
+        await tasks.delete_task(info.context, task_id=_task_key(id))
+        return id
+
+    @strawberry.mutation(description="Change a user's role (admins only).", directives=[Auth(requires=Role.ADMIN)])
+    async def set_user_role(self, info: Info, user_id: strawberry.ID, role: Role) -> User:
+        key = user_key(user_id, field="userId")
+        return User.from_model(await users.set_user_role(info.context, user_id=key, role=role))
+
+    @strawberry.mutation(
+        description="Deactivate (or reactivate) a user (admins only): their tokens stop working at once.",
+        directives=[Auth(requires=Role.ADMIN)],
+    )
+    async def set_user_active(self, info: Info, user_id: strawberry.ID, active: bool) -> User:
+        key = user_key(user_id, field="userId")
+        return User.from_model(await users.set_user_active(info.context, user_id=key, active=active))

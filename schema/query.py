@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import strawberry
+
+from auth.directive import Auth
+from core.errors import NotFound
+from core.ids import decode_typed_id
+from models import Role
+from models import Task as TaskModel
+from resolvers import nodes, stats, tasks, users
+from resolvers.pagination import PageRequest
+from schema.connections import Connection, connection
+from schema.context import Info
+from schema.inputs import TaskFilter, TaskOrder, UserFilter, given, user_key
+from schema.node import Node
+from schema.stats import TaskStats
+from schema.task import Task, task_connection
+from schema.user import User
+
+
+@strawberry.type(description="Reads.")
+class Query:
+    @strawberry.field(description="The logged-in user; null when anonymous.")
+    async def me(self, info: Info) -> User | None:
+        user = await users.me(info.context)
+        return User.from_model(user) if user else None
+
+    @strawberry.field(description="Any object by its global ID (Relay). Another user's is NOT_FOUND.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:  # noqa: A002
+        found = await nodes.get_node(info.context, global_id=id)
+        return Task.from_model(found) if isinstance(found, TaskModel) else User.from_model(found)
+
+    @strawberry.field(description="A task by ID. Another user's task is NOT_FOUND.", directives=[Auth()])
+    async def task(self, info: Info, id: strawberry.ID) -> Task | None:  # noqa: A002
+        key = decode_typed_id(id, "Task")
+        if key is None:
+            raise NotFound(f"No Task with id {id!r}.", id=id)
+        return Task.from_model(await tasks.get_task(info.context, task_id=key))
+
+    @strawberry.field(
+        description="Tasks: the viewer's own, or every user's for an admin. Page with first/after or "
+        "last/before (1 to 100, default 20).",
+        directives=[Auth()],
+    )
+    async def tasks(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: TaskFilter | None = None,  # noqa: A002
+        order_by: TaskOrder | None = None,
+    ) -> Connection[Task]:
+        return await task_connection(
+            info, owner_id=None, first=first, after=after, last=last, before=before,
+            filter=filter, order_by=order_by,
+        )  # fmt: skip
+
+    @strawberry.field(
+        description="Task statistics: the viewer's own; for an admin, everyone's or one owner's (ownerId).",
+        directives=[Auth()],
+    )
+    async def task_stats(self, info: Info, owner_id: strawberry.ID | None = None) -> TaskStats:
+        owner = user_key(owner_id, field="ownerId") if owner_id is not None else None
+        return TaskStats.from_data(await stats.task_stats(info.context, owner_id=owner))
+
+    @strawberry.field(description="Every user (admins only), oldest first.", directives=[Auth(requires=Role.ADMIN)])
+    async def users(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: UserFilter | None = None,  # noqa: A002
+    ) -> Connection[User]:
+        result = await users.list_users(
+            info.context,
+            page=PageRequest(first, after, last, before),
+            filters=given(filter) if filter else {},
+        )
+        return connection(result.page, User.from_model, result.total_count)

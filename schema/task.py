@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from core.ids import encode_id
+from models import Task as TaskModel
+from models import TaskPriority, TaskStatus
+from resolvers import tasks
+from resolvers.pagination import PageRequest
+from schema.connections import Connection, connection
+from schema.context import Info
+from schema.inputs import TaskFilter, TaskOrder, given, user_key
+from schema.node import Node
+
+if TYPE_CHECKING:
+    from schema.user import User
+
+
+@strawberry.type(description="A task, owned by one user.")
+class Task(Node):
+    title: str = strawberry.field(description="Short title, 1 to 200 characters.")
+    description: str | None = strawberry.field(description="Longer text, up to 10,000 characters.")
+    status: TaskStatus = strawberry.field(description="Where the task stands.")
+    priority: TaskPriority = strawberry.field(description="How urgent it is.")
+    due_at: datetime | None = strawberry.field(description="When it is due.")
+    tags: list[str] = strawberry.field(description="Free-form labels.")
+    created_at: datetime = strawberry.field(description="When it was created.")
+    updated_at: datetime = strawberry.field(description="When it last changed.")
+    completed_at: datetime | None = strawberry.field(description="When it moved to DONE (null unless DONE).")
+    owner_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="The user who owns the task.")
+    async def owner(self, info: Info) -> Annotated[User, strawberry.lazy("schema.user")]:
+        from schema.user import User
+
+        return User.from_model(await info.context.loaders.users.load(self.owner_id))
+
+    @classmethod
+    def from_model(cls, task: TaskModel) -> Task:
+        return cls(
+            id=strawberry.ID(encode_id("Task", task.id)),
+            title=task.title,
+            description=task.description,
+            status=task.status,
+            priority=task.priority,
+            due_at=task.due_at,
+            tags=task.tags,
+            created_at=task.created_at,
+            updated_at=task.updated_at,
+            completed_at=task.completed_at,
+            owner_id=task.owner_id,
+        )
+
+
+async def task_connection(
+    info: Info,
+    *,
+    owner_id: uuid.UUID | None,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    filter: TaskFilter | None,
+    order_by: TaskOrder | None,
+) -> Connection[Task]:
+    filters: dict[str, Any] = given(filter, skip=("owner_id",)) if filter else {}
+    if filter is not None and filter.owner_id:
+        owner_id = user_key(filter.owner_id, field="filter.ownerId")
+    result = await tasks.list_tasks(
+        info.context,
+        page=PageRequest(first, after, last, before),
+        filters=filters,
+        owner_id=owner_id,
+        order=order_by.value() if order_by else None,
+    )
+    return connection(result.page, Task.from_model, result.total_count)

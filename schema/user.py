@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import strawberry
+
+from core.ids import encode_id
+from models import Role
+from models import User as UserModel
+from resolvers.stats import TaskStatsData
+from schema.connections import Connection
+from schema.context import Info
+from schema.inputs import TaskFilter, TaskOrder
+from schema.node import Node
+from schema.stats import TaskStats
+from schema.task import Task, task_connection
+
+
+@strawberry.type(description="An account. Users see only themselves; admins see everyone.")
+class User(Node):
+    email: str = strawberry.field(description="Email address, normalized to lower case.")
+    name: str = strawberry.field(description="Display name.")
+    role: Role = strawberry.field(description="What the user may do.")
+    is_active: bool = strawberry.field(description="False once an admin deactivated the account.")
+    created_at: datetime = strawberry.field(description="When the account was created.")
+    key: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="The user's tasks, newest first unless ordered otherwise.")
+    async def tasks(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: TaskFilter | None = None,  # noqa: A002  (the GraphQL argument's name)
+        order_by: TaskOrder | None = None,
+    ) -> Connection[Task]:
+        return await task_connection(
+            info, owner_id=self.key, first=first, after=after, last=last, before=before,
+            filter=filter, order_by=order_by,
+        )  # fmt: skip
+
+    @strawberry.field(description="Statistics over the user's tasks.")
+    async def task_stats(self, info: Info) -> TaskStats:
+        data: TaskStatsData = await info.context.loaders.stats.load(self.key)
+        return TaskStats.from_data(data)
+
+    @classmethod
+    def from_model(cls, user: UserModel | None) -> User:
+        assert user is not None, "a task's owner exists (foreign key)"
+        return cls(
+            id=strawberry.ID(encode_id("User", user.id)),
+            email=user.email,
+            name=user.name,
+            role=user.role,
+            is_active=user.is_active,
+            created_at=user.created_at,
+            key=user.id,
+        )
