@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import strawberry
-from graphql import GraphQLField, GraphQLObjectType, GraphQLResolveInfo, GraphQLSchema, default_field_resolver
 from strawberry.schema_directive import Location
 
 from auth.viewer import Viewer, require_role
 from core.errors import Unauthenticated
+from graphql import GraphQLField, GraphQLObjectType, GraphQLResolveInfo, GraphQLSchema, default_field_resolver
 from models import Role
 
 # Registers the enum with Strawberry (in place) so the directive's argument can be typed with it.
@@ -52,7 +52,7 @@ def _required_role(*directive_owners: Any) -> Role | None:
 
 
 def _guard(resolver: Resolver, required: Role) -> Resolver:
-    def guarded(source: Any, info: GraphQLResolveInfo, **arguments: Any) -> Any:
+    def guarded(source: Any, info: GraphQLResolveInfo[Any], **arguments: Any) -> Any:
         context: AuthContext = info.context
         require_role(context.viewer, required, context.auth_error)
         return resolver(source, info, **arguments)

@@ -84,7 +84,9 @@ async def rotate(
             session.revoked_at = now
             reused = True
         elif refresh.expires_at <= now:
-            raise Unauthenticated("The refresh token has expired: log in again.", reason="REFRESH_TOKEN_EXPIRED")
+            raise Unauthenticated(
+                "The refresh token has expired: log in again.", reason="REFRESH_TOKEN_EXPIRED"
+            )
         elif not user.is_active:
             raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
         else:

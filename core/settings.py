@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="PostgreSQL URL. Unset: an embedded PostgreSQL in DATA_DIR."
     )
-    redis_url: str | None = Field(default=None, description="Redis URL. Unset: an embedded Redis in DATA_DIR.")
+    redis_url: str | None = Field(
+        default=None, description="Redis URL. Unset: an embedded Redis in DATA_DIR."
+    )
     data_dir: Path = Field(default=Path(".data"), description="Where the embedded servers and secret live.")
     jwt_secret: SecretStr | None = Field(
         default=None, description="HMAC key for access tokens. Unset in development: generated in DATA_DIR."

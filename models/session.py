@@ -18,7 +18,9 @@ class AuthSession(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     user_id: uuid.UUID = Field(sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
-    revoked_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True, default_now=False))
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=timestamp_column(nullable=True, default_now=False)
+    )
 
 
 class RefreshToken(SQLModel, table=True):
@@ -34,4 +36,6 @@ class RefreshToken(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     expires_at: datetime = Field(sa_column=timestamp_column(default_now=False))
-    used_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True, default_now=False))
+    used_at: datetime | None = Field(
+        default=None, sa_column=timestamp_column(nullable=True, default_now=False)
+    )

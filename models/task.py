@@ -51,7 +51,9 @@ class Task(SQLModel, table=True):
         default=TaskPriority.MEDIUM,
         sa_column=enum_column(TaskPriority, "task_priority", TaskPriority.MEDIUM),
     )
-    due_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True, default_now=False))
+    due_at: datetime | None = Field(
+        default=None, sa_column=timestamp_column(nullable=True, default_now=False)
+    )
     tags: list[str] = Field(
         default_factory=list,
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),

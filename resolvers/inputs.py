@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from core.errors import BadUserInput
 from models import Role, TaskPriority, TaskStatus
@@ -107,19 +115,28 @@ class TaskSearch(Strict):
     tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] | None = None
     due_before: AwareDatetime | None = None
     due_after: AwareDatetime | None = None
-    search: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
+    search: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = (
+        None
+    )
 
 
 class UserSearch(Strict):
     role: Role | None = None
     is_active: bool | None = None
-    search: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
+    search: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = (
+        None
+    )
 
 
 Model = TypeVar("Model", bound=BaseModel)
 
 # GraphQL names of the Python field names, for error paths that match what the client sent.
-_GRAPHQL_NAMES = {"due_at": "dueAt", "due_before": "dueBefore", "due_after": "dueAfter", "is_active": "isActive"}
+_GRAPHQL_NAMES = {
+    "due_at": "dueAt",
+    "due_before": "dueBefore",
+    "due_after": "dueAfter",
+    "is_active": "isActive",
+}
 
 
 def validate(model: type[Model], values: Mapping[str, Any], *, argument: str) -> Model:

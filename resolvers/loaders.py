@@ -50,4 +50,3 @@ class Loaders:
     def forget_owner(self, owner_id: uuid.UUID) -> None:
         """After a write, drop what this request cached about an owner's tasks."""
         self.stats.clear(owner_id)
-

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from auth.viewer import Viewer
     from resolvers.context import Context
 
-INFINITY = literal_column("'infinity'::timestamptz")
+INFINITY: Any = literal_column("'infinity'::timestamptz")
 WORD = re.compile(r"\w+", re.UNICODE)
 MAX_SEARCH_WORDS = 10
 
@@ -147,7 +147,9 @@ async def list_tasks(
     else:
         key = SORT_KEYS[order.field]
     keyset_where, order_by, limit, backwards = keyset(key, col(Task.id), page, descending=order.descending)
-    statement: SelectOfScalar[Any] = select(Task).where(*where, *keyset_where).order_by(*order_by).limit(limit + 1)
+    statement: SelectOfScalar[Any] = (
+        select(Task).where(*where, *keyset_where).order_by(*order_by).limit(limit + 1)
+    )
     async with ctx.sessions() as db:
         if key.name == "RELEVANCE":
             rows = []

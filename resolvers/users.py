@@ -40,7 +40,9 @@ async def create_user(db: AsyncSession, registration: Registration, role: Role =
         async with db.begin_nested():
             db.add(user)
     except IntegrityError:
-        raise BadUserInput("input.email: an account with this email already exists.", field="input.email") from None
+        raise BadUserInput(
+            "input.email: an account with this email already exists.", field="input.email"
+        ) from None
     return user
 
 
@@ -54,11 +56,12 @@ async def register(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
 async def login(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
     credentials = validate(Credentials, values, argument="input")
     async with ctx.sessions() as db, db.begin():
-        user = (
-            await db.exec(select(User).where(func.lower(col(User.email)) == credentials.email))
-        ).first()
+        user = (await db.exec(select(User).where(func.lower(col(User.email)) == credentials.email))).first()
         # Unknown emails verify a dummy hash: the answer and its timing do not tell whether an account exists.
-        if not await verify_password(user.password_hash if user else None, credentials.password) or user is None:
+        if (
+            not await verify_password(user.password_hash if user else None, credentials.password)
+            or user is None
+        ):
             raise Unauthenticated(INVALID_CREDENTIALS, reason="INVALID_CREDENTIALS")
         if not user.is_active:
             raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
@@ -135,13 +138,13 @@ async def list_users(ctx: Context, *, page: PageRequest, filters: Mapping[str, A
         where.append(col(User.is_active) == criteria.is_active)
     if criteria.search is not None:
         prefix = _like_prefix(criteria.search)
-        where.append(
-            or_(func.lower(col(User.email)).like(prefix), func.lower(col(User.name)).like(prefix))
-        )
+        where.append(or_(func.lower(col(User.email)).like(prefix), func.lower(col(User.name)).like(prefix)))
     keyset_where, order_by, limit, backwards = keyset(USER_ORDER, col(User.id), page, descending=False)
     async with ctx.sessions() as db:
         rows = list(
-            (await db.exec(select(User).where(*where, *keyset_where).order_by(*order_by).limit(limit + 1))).all()
+            (
+                await db.exec(select(User).where(*where, *keyset_where).order_by(*order_by).limit(limit + 1))
+            ).all()
         )
     for user in rows:
         ctx.loaders.users.prime(user.id, user)
@@ -174,6 +177,3 @@ async def set_user_role(ctx: Context, *, user_id: uuid.UUID, role: Role) -> User
 
 async def set_user_active(ctx: Context, *, user_id: uuid.UUID, active: bool) -> User:
     return await _change_user(ctx, user_id, "userId", is_active=active)
-
-
-

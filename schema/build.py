@@ -1,16 +1,16 @@
-"""Build the schema once: types, the ``@auth`` enforcement, the error codes and the parse/validation caches."""
+"""Build the schema once: types, `@auth` enforcement, error codes, parse and validation caches."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from auth.directive import enforce_auth_directives
+from graphql import GraphQLError
 from schema.errors import ErrorCodes
 from schema.mutation import Mutation
 from schema.query import Query
@@ -31,7 +31,7 @@ def build_schema(extensions: list[Any] | None = None) -> TaskqlSchema:
         query=Query,
         mutation=Mutation,
         types=[Task, User],
-        config=StrawberryConfig(scalar_map=SCALAR_MAP),  # type: ignore[arg-type]
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
         # Classes, not instances (Strawberry 0.34x); the caches skip re-parsing and re-validating a document
         # seen before, which is most of the fixed cost of a request.
         extensions=[

@@ -45,7 +45,9 @@ def connection(
 ) -> Connection[NodeType]:
     cursors: Sequence[str] = page.cursors
     return Connection(
-        edges=[Edge(cursor=cursor, node=to_node(item)) for cursor, item in zip(cursors, page.items, strict=True)],
+        edges=[
+            Edge(cursor=cursor, node=to_node(item)) for cursor, item in zip(cursors, page.items, strict=True)
+        ],
         page_info=PageInfo(
             has_next_page=page.has_next_page,
             has_previous_page=page.has_previous_page,

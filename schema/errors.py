@@ -14,10 +14,10 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
 from core.errors import AppError
+from graphql import GraphQLError, GraphQLSyntaxError
 
 logger = logging.getLogger("taskql.errors")
 
@@ -30,12 +30,14 @@ def _context_request_id(context: Any) -> str | None:
 
 
 class ErrorCodes(SchemaExtension):
+    _validation_errors: frozenset[int] = frozenset()
+
     def on_validate(self) -> Iterator[None]:
         yield
-        self._validation_errors = {id(error) for error in self.execution_context.pre_execution_errors or ()}
+        self._validation_errors = frozenset(map(id, self.execution_context.pre_execution_errors or ()))
 
     def on_operation(self) -> Iterator[None]:
-        self._validation_errors: set[int] = set()
+        self._validation_errors = frozenset()
         yield
         result = self.execution_context.result
         if result is not None and result.errors:

@@ -8,8 +8,8 @@ from typing import Any
 
 import strawberry
 
-from core.ids import decode_typed_id
 from core.errors import NotFound
+from core.ids import decode_typed_id
 from models import Role, TaskPriority, TaskStatus
 from resolvers.tasks import TaskOrder as TaskOrderValue
 from resolvers.tasks import TaskOrderField
@@ -68,7 +68,9 @@ class UpdateTaskInput:
         default=UNSET, description="Moving to DONE sets completedAt; leaving DONE clears it."
     )
     priority: TaskPriority | None = strawberry.field(default=UNSET, description="Priority.")
-    due_at: datetime | None = strawberry.field(default=UNSET, description="Due date with a timezone, or null.")
+    due_at: datetime | None = strawberry.field(
+        default=UNSET, description="Due date with a timezone, or null."
+    )
     tags: list[str] | None = strawberry.field(default=UNSET, description="Replaces the tags.")
     owner_id: strawberry.ID | None = strawberry.field(
         default=UNSET, description="Give the task to another user (admins only)."
@@ -78,9 +80,13 @@ class UpdateTaskInput:
 @strawberry.input(description="Narrows a task list; all given conditions must hold.")
 class TaskFilter:
     status: list[TaskStatus] | None = strawberry.field(default=UNSET, description="Any of these statuses.")
-    priority: list[TaskPriority] | None = strawberry.field(default=UNSET, description="Any of these priorities.")
+    priority: list[TaskPriority] | None = strawberry.field(
+        default=UNSET, description="Any of these priorities."
+    )
     tags: list[str] | None = strawberry.field(default=UNSET, description="Has all of these tags.")
-    due_before: datetime | None = strawberry.field(default=UNSET, description="Due strictly before this time.")
+    due_before: datetime | None = strawberry.field(
+        default=UNSET, description="Due strictly before this time."
+    )
     due_after: datetime | None = strawberry.field(default=UNSET, description="Due at or after this time.")
     search: str | None = strawberry.field(
         default=UNSET,
@@ -91,7 +97,9 @@ class TaskFilter:
     )
 
 
-@strawberry.input(description="Sort order of a task list. Default: CREATED_AT DESC (RELEVANCE DESC when searching).")
+@strawberry.input(
+    description="Sort order of a task list. Default: CREATED_AT DESC (RELEVANCE DESC when searching)."
+)
 class TaskOrder:
     field: TaskOrderField = strawberry.field(description="Sort key; ties are broken by id.")
     direction: OrderDirection = strawberry.field(default=OrderDirection.ASC, description="Direction.")
@@ -103,5 +111,7 @@ class TaskOrder:
 @strawberry.input(description="Narrows the user list.")
 class UserFilter:
     role: Role | None = strawberry.field(default=UNSET, description="Only users with this role.")
-    is_active: bool | None = strawberry.field(default=UNSET, description="Only active (or deactivated) users.")
+    is_active: bool | None = strawberry.field(
+        default=UNSET, description="Only active (or deactivated) users."
+    )
     search: str | None = strawberry.field(default=UNSET, description="Email or name starts with this text.")

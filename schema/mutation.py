@@ -46,15 +46,17 @@ def _task_key(global_id: strawberry.ID) -> uuid.UUID:
 @strawberry.type(description="Writes. Each one is a single transaction: it happens whole or not at all.")
 class Mutation:
     @strawberry.mutation(description="Create an account and log in.")
-    async def register(self, info: Info, input: RegisterInput) -> AuthPayload:  # noqa: A002
+    async def register(self, info: Info, input: RegisterInput) -> AuthPayload:
         return AuthPayload.from_pair(await users.register(info.context, values=given(input)))
 
-    @strawberry.mutation(description="Log in. Wrong email or password: UNAUTHENTICATED, same message either way.")
-    async def login(self, info: Info, input: LoginInput) -> AuthPayload:  # noqa: A002
+    @strawberry.mutation(
+        description="Log in. Wrong email or password: UNAUTHENTICATED, same message either way."
+    )
+    async def login(self, info: Info, input: LoginInput) -> AuthPayload:
         return AuthPayload.from_pair(await users.login(info.context, values=given(input)))
 
     @strawberry.mutation(
-        description="Exchange a refresh token for new tokens. A token works once; reusing one ends its session."
+        description="Exchange a refresh token for new tokens. Each works once: reuse ends the session."
     )
     async def refresh_token(self, info: Info, token: str) -> AuthPayload:
         return AuthPayload.from_pair(await users.refresh(info.context, token=token))
@@ -69,11 +71,11 @@ class Mutation:
         return await users.logout(info.context, refresh_token=refresh_token, everywhere=bool(everywhere))
 
     @strawberry.mutation(description="Create a task owned by the viewer.", directives=[Auth()])
-    async def create_task(self, info: Info, input: CreateTaskInput) -> Task:  # noqa: A002
+    async def create_task(self, info: Info, input: CreateTaskInput) -> Task:
         return Task.from_model(await tasks.create_task(info.context, values=given(input)))
 
     @strawberry.mutation(description="Change a task. Another user's task is NOT_FOUND.", directives=[Auth()])
-    async def update_task(self, info: Info, id: strawberry.ID, input: UpdateTaskInput) -> Task:  # noqa: A002
+    async def update_task(self, info: Info, id: strawberry.ID, input: UpdateTaskInput) -> Task:
         owner = user_key(input.owner_id, field="input.ownerId") if input.owner_id else None
         task = await tasks.update_task(
             info.context, task_id=_task_key(id), values=given(input, skip=("owner_id",)), new_owner_id=owner
@@ -81,11 +83,13 @@ class Mutation:
         return Task.from_model(task)
 
     @strawberry.mutation(description="Delete a task; returns its ID.", directives=[Auth()])
-    async def delete_task(self, info: Info, id: strawberry.ID) -> strawberry.ID:  # noqa: A002
+    async def delete_task(self, info: Info, id: strawberry.ID) -> strawberry.ID:
         await tasks.delete_task(info.context, task_id=_task_key(id))
         return id
 
-    @strawberry.mutation(description="Change a user's role (admins only).", directives=[Auth(requires=Role.ADMIN)])
+    @strawberry.mutation(
+        description="Change a user's role (admins only).", directives=[Auth(requires=Role.ADMIN)]
+    )
     async def set_user_role(self, info: Info, user_id: strawberry.ID, role: Role) -> User:
         key = user_key(user_id, field="userId")
         return User.from_model(await users.set_user_role(info.context, user_id=key, role=role))

@@ -26,12 +26,12 @@ class Query:
         return User.from_model(user) if user else None
 
     @strawberry.field(description="Any object by its global ID (Relay). Another user's is NOT_FOUND.")
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:  # noqa: A002
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         found = await nodes.get_node(info.context, global_id=id)
         return Task.from_model(found) if isinstance(found, TaskModel) else User.from_model(found)
 
     @strawberry.field(description="A task by ID. Another user's task is NOT_FOUND.", directives=[Auth()])
-    async def task(self, info: Info, id: strawberry.ID) -> Task | None:  # noqa: A002
+    async def task(self, info: Info, id: strawberry.ID) -> Task | None:
         key = decode_typed_id(id, "Task")
         if key is None:
             raise NotFound(f"No Task with id {id!r}.", id=id)
@@ -49,7 +49,7 @@ class Query:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-        filter: TaskFilter | None = None,  # noqa: A002
+        filter: TaskFilter | None = None,
         order_by: TaskOrder | None = None,
     ) -> Connection[Task]:
         return await task_connection(
@@ -65,7 +65,9 @@ class Query:
         owner = user_key(owner_id, field="ownerId") if owner_id is not None else None
         return TaskStats.from_data(await stats.task_stats(info.context, owner_id=owner))
 
-    @strawberry.field(description="Every user (admins only), oldest first.", directives=[Auth(requires=Role.ADMIN)])
+    @strawberry.field(
+        description="Every user (admins only), oldest first.", directives=[Auth(requires=Role.ADMIN)]
+    )
     async def users(
         self,
         info: Info,
@@ -73,7 +75,7 @@ class Query:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-        filter: UserFilter | None = None,  # noqa: A002
+        filter: UserFilter | None = None,
     ) -> Connection[User]:
         result = await users.list_users(
             info.context,

@@ -14,7 +14,7 @@ def _serialize(value: datetime) -> str:
 
 def _parse(value: object) -> datetime:
     if not isinstance(value, str):
-        raise ValueError("DateTime must be an ISO 8601 string such as 2030-01-31T17:00:00Z.")  # noqa: TRY004
+        raise ValueError("DateTime must be an ISO 8601 string such as 2030-01-31T17:00:00Z.")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -34,7 +34,7 @@ class User(Node):
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-        filter: TaskFilter | None = None,  # noqa: A002  (the GraphQL argument's name)
+        filter: TaskFilter | None = None,
         order_by: TaskOrder | None = None,
     ) -> Connection[Task]:
         return await task_connection(

@@ -27,7 +27,9 @@ async def make_admin(settings: Settings, *, email: str, name: str, password: str
                 db.add(existing)
                 return False
             try:
-                registration = validate(Registration, {"email": email, "password": password, "name": name}, argument="admin")
+                registration = validate(
+                    Registration, {"email": email, "password": password, "name": name}, argument="admin"
+                )
             except (BadUserInput, ValidationError) as error:
                 raise ValueError(str(error)) from None
             await create_user(db, registration, role=Role.ADMIN)

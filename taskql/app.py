@@ -59,7 +59,9 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("Send the access token as 'Authorization: Bearer <token>'.", reason="TOKEN_INVALID")
+        raise Unauthenticated(
+            "Send the access token as 'Authorization: Bearer <token>'.", reason="TOKEN_INVALID"
+        )
     return token.strip()
 
 

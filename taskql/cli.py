@@ -78,7 +78,11 @@ def create_admin(
     email: Annotated[str, typer.Option(help="The admin's email.")],
     name: Annotated[str, typer.Option(help="Display name.")] = "Administrator",
     password: Annotated[
-        str | None, typer.Option(help="Password (asked for when omitted; or set TASKQL_ADMIN_PASSWORD).", envvar="TASKQL_ADMIN_PASSWORD")
+        str | None,
+        typer.Option(
+            help="Password (asked for when omitted; or set TASKQL_ADMIN_PASSWORD).",
+            envvar="TASKQL_ADMIN_PASSWORD",
+        ),
     ] = None,
 ) -> None:
     """Create an admin account, or make an existing account admin."""
@@ -126,9 +130,16 @@ def seed(
     settings = _settings()
     migrations.upgrade(settings.database_url or "")
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     ) as progress:
-        bars = {"users": progress.add_task("users", total=users), "tasks": progress.add_task("tasks", total=tasks)}
+        bars = {
+            "users": progress.add_task("users", total=users),
+            "tasks": progress.add_task("tasks", total=tasks),
+        }
         result = asyncio.run(
             run_seed(_dsn(settings), users, tasks, progress=lambda what, n: progress.advance(bars[what], n))
         )

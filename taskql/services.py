@@ -33,12 +33,12 @@ def _jwt_secret(data_dir: Path) -> str:
 
 
 def start_embedded_postgres(data_dir: Path) -> str:
-    import pgserver
+    from pgserver import get_server  # type: ignore[attr-defined]
 
     server = _EMBEDDED.get("postgres")
     if server is None:
-        server = _EMBEDDED["postgres"] = pgserver.get_server(data_dir / "postgres", cleanup_mode="stop")
-        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
+        server = _EMBEDDED["postgres"] = get_server(data_dir / "postgres", cleanup_mode="stop")
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608  # noqa: S608  (a constant)
         if "(1 row)" not in exists:
             server.psql(f"CREATE DATABASE {DATABASE_NAME};")
     return str(server.get_uri(DATABASE_NAME))

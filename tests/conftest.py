@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from core.settings import Settings
+from taskql import migrate
+from taskql.app import create_app
+from tests.factories import Account, promote_to_admin, register
+from tests.graphql_client import GraphQLClient
+from tests.services import Services, check_reachable, locate
+
+TABLES = "refresh_tokens, auth_sessions, tasks, users"
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Services:
+    return locate(tmp_path_factory.mktemp("embedded"))
+
+
+@pytest.fixture(scope="session")
+async def database(services: Services) -> AsyncIterator[Services]:
+    """The schema at head for the session; taken down to base afterwards so the database is left clean."""
+    await check_reachable(services)
+    await asyncio.to_thread(migrate.upgrade, services.database_url)
+    yield services
+    await asyncio.to_thread(migrate.downgrade, services.database_url, "base")
+
+
+def make_settings(services: Services, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": services.database_url,
+        "redis_url": services.redis_url,
+        "jwt_secret": SecretStr(secrets.token_urlsafe(48)),
+        "environment": "development",
+        "data_dir": Path("/nonexistent-data-dir"),
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture(scope="session")
+def settings(database: Services) -> Settings:
+    return make_settings(database)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture(autouse=True)
+async def clean_database(request: pytest.FixtureRequest) -> None:
+    """Every test that touches the database starts from empty tables."""
+    if "database" not in request.fixturenames:
+        return
+    services: Services = request.getfixturevalue("database")
+    connection = await asyncpg.connect(services.dsn)
+    try:
+        await connection.execute(f"TRUNCATE {TABLES} CASCADE")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def http(app: Starlette, database: Services) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://taskql.test") as client:
+        yield client
+
+
+@pytest.fixture
+def gql(http: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(http)
+
+
+@pytest.fixture
+async def alice(gql: GraphQLClient) -> Account:
+    return await register(gql, email="alice@example.com", name="Alice")
+
+
+@pytest.fixture
+async def bob(gql: GraphQLClient) -> Account:
+    return await register(gql, email="bob@example.com", name="Bob")
+
+
+@pytest.fixture
+async def admin(gql: GraphQLClient, database: Services) -> Account:
+    account = await register(gql, email="admin@example.com", name="Admin")
+    await promote_to_admin(database.dsn, account)
+    return account

@@ -1,0 +1,152 @@
+"""Register, log in, refresh (rotation and reuse), log out, and what the server does with a session after."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from tests.factories import PASSWORD, Account, register
+from tests.graphql_client import GraphQLClient
+from tests.services import Services
+
+
+async def test_register_returns_tokens_that_identify_the_new_user(gql: GraphQLClient) -> None:
+    account = await register(gql, email="  New.Person@Example.COM ", name="New")
+    me = (await gql.run("Me", token=account.token)).ok()["me"]
+    assert me["email"] == "new.person@example.com"
+    assert me["role"] == "USER"
+
+
+async def test_an_email_is_unique_whatever_its_case(gql: GraphQLClient, alice: Account) -> None:
+    response = await gql.run(
+        "Register", {"input": {"email": "ALICE@example.com", "password": PASSWORD, "name": "Other"}}
+    )
+    assert response.codes == ["BAD_USER_INPUT"]
+    assert response.errors[0]["extensions"]["field"] == "input.email"
+
+
+async def test_login_accepts_the_email_in_any_case(gql: GraphQLClient, alice: Account) -> None:
+    data = (await gql.run("Login", {"input": {"email": "Alice@Example.com", "password": PASSWORD}})).ok()
+    assert data["login"]["user"]["id"] == alice.id
+
+
+async def test_a_failed_login_does_not_tell_whether_the_email_exists(gql: GraphQLClient, alice: Account) -> None:
+    wrong_password = await gql.run("Login", {"input": {"email": alice.email, "password": "not the password!"}})
+    unknown_email = await gql.run("Login", {"input": {"email": "nobody@example.com", "password": PASSWORD}})
+    assert wrong_password.codes == unknown_email.codes == ["UNAUTHENTICATED"]
+    assert wrong_password.errors[0]["message"] == unknown_email.errors[0]["message"]
+    assert wrong_password.errors[0]["extensions"] == unknown_email.errors[0]["extensions"]
+
+
+async def test_refresh_rotates_the_refresh_token(gql: GraphQLClient, alice: Account) -> None:
+    data = (await gql.run("RefreshToken", {"token": alice.refresh_token})).ok()["refreshToken"]
+    assert data["refreshToken"] != alice.refresh_token
+    assert (await gql.run("Me", token=data["accessToken"])).ok()["me"]["id"] == alice.id
+    again = (await gql.run("RefreshToken", {"token": data["refreshToken"]})).ok()["refreshToken"]
+    assert again["user"]["id"] == alice.id
+
+
+async def test_reusing_a_rotated_refresh_token_revokes_the_whole_session(
+    gql: GraphQLClient, alice: Account
+) -> None:
+    rotated = (await gql.run("RefreshToken", {"token": alice.refresh_token})).ok()["refreshToken"]
+    reuse = await gql.run("RefreshToken", {"token": alice.refresh_token})
+    assert reuse.codes == ["UNAUTHENTICATED"]
+    assert reuse.errors[0]["extensions"]["reason"] == "REFRESH_TOKEN_REUSED"
+    # The legitimate holder's newer tokens of the same family are dead too.
+    assert (await gql.run("RefreshToken", {"token": rotated["refreshToken"]})).codes == ["UNAUTHENTICATED"]
+    assert (await gql.run("Me", token=rotated["accessToken"])).codes == ["UNAUTHENTICATED"]
+
+
+async def test_two_concurrent_refreshes_of_one_token_have_exactly_one_winner(
+    gql: GraphQLClient, alice: Account
+) -> None:
+    results = await asyncio.gather(*(gql.run("RefreshToken", {"token": alice.refresh_token}) for _ in range(2)))
+    winners = [result for result in results if not result.errors]
+    assert len(winners) == 1
+    assert [result.codes for result in results if result.errors] == [["UNAUTHENTICATED"]]
+
+
+async def test_an_unknown_refresh_token_is_refused(gql: GraphQLClient, alice: Account) -> None:
+    assert (await gql.run("RefreshToken", {"token": "made-up"})).codes == ["UNAUTHENTICATED"]
+
+
+async def test_an_expired_refresh_token_is_refused(gql: GraphQLClient, alice: Account, database: Services) -> None:
+    connection = await asyncpg.connect(database.dsn)
+    try:
+        await connection.execute("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'")
+    finally:
+        await connection.close()
+    response = await gql.run("RefreshToken", {"token": alice.refresh_token})
+    assert response.errors[0]["extensions"]["reason"] == "REFRESH_TOKEN_EXPIRED"
+
+
+async def test_logout_ends_the_session_and_its_access_token_at_once(gql: GraphQLClient, alice: Account) -> None:
+    assert (await gql.run("Logout", {"refreshToken": alice.refresh_token})).ok() == {"logout": True}
+    assert (await gql.run("Me", token=alice.token)).codes == ["UNAUTHENTICATED"]
+    assert (await gql.run("RefreshToken", {"token": alice.refresh_token})).codes == ["UNAUTHENTICATED"]
+
+
+async def test_logout_with_only_an_access_token_ends_that_session(gql: GraphQLClient, alice: Account) -> None:
+    other = (await gql.run("Login", {"input": {"email": alice.email, "password": PASSWORD}})).ok()["login"]
+    assert (await gql.run("Logout", token=alice.token)).ok() == {"logout": True}
+    assert (await gql.run("Me", token=alice.token)).codes == ["UNAUTHENTICATED"]
+    assert (await gql.run("Me", token=other["accessToken"])).ok()["me"]["id"] == alice.id
+
+
+async def test_logout_everywhere_ends_every_session_of_the_user(
+    gql: GraphQLClient, alice: Account, bob: Account
+) -> None:
+    other = (await gql.run("Login", {"input": {"email": alice.email, "password": PASSWORD}})).ok()["login"]
+    assert (await gql.run("Logout", {"everywhere": True}, token=alice.token)).ok() == {"logout": True}
+    assert (await gql.run("Me", token=other["accessToken"])).codes == ["UNAUTHENTICATED"]
+    assert (await gql.run("RefreshToken", {"token": other["refreshToken"]})).codes == ["UNAUTHENTICATED"]
+    assert (await gql.run("Me", token=bob.token)).ok()["me"]["id"] == bob.id
+
+
+async def test_logout_cannot_end_another_users_session(gql: GraphQLClient, alice: Account, bob: Account) -> None:
+    response = await gql.run("Logout", {"refreshToken": bob.refresh_token}, token=alice.token)
+    assert response.codes == ["UNAUTHENTICATED"]
+    assert (await gql.run("Me", token=bob.token)).ok()["me"]["id"] == bob.id
+
+
+async def test_logout_without_any_token_is_unauthenticated(gql: GraphQLClient) -> None:
+    assert (await gql.run("Logout")).codes == ["UNAUTHENTICATED"]
+
+
+async def test_a_deactivated_user_is_locked_out_on_the_next_request(
+    gql: GraphQLClient, admin: Account, alice: Account
+) -> None:
+    (await gql.run("SetUserActive", {"userId": alice.id, "active": False}, token=admin.token)).ok()
+    assert (await gql.run("Me", token=alice.token)).errors[0]["extensions"]["reason"] == "ACCOUNT_DEACTIVATED"
+    assert (await gql.run("RefreshToken", {"token": alice.refresh_token})).codes == ["UNAUTHENTICATED"]
+    login = await gql.run("Login", {"input": {"email": alice.email, "password": PASSWORD}})
+    assert login.codes == ["UNAUTHENTICATED"]
+
+
+async def test_a_role_change_takes_effect_on_the_next_request(
+    gql: GraphQLClient, admin: Account, alice: Account
+) -> None:
+    assert (await gql.run("Users", {"first": 5}, token=alice.token)).codes == ["FORBIDDEN"]
+    (await gql.run("SetUserRole", {"userId": alice.id, "role": "ADMIN"}, token=admin.token)).ok()
+    assert (await gql.run("Users", {"first": 5}, token=alice.token)).ok()["users"]["totalCount"] == 2
+    (await gql.run("SetUserRole", {"userId": alice.id, "role": "USER"}, token=admin.token)).ok()
+    assert (await gql.run("Users", {"first": 5}, token=alice.token)).codes == ["FORBIDDEN"]
+
+
+async def test_an_admin_cannot_demote_themselves(gql: GraphQLClient, admin: Account) -> None:
+    response = await gql.run("SetUserRole", {"userId": admin.id, "role": "USER"}, token=admin.token)
+    assert response.codes == ["BAD_USER_INPUT"]
+
+
+async def test_passwords_are_stored_as_argon2id_hashes(
+    gql: GraphQLClient, alice: Account, database: Services
+) -> None:
+    connection = await asyncpg.connect(database.dsn)
+    try:
+        stored = await connection.fetchval("SELECT password_hash FROM users WHERE email = $1", alice.email)
+    finally:
+        await connection.close()
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert PASSWORD not in stored
