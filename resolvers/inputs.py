@@ -51,18 +51,22 @@ def _normalize_email(value: str) -> str:
     return value.strip().lower()
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-Title = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[Text, StringConstraints(max_length=10_000)]
-Tag = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+NO_NUL = AfterValidator(_no_nul)
+# Constraints come before the validator: pydantic applies string constraints to the plain str schema only.
+Text = Annotated[str, NO_NUL]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NO_NUL]
+Description = Annotated[str, StringConstraints(max_length=10_000), NO_NUL]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), NO_NUL]
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS)]
-Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NO_NUL]
 Email = Annotated[EmailStr, AfterValidator(_normalize_email), Field(max_length=254)]
 Password = Annotated[
-    Text,
+    str,
     StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH),
+    NO_NUL,
     AfterValidator(_password_strength),
 ]
+SearchText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NO_NUL]
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -105,8 +109,8 @@ class Registration(Strict):
 
 
 class Credentials(Strict):
-    email: Annotated[Text, AfterValidator(_normalize_email), StringConstraints(max_length=254)]
-    password: Annotated[Text, StringConstraints(max_length=MAX_PASSWORD_LENGTH)]
+    email: Annotated[str, StringConstraints(max_length=254), NO_NUL, AfterValidator(_normalize_email)]
+    password: Annotated[str, StringConstraints(max_length=MAX_PASSWORD_LENGTH), NO_NUL]
 
 
 class TaskSearch(Strict):
@@ -115,15 +119,13 @@ class TaskSearch(Strict):
     tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] | None = None
     due_before: AwareDatetime | None = None
     due_after: AwareDatetime | None = None
-    search: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = (
-        None
-    )
+    search: SearchText | None = None
 
 
 class UserSearch(Strict):
     role: Role | None = None
     is_active: bool | None = None
-    search: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = (
+    search: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NO_NUL] | None = (
         None
     )
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, Float, cast, delete, func, literal, literal_column
 from sqlmodel import col, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from core.errors import BadUserInput, Forbidden, NotFound
 from core.ids import encode_id
@@ -147,17 +146,17 @@ async def list_tasks(
     else:
         key = SORT_KEYS[order.field]
     keyset_where, order_by, limit, backwards = keyset(key, col(Task.id), page, descending=order.descending)
-    statement: SelectOfScalar[Any] = (
-        select(Task).where(*where, *keyset_where).order_by(*order_by).limit(limit + 1)
-    )
+
+    def page_of(statement: Any) -> Any:
+        return statement.where(*where, *keyset_where).order_by(*order_by).limit(limit + 1)
+
     async with ctx.sessions() as db:
-        if key.name == "RELEVANCE":
-            rows = []
-            for task, rank in (await db.execute(statement.add_columns(key.expression))).all():
-                ranks[task.id] = rank
-                rows.append(task)
+        if key.name == TaskOrderField.RELEVANCE:
+            ranked = (await db.exec(page_of(select(Task, key.expression)))).all()
+            ranks.update((task.id, rank) for task, rank in ranked)
+            rows: list[Task] = [task for task, _ in ranked]
         else:
-            rows = list((await db.exec(statement)).all())
+            rows = list((await db.exec(page_of(select(Task)))).all())
     for task in rows:
         ctx.loaders.tasks.prime(task.id, task)
     return TaskList(
@@ -229,7 +228,7 @@ async def delete_task(ctx: Context, *, task_id: uuid.UUID) -> uuid.UUID:
     if not viewer.is_admin:
         statement = statement.where(col(Task.owner_id) == viewer.user_id)
     async with ctx.sessions() as db, db.begin():
-        owner_id = (await db.execute(statement)).scalar_one_or_none()
+        owner_id = (await db.exec(statement)).scalar_one_or_none()
     if owner_id is None:
         raise NotFound.for_id("Task", encode_id("Task", task_id))
     ctx.loaders.tasks.clear(task_id)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +23,12 @@ from graphql import GraphQLError, GraphQLSyntaxError
 logger = logging.getLogger("taskql.errors")
 
 MASKED_MESSAGE = "Internal server error."
-BAD_VALUE_PREFIXES = ("Expected value of type", "Variable '$")
+# graphql-core's messages for values that don't fit their input type (ValuesOfCorrectTypeRule, and the
+# coercion of variables). They mean the client sent bad input, not a malformed document.
+BAD_VALUE = re.compile(
+    r"^(Expected value of type |Variable '\$|Value '.*' does not exist in '\w+' enum"
+    r"|Field '\w+\.\w+' of required type '.+' was not provided|Field '\w+' is not defined by type '\w+')"
+)
 
 
 def _context_request_id(context: Any) -> str | None:
@@ -50,7 +56,7 @@ class ErrorCodes(SchemaExtension):
         if isinstance(error, GraphQLSyntaxError):
             return self._with(error, error.message, {"code": "GRAPHQL_PARSE_FAILED"})
         # Values that don't fit their type, in variables or literals: reported before execution (no path).
-        if error.path is None and error.message.startswith(BAD_VALUE_PREFIXES):
+        if error.path is None and BAD_VALUE.match(error.message):
             return self._with(error, error.message, {"code": "BAD_USER_INPUT"})
         if id(error) in self._validation_errors:
             return self._with(error, error.message, {"code": "GRAPHQL_VALIDATION_FAILED"})

@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -31,7 +32,9 @@ def unsigned(claims: dict[str, Any]) -> str:
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
-FORGERIES = {
+Forgery = Callable[[Settings, dict[str, Any], str], str]
+
+FORGERIES: dict[str, Forgery] = {
     "alg none": lambda settings, claims, token: unsigned(claims),
     "wrong secret": lambda settings, claims, token: jwt.encode(claims, "x" * 48, algorithm="HS256"),
     "HS512 instead of HS256": lambda settings, claims, token: signed(settings, claims, algorithm="HS512"),
