@@ -40,9 +40,12 @@ class PageRequest:
         for name, size in (("first", self.first), ("last", self.last)):
             if size is not None and not 1 <= size <= MAX_PAGE_SIZE:
                 raise BadUserInput(f"{name} must be between 1 and {MAX_PAGE_SIZE}, not {size}.", field=name)
-        if self.after is not None and self.before is not None:
-            raise BadUserInput("Pass either after or before, not both.", field="after")
-        backwards = self.last is not None or (self.before is not None and self.first is None)
+        # Forward paging is first/after, backward paging last/before; a mix would silently drop a cursor.
+        if self.before is not None and (self.after is not None or self.first is not None):
+            raise BadUserInput("before pages backwards: pass it with last, not with first or after.", field="before")
+        if self.after is not None and self.last is not None:
+            raise BadUserInput("after pages forwards: pass it with first, not with last.", field="after")
+        backwards = self.last is not None or self.before is not None
         return (self.last if backwards else self.first) or DEFAULT_PAGE_SIZE, backwards
 
 

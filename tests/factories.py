@@ -27,7 +27,9 @@ async def register(gql: GraphQLClient, *, email: str | None = None, name: str = 
     email = email or f"user{next(_counter)}@example.com"
     data = (await gql.run("Register", {"input": {"email": email, "password": PASSWORD, "name": name}})).ok()
     payload = data["register"]
-    return Account(payload["user"]["id"], payload["user"]["email"], payload["accessToken"], payload["refreshToken"])
+    return Account(
+        payload["user"]["id"], payload["user"]["email"], payload["accessToken"], payload["refreshToken"]
+    )
 
 
 async def promote_to_admin(dsn: str, account: Account) -> None:

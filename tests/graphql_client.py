@@ -55,6 +55,8 @@ class GraphQLClient:
         response = await self.http.post("/graphql", json=payload, headers=headers)
         return Response(response.status_code, response.json(), response.headers)
 
-    async def run(self, name: str, variables: dict[str, Any] | None = None, *, token: str | None = None) -> Response:
+    async def run(
+        self, name: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> Response:
         """Run the stored operation ``graphql/queries/<name>.graphql``."""
         return await self.query(operation(name), variables, token=token)

@@ -36,7 +36,9 @@ def locate(tmp: Path) -> Services:
     database_url = os.environ.get("DATABASE_URL") or None
     redis_url = os.environ.get("REDIS_URL") or None
     if (database_url is None) != (redis_url is None):
-        raise RuntimeError("Set both DATABASE_URL and REDIS_URL for the tests, or neither (embedded servers).")
+        raise RuntimeError(
+            "Set both DATABASE_URL and REDIS_URL for the tests, or neither (embedded servers)."
+        )
     if database_url is not None and redis_url is not None:
         return Services(database_url, redis_url, embedded=False)
     return Services(start_embedded_postgres(tmp), start_embedded_redis(tmp), embedded=True)

@@ -31,8 +31,12 @@ async def test_login_accepts_the_email_in_any_case(gql: GraphQLClient, alice: Ac
     assert data["login"]["user"]["id"] == alice.id
 
 
-async def test_a_failed_login_does_not_tell_whether_the_email_exists(gql: GraphQLClient, alice: Account) -> None:
-    wrong_password = await gql.run("Login", {"input": {"email": alice.email, "password": "not the password!"}})
+async def test_a_failed_login_does_not_tell_whether_the_email_exists(
+    gql: GraphQLClient, alice: Account
+) -> None:
+    wrong_password = await gql.run(
+        "Login", {"input": {"email": alice.email, "password": "not the password!"}}
+    )
     unknown_email = await gql.run("Login", {"input": {"email": "nobody@example.com", "password": PASSWORD}})
     assert wrong_password.codes == unknown_email.codes == ["UNAUTHENTICATED"]
     assert wrong_password.errors[0]["message"] == unknown_email.errors[0]["message"]
@@ -62,7 +66,9 @@ async def test_reusing_a_rotated_refresh_token_revokes_the_whole_session(
 async def test_two_concurrent_refreshes_of_one_token_have_exactly_one_winner(
     gql: GraphQLClient, alice: Account
 ) -> None:
-    results = await asyncio.gather(*(gql.run("RefreshToken", {"token": alice.refresh_token}) for _ in range(2)))
+    results = await asyncio.gather(
+        *(gql.run("RefreshToken", {"token": alice.refresh_token}) for _ in range(2))
+    )
     winners = [result for result in results if not result.errors]
     assert len(winners) == 1
     assert [result.codes for result in results if result.errors] == [["UNAUTHENTICATED"]]
@@ -72,7 +78,9 @@ async def test_an_unknown_refresh_token_is_refused(gql: GraphQLClient, alice: Ac
     assert (await gql.run("RefreshToken", {"token": "made-up"})).codes == ["UNAUTHENTICATED"]
 
 
-async def test_an_expired_refresh_token_is_refused(gql: GraphQLClient, alice: Account, database: Services) -> None:
+async def test_an_expired_refresh_token_is_refused(
+    gql: GraphQLClient, alice: Account, database: Services
+) -> None:
     connection = await asyncpg.connect(database.dsn)
     try:
         await connection.execute("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'")
@@ -82,7 +90,9 @@ async def test_an_expired_refresh_token_is_refused(gql: GraphQLClient, alice: Ac
     assert response.errors[0]["extensions"]["reason"] == "REFRESH_TOKEN_EXPIRED"
 
 
-async def test_logout_ends_the_session_and_its_access_token_at_once(gql: GraphQLClient, alice: Account) -> None:
+async def test_logout_ends_the_session_and_its_access_token_at_once(
+    gql: GraphQLClient, alice: Account
+) -> None:
     assert (await gql.run("Logout", {"refreshToken": alice.refresh_token})).ok() == {"logout": True}
     assert (await gql.run("Me", token=alice.token)).codes == ["UNAUTHENTICATED"]
     assert (await gql.run("RefreshToken", {"token": alice.refresh_token})).codes == ["UNAUTHENTICATED"]
@@ -105,7 +115,9 @@ async def test_logout_everywhere_ends_every_session_of_the_user(
     assert (await gql.run("Me", token=bob.token)).ok()["me"]["id"] == bob.id
 
 
-async def test_logout_cannot_end_another_users_session(gql: GraphQLClient, alice: Account, bob: Account) -> None:
+async def test_logout_cannot_end_another_users_session(
+    gql: GraphQLClient, alice: Account, bob: Account
+) -> None:
     response = await gql.run("Logout", {"refreshToken": bob.refresh_token}, token=alice.token)
     assert response.codes == ["UNAUTHENTICATED"]
     assert (await gql.run("Me", token=bob.token)).ok()["me"]["id"] == bob.id

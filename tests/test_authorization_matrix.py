@@ -33,9 +33,12 @@ class World:
     task_id: str
 
     def token(self, who: str) -> str | None:
-        return {"anonymous": None, "owner": self.owner.token, "other": self.other.token, "admin": self.admin.token}[
-            who
-        ]
+        return {
+            "anonymous": None,
+            "owner": self.owner.token,
+            "other": self.other.token,
+            "admin": self.admin.token,
+        }[who]
 
 
 @pytest.fixture
@@ -57,10 +60,14 @@ OPERATIONS: dict[str, Operation] = {
     "users": lambda w, t: w.gql.run("Users", {"first": 10}, token=t),
     "me": lambda w, t: w.gql.run("Me", token=t),
     "createTask": lambda w, t: w.gql.run("CreateTask", {"input": {"title": "new"}}, token=t),
-    "updateTask": lambda w, t: w.gql.run("UpdateTask", {"id": w.task_id, "input": {"title": "mine now"}}, token=t),
+    "updateTask": lambda w, t: w.gql.run(
+        "UpdateTask", {"id": w.task_id, "input": {"title": "mine now"}}, token=t
+    ),
     "deleteTask": lambda w, t: w.gql.run("DeleteTask", {"id": w.task_id}, token=t),
     "setUserRole": lambda w, t: w.gql.run("SetUserRole", {"userId": w.other.id, "role": "ADMIN"}, token=t),
-    "setUserActive": lambda w, t: w.gql.run("SetUserActive", {"userId": w.other.id, "active": False}, token=t),
+    "setUserActive": lambda w, t: w.gql.run(
+        "SetUserActive", {"userId": w.other.id, "active": False}, token=t
+    ),
 }
 
 # The expected outcome: an error code, or "ok" (no error).
@@ -69,16 +76,36 @@ MATRIX: dict[str, dict[str, str]] = {
     "node(task)": {"anonymous": "UNAUTHENTICATED", "owner": "ok", "other": "NOT_FOUND", "admin": "ok"},
     "node(user)": {"anonymous": "UNAUTHENTICATED", "owner": "ok", "other": "NOT_FOUND", "admin": "ok"},
     "tasks": {"anonymous": "UNAUTHENTICATED", "owner": "ok", "other": "ok", "admin": "ok"},
-    "tasks(filter ownerId)": {"anonymous": "UNAUTHENTICATED", "owner": "ok", "other": "NOT_FOUND", "admin": "ok"},
-    "taskStats(ownerId)": {"anonymous": "UNAUTHENTICATED", "owner": "ok", "other": "NOT_FOUND", "admin": "ok"},
+    "tasks(filter ownerId)": {
+        "anonymous": "UNAUTHENTICATED",
+        "owner": "ok",
+        "other": "NOT_FOUND",
+        "admin": "ok",
+    },
+    "taskStats(ownerId)": {
+        "anonymous": "UNAUTHENTICATED",
+        "owner": "ok",
+        "other": "NOT_FOUND",
+        "admin": "ok",
+    },
     "taskStats": {"anonymous": "UNAUTHENTICATED", "owner": "ok", "other": "ok", "admin": "ok"},
     "users": {"anonymous": "UNAUTHENTICATED", "owner": "FORBIDDEN", "other": "FORBIDDEN", "admin": "ok"},
     "me": {"anonymous": "ok", "owner": "ok", "other": "ok", "admin": "ok"},
     "createTask": {"anonymous": "UNAUTHENTICATED", "owner": "ok", "other": "ok", "admin": "ok"},
     "updateTask": {"anonymous": "UNAUTHENTICATED", "owner": "ok", "other": "NOT_FOUND", "admin": "ok"},
     "deleteTask": {"anonymous": "UNAUTHENTICATED", "owner": "ok", "other": "NOT_FOUND", "admin": "ok"},
-    "setUserRole": {"anonymous": "UNAUTHENTICATED", "owner": "FORBIDDEN", "other": "FORBIDDEN", "admin": "ok"},
-    "setUserActive": {"anonymous": "UNAUTHENTICATED", "owner": "FORBIDDEN", "other": "FORBIDDEN", "admin": "ok"},
+    "setUserRole": {
+        "anonymous": "UNAUTHENTICATED",
+        "owner": "FORBIDDEN",
+        "other": "FORBIDDEN",
+        "admin": "ok",
+    },
+    "setUserActive": {
+        "anonymous": "UNAUTHENTICATED",
+        "owner": "FORBIDDEN",
+        "other": "FORBIDDEN",
+        "admin": "ok",
+    },
 }
 CASES = [(operation, who, expected) for operation, row in MATRIX.items() for who, expected in row.items()]
 
@@ -125,7 +152,9 @@ async def test_a_user_lists_only_their_own_tasks(world: World) -> None:
 
 
 async def test_a_failed_update_or_delete_by_another_user_changes_nothing(world: World) -> None:
-    await world.gql.run("UpdateTask", {"id": world.task_id, "input": {"title": "hijacked"}}, token=world.other.token)
+    await world.gql.run(
+        "UpdateTask", {"id": world.task_id, "input": {"title": "hijacked"}}, token=world.other.token
+    )
     await world.gql.run("DeleteTask", {"id": world.task_id}, token=world.other.token)
     task = (await world.gql.run("Task", {"id": world.task_id}, token=world.owner.token)).ok()["task"]
     assert task["title"] == "Alice's secret plan"
@@ -143,7 +172,9 @@ async def test_an_admin_can_give_a_task_to_another_user(world: World) -> None:
         "UpdateTask", {"id": world.task_id, "input": {"ownerId": world.other.id}}, token=world.admin.token
     )
     assert response.ok()["updateTask"]["owner"]["id"] == world.other.id
-    assert (await world.gql.run("Task", {"id": world.task_id}, token=world.owner.token)).codes == ["NOT_FOUND"]
+    assert (await world.gql.run("Task", {"id": world.task_id}, token=world.owner.token)).codes == [
+        "NOT_FOUND"
+    ]
     assert (await world.gql.run("Task", {"id": world.task_id}, token=world.other.token)).ok()
 
 
@@ -155,7 +186,9 @@ async def test_nested_owner_fields_show_only_the_viewers_own_account(world: Worl
 
 
 async def test_a_user_id_where_a_task_id_belongs_is_not_found(world: World) -> None:
-    assert (await world.gql.run("Task", {"id": world.owner.id}, token=world.owner.token)).codes == ["NOT_FOUND"]
+    assert (await world.gql.run("Task", {"id": world.owner.id}, token=world.owner.token)).codes == [
+        "NOT_FOUND"
+    ]
 
 
 async def test_deleted_accounts_tokens_stop_working(world: World, database: Services) -> None:

@@ -45,24 +45,35 @@ async def test_create_task_stores_every_field(gql: GraphQLClient, alice: Account
 
 async def test_defaults_are_todo_and_medium(gql: GraphQLClient, alice: Account) -> None:
     task = await create_task(gql, alice, title="Plain")
-    assert (task["status"], task["priority"], task["tags"], task["description"]) == ("TODO", "MEDIUM", [], None)
+    assert (task["status"], task["priority"], task["tags"], task["description"]) == (
+        "TODO",
+        "MEDIUM",
+        [],
+        None,
+    )
 
 
 async def test_moving_to_done_sets_completed_at_and_leaving_done_clears_it(
     gql: GraphQLClient, alice: Account
 ) -> None:
     task = await create_task(gql, alice)
-    done = (await gql.run("UpdateTask", {"id": task["id"], "input": {"status": "DONE"}}, token=alice.token)).ok()
+    done = (
+        await gql.run("UpdateTask", {"id": task["id"], "input": {"status": "DONE"}}, token=alice.token)
+    ).ok()
     assert done["updateTask"]["completedAt"] is not None
     reopened = await gql.run("UpdateTask", {"id": task["id"], "input": {"status": "TODO"}}, token=alice.token)
     assert reopened.ok()["updateTask"]["completedAt"] is None
 
 
-async def test_update_changes_only_the_given_fields_and_null_clears(gql: GraphQLClient, alice: Account) -> None:
+async def test_update_changes_only_the_given_fields_and_null_clears(
+    gql: GraphQLClient, alice: Account
+) -> None:
     task = await create_task(gql, alice, title="Keep", description="Drop me", dueAt="2030-01-01T00:00:00Z")
     updated = (
         await gql.run(
-            "UpdateTask", {"id": task["id"], "input": {"description": None, "priority": "HIGH"}}, token=alice.token
+            "UpdateTask",
+            {"id": task["id"], "input": {"description": None, "priority": "HIGH"}},
+            token=alice.token,
         )
     ).ok()["updateTask"]
     assert updated["title"] == "Keep"
@@ -74,7 +85,9 @@ async def test_update_changes_only_the_given_fields_and_null_clears(gql: GraphQL
 
 async def test_delete_removes_the_task_and_returns_its_id(gql: GraphQLClient, alice: Account) -> None:
     task = await create_task(gql, alice)
-    assert (await gql.run("DeleteTask", {"id": task["id"]}, token=alice.token)).ok() == {"deleteTask": task["id"]}
+    assert (await gql.run("DeleteTask", {"id": task["id"]}, token=alice.token)).ok() == {
+        "deleteTask": task["id"]
+    }
     assert (await gql.run("Task", {"id": task["id"]}, token=alice.token)).codes == ["NOT_FOUND"]
     assert (await gql.run("DeleteTask", {"id": task["id"]}, token=alice.token)).codes == ["NOT_FOUND"]
 
@@ -127,7 +140,9 @@ async def test_variables_that_do_not_fit_the_schema_are_bad_user_input(
 
 
 async def test_an_unknown_enum_literal_is_bad_user_input(gql: GraphQLClient, alice: Account) -> None:
-    response = await gql.query('mutation { createTask(input: {title: "t", status: PAUSED}) { id } }', token=alice.token)
+    response = await gql.query(
+        'mutation { createTask(input: {title: "t", status: PAUSED}) { id } }', token=alice.token
+    )
     assert response.codes == ["BAD_USER_INPUT"]
     assert "TaskStatus" in response.errors[0]["message"]
 
@@ -146,7 +161,9 @@ async def test_a_bad_update_leaves_the_task_as_it_was(
     gql: GraphQLClient, alice: Account, values: dict[str, Any], field: str | None
 ) -> None:
     task = await create_task(gql, alice, title="Original", tags=["a"])
-    response = await gql.run("UpdateTask", {"id": task["id"], "input": {**values, "priority": "LOW"}}, token=alice.token)
+    response = await gql.run(
+        "UpdateTask", {"id": task["id"], "input": {**values, "priority": "LOW"}}, token=alice.token
+    )
     assert response.codes == ["BAD_USER_INPUT"]
     if field is not None:
         assert response.errors[0]["extensions"]["field"] == field

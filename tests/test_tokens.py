@@ -41,16 +41,24 @@ FORGERIES: dict[str, Forgery] = {
     "expired": lambda settings, claims, token: signed(settings, {**claims, "exp": int(time.time()) - 1}),
     "wrong audience": lambda settings, claims, token: signed(settings, {**claims, "aud": "another-api"}),
     "wrong issuer": lambda settings, claims, token: signed(settings, {**claims, "iss": "someone-else"}),
-    "no expiry": lambda settings, claims, token: signed(settings, {k: v for k, v in claims.items() if k != "exp"}),
-    "no session": lambda settings, claims, token: signed(settings, {k: v for k, v in claims.items() if k != "sid"}),
+    "no expiry": lambda settings, claims, token: signed(
+        settings, {k: v for k, v in claims.items() if k != "exp"}
+    ),
+    "no session": lambda settings, claims, token: signed(
+        settings, {k: v for k, v in claims.items() if k != "sid"}
+    ),
     "unknown session": lambda settings, claims, token: signed(settings, {**claims, "sid": str(uuid.uuid4())}),
     "unknown user": lambda settings, claims, token: signed(settings, {**claims, "sub": str(uuid.uuid4())}),
     "subject not a uuid": lambda settings, claims, token: signed(settings, {**claims, "sub": "1 OR 1=1"}),
-    "tampered payload": lambda settings, claims, token: token.split(".")[0]
-    + "."
-    + base64.urlsafe_b64encode(json.dumps({**claims, "sub": str(uuid.uuid4())}).encode()).decode().rstrip("=")
-    + "."
-    + token.split(".")[2],
+    "tampered payload": lambda settings, claims, token: (
+        token.split(".")[0]
+        + "."
+        + base64.urlsafe_b64encode(json.dumps({**claims, "sub": str(uuid.uuid4())}).encode())
+        .decode()
+        .rstrip("=")
+        + "."
+        + token.split(".")[2]
+    ),
     "truncated signature": lambda settings, claims, token: token[:-4],
     "garbage": lambda settings, claims, token: "not-a-jwt",
 }
