@@ -1,0 +1,33 @@
+"""Dataloaders: a list with nested owners and their stats costs the same few statements at any size."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.applications import Starlette
+
+from tests.factories import Account, create_task, register
+from tests.graphql_client import GraphQLClient
+from tests.sql import captured
+
+# viewer (user + session) · the page of tasks · all owners in one batch · all owners' stats in one batch
+EXPECTED_STATEMENTS = 4
+
+
+@pytest.fixture
+async def many_owners(gql: GraphQLClient) -> None:
+    owners = [await register(gql, email=f"owner{i}@example.com", name=f"Owner {i}") for i in range(10)]
+    for index in range(50):
+        await create_task(gql, owners[index % len(owners)], title=f"task {index}")
+
+
+@pytest.mark.parametrize("size", [5, 50])
+async def test_tasks_with_owners_and_their_stats_cost_a_constant_number_of_statements(
+    app: Starlette, gql: GraphQLClient, admin: Account, many_owners: None, size: int
+) -> None:
+    with captured(app) as statements:
+        data = (await gql.run("TasksWithOwners", {"first": size}, token=admin.token)).ok()
+    edges = data["tasks"]["edges"]
+    assert len(edges) == size
+    assert len({edge["node"]["owner"]["name"] for edge in edges}) == min(size, 10)
+    assert all(edge["node"]["owner"]["taskStats"]["total"] == 5 for edge in edges)
+    assert len(statements) == EXPECTED_STATEMENTS, [sql for sql, _ in statements.executed]
