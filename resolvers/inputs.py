@@ -125,9 +125,9 @@ class TaskSearch(Strict):
 class UserSearch(Strict):
     role: Role | None = None
     is_active: bool | None = None
-    search: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NO_NUL] | None = (
-        None
-    )
+    search: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NO_NUL] | None
+    ) = None
 
 
 Model = TypeVar("Model", bound=BaseModel)

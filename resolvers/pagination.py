@@ -42,7 +42,9 @@ class PageRequest:
                 raise BadUserInput(f"{name} must be between 1 and {MAX_PAGE_SIZE}, not {size}.", field=name)
         # Forward paging is first/after, backward paging last/before; a mix would silently drop a cursor.
         if self.before is not None and (self.after is not None or self.first is not None):
-            raise BadUserInput("before pages backwards: pass it with last, not with first or after.", field="before")
+            raise BadUserInput(
+                "before pages backwards: pass it with last, not with first or after.", field="before"
+            )
         if self.after is not None and self.last is not None:
             raise BadUserInput("after pages forwards: pass it with first, not with last.", field="after")
         backwards = self.last is not None or self.before is not None

@@ -7,11 +7,11 @@ from typing import Any
 import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from auth.directive import enforce_auth_directives
 from graphql import GraphQLError
-from schema.errors import ErrorCodes
+from schema.errors import ErrorCodes, coded, is_coded
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALAR_MAP
@@ -20,6 +20,17 @@ from schema.user import User
 
 
 class TaskqlSchema(strawberry.Schema):
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        result = await super().execute(*args, **kwargs)
+        # Errors raised where no extension hook runs (a syntax error surfaces from ParserCache's parsing
+        # hook, outside Strawberry's operation hooks) still get their code here.
+        if result.errors and not all(map(is_coded, result.errors)):
+            context = kwargs.get("context_value")
+            result.errors = [
+                error if is_coded(error) else coded(error, context=context) for error in result.errors
+            ]
+        return result
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:

@@ -31,8 +31,44 @@ BAD_VALUE = re.compile(
 )
 
 
-def _context_request_id(context: Any) -> str | None:
-    return getattr(context, "request_id", None)
+def coded(
+    error: GraphQLError, *, context: Any = None, operation: str | None = None, validation: bool = False
+) -> GraphQLError:
+    """``error`` with its ``extensions.code``; an unexpected one is masked here and logged in full."""
+    original = error.original_error
+    if isinstance(original, AppError):
+        return _with(error, original.message, original.extensions)
+    if isinstance(error, GraphQLSyntaxError):
+        return _with(error, error.message, {"code": "GRAPHQL_PARSE_FAILED"})
+    # Values that don't fit their type, in variables or literals: reported before execution (no path).
+    if error.path is None and BAD_VALUE.match(error.message):
+        return _with(error, error.message, {"code": "BAD_USER_INPUT"})
+    if validation:
+        return _with(error, error.message, {"code": "GRAPHQL_VALIDATION_FAILED"})
+    request_id = getattr(context, "request_id", None)
+    logger.error(
+        "unexpected error in %s (request %s): %s",
+        operation or "anonymous operation",
+        request_id,
+        error.message,
+        exc_info=original or error,
+    )
+    return _with(error, MASKED_MESSAGE, {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
+
+
+def is_coded(error: GraphQLError) -> bool:
+    return bool(error.extensions and "code" in error.extensions)
+
+
+def _with(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )
 
 
 class ErrorCodes(SchemaExtension):
@@ -47,36 +83,12 @@ class ErrorCodes(SchemaExtension):
         yield
         result = self.execution_context.result
         if result is not None and result.errors:
-            result.errors = [self._coded(error) for error in result.errors]
-
-    def _coded(self, error: GraphQLError) -> GraphQLError:
-        original = error.original_error
-        if isinstance(original, AppError):
-            return self._with(error, original.message, original.extensions)
-        if isinstance(error, GraphQLSyntaxError):
-            return self._with(error, error.message, {"code": "GRAPHQL_PARSE_FAILED"})
-        # Values that don't fit their type, in variables or literals: reported before execution (no path).
-        if error.path is None and BAD_VALUE.match(error.message):
-            return self._with(error, error.message, {"code": "BAD_USER_INPUT"})
-        if id(error) in self._validation_errors:
-            return self._with(error, error.message, {"code": "GRAPHQL_VALIDATION_FAILED"})
-        request_id = _context_request_id(self.execution_context.context)
-        logger.error(
-            "unexpected error in %s (request %s): %s",
-            self.execution_context.operation_name or "anonymous operation",
-            request_id,
-            error.message,
-            exc_info=original or error,
-        )
-        return self._with(error, MASKED_MESSAGE, {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
-
-    @staticmethod
-    def _with(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
-        return GraphQLError(
-            message,
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions=extensions,
-        )
+            result.errors = [
+                coded(
+                    error,
+                    context=self.execution_context.context,
+                    operation=self.execution_context.operation_name,
+                    validation=id(error) in self._validation_errors,
+                )
+                for error in result.errors
+            ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any

@@ -10,11 +10,11 @@ import asyncpg
 import pytest
 from starlette.applications import Starlette
 
+from taskql.seed import SEED_PASSWORD, seed
 from tests.factories import Account, create_task
 from tests.graphql_client import GraphQLClient
 from tests.services import Services
 from tests.sql import captured
-from taskql.seed import SEED_PASSWORD, seed
 
 PRIORITY_RANK = {"LOW": 0, "MEDIUM": 1, "HIGH": 2, "URGENT": 3}
 TITLES = [
@@ -83,7 +83,8 @@ async def twelve_tasks(gql: GraphQLClient, alice: Account) -> list[dict[str, Any
     return [edge["node"] for edge in listed]
 
 
-ORDERS = [(field, direction) for field in ("CREATED_AT", "UPDATED_AT", "DUE_AT", "PRIORITY", "TITLE") for direction in ("ASC", "DESC")]  # fmt: skip
+FIELDS = ("CREATED_AT", "UPDATED_AT", "DUE_AT", "PRIORITY", "TITLE")
+ORDERS = [(field, direction) for field in FIELDS for direction in ("ASC", "DESC")]
 
 
 @pytest.mark.parametrize(("field", "direction"), ORDERS)

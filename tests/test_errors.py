@@ -1,0 +1,68 @@
+"""Every error carries extensions.code; client mistakes are not logged as failures; bugs are masked."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from resolvers import tasks
+from tests.factories import Account
+from tests.graphql_client import GraphQLClient
+
+
+async def test_a_syntax_error_is_graphql_parse_failed(gql: GraphQLClient) -> None:
+    response = await gql.query("{ tasks { ")
+    assert response.codes == ["GRAPHQL_PARSE_FAILED"]
+
+
+async def test_an_unknown_field_is_graphql_validation_failed(gql: GraphQLClient) -> None:
+    response = await gql.query("{ me { password } }")
+    assert response.codes == ["GRAPHQL_VALIDATION_FAILED"]
+    assert "password" in response.errors[0]["message"]
+
+
+async def test_a_missing_required_variable_is_bad_user_input(gql: GraphQLClient, alice: Account) -> None:
+    response = await gql.run("Task", {}, token=alice.token)
+    assert response.codes == ["BAD_USER_INPUT"]
+
+
+async def test_client_mistakes_are_not_logged_with_a_traceback(
+    gql: GraphQLClient, alice: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        await gql.query("{ tasks { ")
+        await gql.run("CreateTask", {"input": {"title": ""}}, token=alice.token)
+        await gql.run("Task", {"id": "nope"}, token=alice.token)
+        await gql.run("Users", token=alice.token)
+    assert not [record for record in caplog.records if record.exc_info or record.levelno >= logging.ERROR]
+
+
+async def test_an_unexpected_exception_is_masked_for_the_client_and_logged_in_full(
+    gql: GraphQLClient, alice: Account, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("connection string postgres://admin:hunter2@db/secret")
+
+    monkeypatch.setattr(tasks, "list_tasks", broken)
+    with caplog.at_level(logging.ERROR, logger="taskql.errors"):
+        response = await gql.run("Tasks", {"first": 1}, token=alice.token)
+    error = response.errors[0]
+    assert error["message"] == "Internal server error."
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert "hunter2" not in str(response.body)
+    request_id = error["extensions"]["requestId"]
+    assert response.headers["x-request-id"] == request_id
+    [record] = [record for record in caplog.records if record.name == "taskql.errors"]
+    assert request_id in record.getMessage()
+    assert record.exc_info is not None
+    assert "hunter2" in str(record.exc_info[1])
+
+
+async def test_every_error_of_a_mixed_request_has_a_code(gql: GraphQLClient, alice: Account) -> None:
+    response = await gql.query(
+        '{ a: task(id: "bad") { id } b: node(id: "Zm9v") { id } c: me { id } }', token=alice.token
+    )
+    assert sorted(response.codes) == ["BAD_USER_INPUT", "BAD_USER_INPUT"]
+    assert response.data == {"a": None, "b": None, "c": {"id": alice.id}}
