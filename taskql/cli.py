@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
+import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -51,16 +53,22 @@ def serve(
         migrations.upgrade(settings.database_url or "")
     if settings.graphiql_enabled:
         console.print(f"GraphiQL: [bold]http://{host}:{port}/graphql[/bold]")
-    uvicorn.run(
-        "taskql.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        proxy_headers=True,
-        timeout_graceful_shutdown=20,
-    )
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; handled as an exit (not the
+    # default kill) it lets the embedded servers stop with us.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(
+            "taskql.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+            proxy_headers=True,
+            timeout_graceful_shutdown=20,
+        )
+    finally:
+        services.stop_embedded()
 
 
 @app.command()

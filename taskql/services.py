@@ -55,6 +55,16 @@ def start_embedded_redis(data_dir: Path) -> str:
     return f"unix://{server.socket_file}"
 
 
+def stop_embedded() -> None:
+    """Stop the embedded servers this process started (idempotent)."""
+    postgres = _EMBEDDED.pop("postgres", None)
+    if postgres is not None:
+        postgres.cleanup()
+    redis = _EMBEDDED.pop("redis", None)
+    if redis is not None:
+        redis._cleanup()
+
+
 def resolve(settings: Settings) -> Settings:
     """Settings with ``database_url``, ``redis_url`` and ``jwt_secret`` filled in, starting embedded
     servers where needed. Exported to the environment so that worker processes inherit them."""
