@@ -1,8 +1,21 @@
 """The database tables (SQLModel) and the enums they store. Imports nothing of ours but ``core``."""
 
 from models.enums import Role, TaskPriority, TaskStatus
+from models.records import TASK_COLUMNS, USER_COLUMNS, TaskRecord, UserRecord
 from models.session import AuthSession, RefreshToken
 from models.task import Task
 from models.user import User
 
-__all__ = ["AuthSession", "RefreshToken", "Role", "Task", "TaskPriority", "TaskStatus", "User"]
+__all__ = [
+    "TASK_COLUMNS",
+    "USER_COLUMNS",
+    "AuthSession",
+    "RefreshToken",
+    "Role",
+    "Task",
+    "TaskPriority",
+    "TaskRecord",
+    "TaskStatus",
+    "User",
+    "UserRecord",
+]

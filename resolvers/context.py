@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth.tokens import TokenConfig
@@ -18,7 +18,8 @@ from resolvers.loaders import Loaders
 
 @dataclass
 class Context:
-    sessions: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine  # reads: plain connections, rows into records
+    sessions: async_sessionmaker[AsyncSession]  # writes: ORM sessions, one transaction each
     tokens: TokenConfig
     loaders: Loaders
     viewer: Viewer | None = None
@@ -29,13 +30,14 @@ class Context:
     @classmethod
     def create(
         cls,
+        engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
         tokens: TokenConfig,
         *,
         viewer: Viewer | None = None,
         auth_error: Unauthenticated | None = None,
     ) -> Context:
-        return cls(sessions, tokens, Loaders(sessions), viewer=viewer, auth_error=auth_error)
+        return cls(engine, sessions, tokens, Loaders(engine), viewer=viewer, auth_error=auth_error)
 
     def require_viewer(self, role: Role = Role.USER) -> Viewer:
         return require_role(self.viewer, role, self.auth_error)

@@ -5,47 +5,55 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import SQLModel, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models import Task, User
+from models import TASK_COLUMNS, USER_COLUMNS, TaskRecord, UserRecord
+from resolvers.reads import fetch
 from resolvers.stats import TaskStatsData, load_stats_by_owner
 
-Row = TypeVar("Row", bound=SQLModel)
+Record = TypeVar("Record", TaskRecord, UserRecord)
 Value = TypeVar("Value")
+MAX_BATCH = 500
 
 
 def _loader(
-    sessions: async_sessionmaker[AsyncSession],
-    fetch: Callable[[AsyncSession, Sequence[uuid.UUID]], Awaitable[list[Value]]],
+    engine: AsyncEngine, load: Callable[[AsyncEngine, Sequence[uuid.UUID]], Awaitable[list[Value]]]
 ) -> DataLoader[uuid.UUID, Value]:
     async def batch(keys: list[uuid.UUID]) -> list[Value]:
-        async with sessions() as db:
-            return await fetch(db, keys)
+        return await load(engine, keys)
 
-    return DataLoader(batch, max_batch_size=500)
+    return DataLoader(batch, max_batch_size=MAX_BATCH)
 
 
-def _by_id(model: type[Row]) -> Callable[[AsyncSession, Sequence[uuid.UUID]], Awaitable[list[Row | None]]]:
-    async def fetch(db: AsyncSession, keys: Sequence[uuid.UUID]) -> list[Row | None]:
-        primary_key = model.__table__.c.id  # type: ignore[attr-defined]
-        rows = {row.id: row for row in (await db.exec(select(model).where(primary_key.in_(keys)))).all()}  # type: ignore[attr-defined]
-        return [rows.get(key) for key in keys]
+def _by_id(
+    record: type[Record], columns: list[Any]
+) -> Callable[[AsyncEngine, Sequence[uuid.UUID]], Awaitable[list[Record | None]]]:
+    id_column = columns[0]
 
-    return fetch
+    async def load(engine: AsyncEngine, keys: Sequence[uuid.UUID]) -> list[Record | None]:
+        found = {
+            row[0]: record(*row) for row in await fetch(engine, select(*columns).where(id_column.in_(keys)))
+        }
+        return [found.get(key) for key in keys]
+
+    return load
 
 
 class Loaders:
     """Created per request (never shared: its cache holds what this viewer's request has read)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.users: DataLoader[uuid.UUID, User | None] = _loader(sessions, _by_id(User))
-        self.tasks: DataLoader[uuid.UUID, Task | None] = _loader(sessions, _by_id(Task))
-        self.stats: DataLoader[uuid.UUID, TaskStatsData] = _loader(sessions, load_stats_by_owner)
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.users: DataLoader[uuid.UUID, UserRecord | None] = _loader(
+            engine, _by_id(UserRecord, USER_COLUMNS)
+        )
+        self.tasks: DataLoader[uuid.UUID, TaskRecord | None] = _loader(
+            engine, _by_id(TaskRecord, TASK_COLUMNS)
+        )
+        self.stats: DataLoader[uuid.UUID, TaskStatsData] = _loader(engine, load_stats_by_owner)
 
     def forget_owner(self, owner_id: uuid.UUID) -> None:
         """After a write, drop what this request cached about an owner's tasks."""

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import NotFound
 from core.ids import decode_id
-from models import Task, User
+from models import TaskRecord, UserRecord
 from resolvers.tasks import get_task
 from resolvers.users import get_user
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from resolvers.context import Context
 
 
-async def get_node(ctx: Context, *, global_id: str) -> Task | User:
+async def get_node(ctx: Context, *, global_id: str) -> TaskRecord | UserRecord:
     type_name, key = decode_id(global_id)
     if type_name == "Task":
         return await get_task(ctx, task_id=key)

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -106,6 +106,14 @@ class Page(Generic[Item]):
     cursors: Sequence[str]
     has_next_page: bool
     has_previous_page: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[Item]):
+    """One page of a list, and how to count the whole list (only run if the client asks)."""
+
+    page: Page[Item]
+    count: Callable[[], Awaitable[int]]
 
 
 def keyset(

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from core.errors import NotFound
 from core.ids import encode_id
 from models import Task, TaskPriority, TaskStatus
+from resolvers.reads import fetch
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -46,7 +47,7 @@ def _stats_query() -> Any:
     )
 
 
-async def load_stats_by_owner(db: AsyncSession, owner_ids: Sequence[uuid.UUID]) -> list[TaskStatsData]:
+async def load_stats_by_owner(engine: AsyncEngine, owner_ids: Sequence[uuid.UUID]) -> list[TaskStatsData]:
     """One statement for any number of owners."""
     query = (
         _stats_query()
@@ -55,7 +56,7 @@ async def load_stats_by_owner(db: AsyncSession, owner_ids: Sequence[uuid.UUID]) 
         .group_by(col(Task.owner_id))
     )
     stats = {owner_id: TaskStatsData() for owner_id in owner_ids}
-    for status, priority, count, overdue, owner_id in (await db.exec(query)).all():
+    for status, priority, count, overdue, owner_id in await fetch(engine, query):
         stats[owner_id].add(status, priority, count, overdue)
     return [stats[owner_id] for owner_id in owner_ids]
 
@@ -67,11 +68,10 @@ async def task_stats(ctx: Context, *, owner_id: uuid.UUID | None) -> TaskStatsDa
     if owner_id is None:
         if not viewer.is_admin:
             return await ctx.loaders.stats.load(viewer.user_id)
-        async with ctx.sessions() as db:
-            stats = TaskStatsData()
-            for status, priority, count, overdue in (await db.exec(_stats_query())).all():
-                stats.add(status, priority, count, overdue)
-            return stats
+        stats = TaskStatsData()
+        for status, priority, count, overdue in await fetch(ctx.engine, _stats_query()):
+            stats.add(status, priority, count, overdue)
+        return stats
     if not viewer.can_see_owner(owner_id) or await ctx.loaders.users.load(owner_id) is None:
         raise NotFound.for_id("User", encode_id("User", owner_id))
     return await ctx.loaders.stats.load(owner_id)

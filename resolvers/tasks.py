@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, Float, cast, delete, func, literal, literal_column
-from sqlmodel import col, select
+from sqlalchemy import DateTime, Float, cast, delete, func, literal, literal_column, select
+from sqlmodel import col
 
 from core.errors import BadUserInput, Forbidden, NotFound
 from core.ids import encode_id
-from models import Task, TaskStatus
+from models import TASK_COLUMNS, Task, TaskRecord, TaskStatus
 from models.task import SEARCH_COLUMN
 from resolvers.inputs import TaskCreate, TaskPatch, TaskSearch, validate
-from resolvers.pagination import Page, PageRequest, SortKey, enum_value, from_iso, iso, keyset, make_page
+from resolvers.pagination import Listing, PageRequest, SortKey, enum_value, from_iso, iso, keyset, make_page
+from resolvers.reads import fetch, scalar
 
 if TYPE_CHECKING:
     from auth.viewer import Viewer
@@ -89,23 +90,12 @@ async def visible_owner(ctx: Context, viewer: Viewer, owner_id: uuid.UUID) -> uu
     return owner_id
 
 
-async def get_task(ctx: Context, *, task_id: uuid.UUID) -> Task:
+async def get_task(ctx: Context, *, task_id: uuid.UUID) -> TaskRecord:
     viewer = ctx.require_viewer()
     task = await ctx.loaders.tasks.load(task_id)
     if task is None or not viewer.can_see_owner(task.owner_id):
         raise NotFound.for_id("Task", encode_id("Task", task_id))
     return task
-
-
-@dataclass
-class TaskList:
-    page: Page[Task]
-    count_query: Any
-    ctx: Context
-
-    async def total_count(self) -> int:
-        async with self.ctx.sessions() as db:
-            return int((await db.exec(self.count_query)).one())
 
 
 async def list_tasks(
@@ -115,7 +105,7 @@ async def list_tasks(
     filters: Mapping[str, Any],
     owner_id: uuid.UUID | None = None,
     order: TaskOrder | None = None,
-) -> TaskList:
+) -> Listing[TaskRecord]:
     viewer = ctx.require_viewer()
     criteria = validate(TaskSearch, filters, argument="filter")
     where: list[Any] = []
@@ -150,23 +140,19 @@ async def list_tasks(
     def page_of(statement: Any) -> Any:
         return statement.where(*where, *keyset_where).order_by(*order_by).limit(limit + 1)
 
-    async with ctx.sessions() as db:
-        if key.name == TaskOrderField.RELEVANCE:
-            ranked = (await db.exec(page_of(select(Task, key.expression)))).all()
-            ranks.update((task.id, rank) for task, rank in ranked)
-            rows: list[Task] = [task for task, _ in ranked]
-        else:
-            rows = list((await db.exec(page_of(select(Task)))).all())
+    if key.name == TaskOrderField.RELEVANCE:
+        ranked = await fetch(ctx.engine, page_of(select(*TASK_COLUMNS, key.expression)))
+        rows = [TaskRecord.from_row(row[:-1]) for row in ranked]
+        ranks.update((task.id, row[-1]) for task, row in zip(rows, ranked, strict=True))
+    else:
+        rows = [TaskRecord.from_row(row) for row in await fetch(ctx.engine, page_of(select(*TASK_COLUMNS)))]
     for task in rows:
         ctx.loaders.tasks.prime(task.id, task)
-    return TaskList(
-        page=make_page(rows, key, page, limit, backwards),
-        count_query=select(func.count()).select_from(Task).where(*where),
-        ctx=ctx,
-    )
+    count_query = select(func.count()).select_from(Task).where(*where)
+    return Listing(make_page(rows, key, page, limit, backwards), lambda: scalar(ctx.engine, count_query))
 
 
-async def create_task(ctx: Context, *, values: Mapping[str, Any]) -> Task:
+async def create_task(ctx: Context, *, values: Mapping[str, Any]) -> TaskRecord:
     viewer = ctx.require_viewer()
     data = validate(TaskCreate, values, argument="input")
     now = ctx.now()
@@ -184,21 +170,22 @@ async def create_task(ctx: Context, *, values: Mapping[str, Any]) -> Task:
     )
     async with ctx.sessions() as db, db.begin():
         db.add(task)
-    ctx.loaders.tasks.prime(task.id, task)
+    record = TaskRecord.of(task)
+    ctx.loaders.tasks.prime(task.id, record)
     ctx.loaders.forget_owner(task.owner_id)
-    return task
+    return record
 
 
 async def update_task(
     ctx: Context, *, task_id: uuid.UUID, values: Mapping[str, Any], new_owner_id: uuid.UUID | None = None
-) -> Task:
+) -> TaskRecord:
     viewer = ctx.require_viewer()
     patch = validate(TaskPatch, values, argument="input")
     if new_owner_id is not None and new_owner_id != viewer.user_id and not viewer.is_admin:
         raise Forbidden("Only an admin may give a task to another user.", field="input.ownerId")
     now = ctx.now()
     async with ctx.sessions() as db, db.begin():
-        task = (await db.exec(select(Task).where(col(Task.id) == task_id).with_for_update())).first()
+        task = await db.get(Task, task_id, with_for_update=True)
         if task is None or not viewer.can_see_owner(task.owner_id):
             raise NotFound.for_id("Task", encode_id("Task", task_id))
         previous_owner = task.owner_id
@@ -216,10 +203,11 @@ async def update_task(
                 task.completed_at = None
         task.updated_at = now
         db.add(task)
-    ctx.loaders.tasks.clear(task_id).prime(task_id, task)
+    record = TaskRecord.of(task)
+    ctx.loaders.tasks.clear(task_id).prime(task_id, record)
     ctx.loaders.forget_owner(previous_owner)
     ctx.loaders.forget_owner(task.owner_id)
-    return task
+    return record
 
 
 async def delete_task(ctx: Context, *, task_id: uuid.UUID) -> uuid.UUID:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_
+from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,9 +17,10 @@ from auth.passwords import hash_password, needs_rehash, verify_password
 from auth.sessions import TokenPair
 from core.errors import BadUserInput, NotFound, Unauthenticated
 from core.ids import encode_id
-from models import Role, User
+from models import USER_COLUMNS, Role, User, UserRecord
 from resolvers.inputs import Credentials, Registration, UserSearch, validate
-from resolvers.pagination import Page, PageRequest, SortKey, from_iso, iso, keyset, make_page
+from resolvers.pagination import Listing, PageRequest, SortKey, from_iso, iso, keyset, make_page
+from resolvers.reads import fetch, scalar
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -96,7 +97,7 @@ async def logout(ctx: Context, *, refresh_token: str | None, everywhere: bool) -
     return True
 
 
-async def me(ctx: Context) -> User | None:
+async def me(ctx: Context) -> UserRecord | None:
     if ctx.viewer is None:
         if ctx.auth_error is not None:
             raise ctx.auth_error
@@ -104,7 +105,7 @@ async def me(ctx: Context) -> User | None:
     return await ctx.loaders.users.load(ctx.viewer.user_id)
 
 
-async def get_user(ctx: Context, *, user_id: uuid.UUID) -> User:
+async def get_user(ctx: Context, *, user_id: uuid.UUID) -> UserRecord:
     viewer = ctx.require_viewer()
     user = await ctx.loaders.users.load(user_id) if viewer.can_see_owner(user_id) else None
     if user is None:
@@ -112,23 +113,12 @@ async def get_user(ctx: Context, *, user_id: uuid.UUID) -> User:
     return user
 
 
-@dataclass
-class UserList:
-    page: Page[User]
-    count_query: Any
-    ctx: Context
-
-    async def total_count(self) -> int:
-        async with self.ctx.sessions() as db:
-            return int((await db.exec(self.count_query)).one())
-
-
 def _like_prefix(text: str) -> str:
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"{escaped}%"
 
 
-async def list_users(ctx: Context, *, page: PageRequest, filters: Mapping[str, Any]) -> UserList:
+async def list_users(ctx: Context, *, page: PageRequest, filters: Mapping[str, Any]) -> Listing[UserRecord]:
     ctx.require_viewer(Role.ADMIN)
     criteria = validate(UserSearch, filters, argument="filter")
     where: list[Any] = []
@@ -140,40 +130,38 @@ async def list_users(ctx: Context, *, page: PageRequest, filters: Mapping[str, A
         prefix = _like_prefix(criteria.search)
         where.append(or_(func.lower(col(User.email)).like(prefix), func.lower(col(User.name)).like(prefix)))
     keyset_where, order_by, limit, backwards = keyset(USER_ORDER, col(User.id), page, descending=False)
-    async with ctx.sessions() as db:
-        rows = list(
-            (
-                await db.exec(select(User).where(*where, *keyset_where).order_by(*order_by).limit(limit + 1))
-            ).all()
-        )
+    statement = (
+        select_columns(*USER_COLUMNS).where(*where, *keyset_where).order_by(*order_by).limit(limit + 1)
+    )
+    rows = [UserRecord.from_row(row) for row in await fetch(ctx.engine, statement)]
     for user in rows:
         ctx.loaders.users.prime(user.id, user)
-    return UserList(
-        page=make_page(rows, USER_ORDER, page, limit, backwards),
-        count_query=select(func.count()).select_from(User).where(*where),
-        ctx=ctx,
+    count_query = select(func.count()).select_from(User).where(*where)
+    return Listing(
+        make_page(rows, USER_ORDER, page, limit, backwards), lambda: scalar(ctx.engine, count_query)
     )
 
 
-async def _change_user(ctx: Context, user_id: uuid.UUID, field: str, **changes: Any) -> User:
+async def _change_user(ctx: Context, user_id: uuid.UUID, field: str, **changes: Any) -> UserRecord:
     viewer = ctx.require_viewer(Role.ADMIN)
     if user_id == viewer.user_id:
         raise BadUserInput(f"{field}: admins cannot change their own role or activation.", field=field)
     async with ctx.sessions() as db, db.begin():
-        user = (await db.exec(select(User).where(col(User.id) == user_id).with_for_update())).first()
+        user = await db.get(User, user_id, with_for_update=True)
         if user is None:
             raise NotFound.for_id("User", encode_id("User", user_id))
         for name, value in changes.items():
             setattr(user, name, value)
         user.updated_at = ctx.now()
         db.add(user)
-    ctx.loaders.users.clear(user_id).prime(user_id, user)
-    return user
+    record = UserRecord.of(user)
+    ctx.loaders.users.clear(user_id).prime(user_id, record)
+    return record
 
 
-async def set_user_role(ctx: Context, *, user_id: uuid.UUID, role: Role) -> User:
+async def set_user_role(ctx: Context, *, user_id: uuid.UUID, role: Role) -> UserRecord:
     return await _change_user(ctx, user_id, "userId", role=role)
 
 
-async def set_user_active(ctx: Context, *, user_id: uuid.UUID, active: bool) -> User:
+async def set_user_active(ctx: Context, *, user_id: uuid.UUID, active: bool) -> UserRecord:
     return await _change_user(ctx, user_id, "userId", is_active=active)

@@ -9,7 +9,7 @@ from auth.directive import Auth
 from auth.sessions import TokenPair
 from core.errors import NotFound
 from core.ids import decode_typed_id
-from models import Role
+from models import Role, UserRecord
 from resolvers import tasks, users
 from schema.context import Info
 from schema.inputs import CreateTaskInput, LoginInput, RegisterInput, UpdateTaskInput, given, user_key
@@ -32,7 +32,7 @@ class AuthPayload:
             access_token=pair.access_token,
             refresh_token=pair.refresh_token,
             expires_at=pair.expires_at,
-            user=User.from_model(pair.user),
+            user=User.from_model(UserRecord.of(pair.user)),
         )
 
 

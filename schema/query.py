@@ -5,8 +5,7 @@ import strawberry
 from auth.directive import Auth
 from core.errors import NotFound
 from core.ids import decode_typed_id
-from models import Role
-from models import Task as TaskModel
+from models import Role, TaskRecord
 from resolvers import nodes, stats, tasks, users
 from resolvers.pagination import PageRequest
 from schema.connections import Connection, connection
@@ -28,7 +27,7 @@ class Query:
     @strawberry.field(description="Any object by its global ID (Relay). Another user's is NOT_FOUND.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         found = await nodes.get_node(info.context, global_id=id)
-        return Task.from_model(found) if isinstance(found, TaskModel) else User.from_model(found)
+        return Task.from_model(found) if isinstance(found, TaskRecord) else User.from_model(found)
 
     @strawberry.field(description="A task by ID. Another user's task is NOT_FOUND.", directives=[Auth()])
     async def task(self, info: Info, id: strawberry.ID) -> Task | None:
@@ -82,4 +81,4 @@ class Query:
             page=PageRequest(first, after, last, before),
             filters=given(filter) if filter else {},
         )
-        return connection(result.page, User.from_model, result.total_count)
+        return connection(result.page, User.from_model, result.count)

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from core.ids import encode_id
-from models import Task as TaskModel
-from models import TaskPriority, TaskStatus
+from models import TaskPriority, TaskRecord, TaskStatus
 from resolvers import tasks
 from resolvers.pagination import PageRequest
 from schema.connections import Connection, connection
@@ -40,7 +39,7 @@ class Task(Node):
         return User.from_model(await info.context.loaders.users.load(self.owner_id))
 
     @classmethod
-    def from_model(cls, task: TaskModel) -> Task:
+    def from_model(cls, task: TaskRecord) -> Task:
         return cls(
             id=strawberry.ID(encode_id("Task", task.id)),
             title=task.title,
@@ -77,4 +76,4 @@ async def task_connection(
         owner_id=owner_id,
         order=order_by.value() if order_by else None,
     )
-    return connection(result.page, Task.from_model, result.total_count)
+    return connection(result.page, Task.from_model, result.count)

@@ -6,8 +6,7 @@ from datetime import datetime
 import strawberry
 
 from core.ids import encode_id
-from models import Role
-from models import User as UserModel
+from models import Role, UserRecord
 from resolvers.stats import TaskStatsData
 from schema.connections import Connection
 from schema.context import Info
@@ -48,7 +47,7 @@ class User(Node):
         return TaskStats.from_data(data)
 
     @classmethod
-    def from_model(cls, user: UserModel | None) -> User:
+    def from_model(cls, user: UserRecord | None) -> User:
         assert user is not None, "a task's owner exists (foreign key)"
         return cls(
             id=strawberry.ID(encode_id("User", user.id)),

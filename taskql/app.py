@@ -24,6 +24,7 @@ from auth.tokens import TokenConfig, decode_access_token
 from auth.viewer import Viewer
 from core.errors import Unauthenticated
 from core.settings import Settings
+from models import UserRecord
 from resolvers.context import Context
 from schema.build import build_schema
 from taskql.db import create_engine, create_sessionmaker
@@ -79,9 +80,11 @@ class GraphQLView(GraphQL[Context, None]):
                     viewer, user = await load_viewer(db, claims)
         except Unauthenticated as error:
             auth_error = error
-        context = Context.create(resources.sessions, resources.tokens, viewer=viewer, auth_error=auth_error)
+        context = Context.create(
+            resources.engine, resources.sessions, resources.tokens, viewer=viewer, auth_error=auth_error
+        )
         if user is not None:
-            context.loaders.users.prime(user.id, user)
+            context.loaders.users.prime(user.id, UserRecord.of(user))
         if response is not None:
             response.headers["X-Request-Id"] = context.request_id
         return context

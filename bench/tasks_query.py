@@ -1,0 +1,131 @@
+"""Benchmark: `tasks(first: 50)` with owners and their stats, on 1,000 users and 100,000 tasks.
+
+    python -m bench.tasks_query [--requests 300] [--concurrency 1] [--data-dir .data/bench]
+
+Starts `python -m taskql serve` on the embedded default in its own data folder (seeding it once, timed),
+then drives requests over loopback from this process and prints latency percentiles. Not a test: the
+figures go into closing notes and the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+QUERY = (ROOT / "graphql" / "queries" / "TasksWithOwners.graphql").read_text()
+ADMIN = ("bench-admin@example.com", "bench admin passphrase")
+
+
+def taskql(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "taskql", *args], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+
+
+def prepare(env: dict[str, str], data_dir: Path, users: int, tasks: int) -> None:
+    marker = data_dir / f"seeded-{users}-{tasks}"
+    if marker.exists():
+        print(f"data set already seeded ({marker.name})")
+        return
+    started = time.perf_counter()
+    taskql("seed", "--users", str(users), "--tasks", str(tasks), env=env)
+    print(f"seed --users {users} --tasks {tasks}: {time.perf_counter() - started:.1f} s (including startup)")
+    taskql("create-admin", "--email", ADMIN[0], "--password", ADMIN[1], env=env)
+    marker.touch()
+
+
+async def measure(base: str, requests: int, concurrency: int, first: int) -> list[float]:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        login = await client.post(
+            "/graphql",
+            json={"query": "mutation($i: LoginInput!){ login(input: $i) { accessToken } }",
+                  "variables": {"i": {"email": ADMIN[0], "password": ADMIN[1]}}},
+        )  # fmt: skip
+        token = login.json()["data"]["login"]["accessToken"]
+        headers = {"authorization": f"Bearer {token}"}
+        body = {"query": QUERY, "variables": {"first": first}}
+        for _ in range(20):  # warm-up: connection pools, caches, JIT-less but warm Python
+            (await client.post("/graphql", json=body, headers=headers)).raise_for_status()
+        latencies: list[float] = []
+        queue = iter(range(requests))
+
+        async def worker() -> None:
+            for _ in queue:
+                started = time.perf_counter()
+                response = await client.post("/graphql", json=body, headers=headers)
+                latencies.append(time.perf_counter() - started)
+                payload = response.json()
+                assert "errors" not in payload, payload
+                assert len(payload["data"]["tasks"]["edges"]) == first, payload
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        print(f"{requests} requests, concurrency {concurrency}: {requests / elapsed:.0f} requests/s")
+        return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--first", type=int, default=50)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "bench")
+    parser.add_argument("--port", type=int, default=8099)
+    args = parser.parse_args()
+
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "JWT_SECRET"}}
+    env.update(DATA_DIR=str(args.data_dir), LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare(env, args.data_dir, args.users, args.tasks)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "taskql", "serve", "--port", str(args.port)],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("the server did not start")
+            time.sleep(0.2)
+        latencies = asyncio.run(measure(base, args.requests, args.concurrency, args.first))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    ms = sorted(latency * 1000 for latency in latencies)
+    quantiles = statistics.quantiles(ms, n=100)
+    print(
+        json.dumps(
+            {
+                "query": f"TasksWithOwners(first: {args.first}), as an admin",
+                "median_ms": round(statistics.median(ms), 2),
+                "p95_ms": round(quantiles[94], 2),
+                "p99_ms": round(quantiles[98], 2),
+                "min_ms": round(ms[0], 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
