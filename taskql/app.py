@@ -27,7 +27,9 @@ from core.settings import Settings
 from models import UserRecord
 from resolvers.context import Context
 from schema.build import build_schema
+from taskql import graphiql
 from taskql.db import create_engine, create_sessionmaker
+from taskql.graphiql import graphiql_asset
 from taskql.health import healthz, readyz
 from taskql.redis import create_redis
 
@@ -67,6 +69,10 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 class GraphQLView(GraphQL[Context, None]):
+    @property
+    def graphql_ide_html(self) -> str:
+        return graphiql.page()
+
     async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
         resources: Resources = request.app.state.resources
         viewer: Viewer | None = None
@@ -131,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route(graphiql.PREFIX + "{name}", graphiql_asset, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/", lambda _: JSONResponse({"graphql": "/graphql"}), methods=["GET"]),
