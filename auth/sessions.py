@@ -78,6 +78,8 @@ async def rotate(
         if row is None:
             raise Unauthenticated("The refresh token is invalid.", reason="REFRESH_TOKEN_INVALID")
         refresh, session, user = row
+        if not user.is_active:
+            raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
         if session.revoked_at is not None:
             raise Unauthenticated("This session has ended: log in again.", reason="SESSION_REVOKED")
         if refresh.used_at is not None:
@@ -100,12 +102,19 @@ async def rotate(
     return pair
 
 
-async def session_of_refresh_token(db: AsyncSession, token: str) -> AuthSession | None:
+async def live_session_of(db: AsyncSession, token: str, now: datetime) -> AuthSession | None:
+    """The session of a refresh token that could still be used: unused, unexpired, session not revoked.
+    A consumed or expired token identifies nothing (a leaked old token must not log anyone out)."""
     return (
         await db.exec(
             select(AuthSession)
             .join(RefreshToken, col(RefreshToken.session_id) == col(AuthSession.id))
-            .where(RefreshToken.token_hash == hash_refresh_token(token))
+            .where(
+                RefreshToken.token_hash == hash_refresh_token(token),
+                col(RefreshToken.used_at).is_(None),
+                col(RefreshToken.expires_at) > now,
+                col(AuthSession.revoked_at).is_(None),
+            )
         )
     ).first()
 
@@ -136,9 +145,11 @@ async def load_viewer(db: AsyncSession, claims: AccessClaims) -> tuple[Viewer, U
             .where(col(User.id) == claims.user_id, col(AuthSession.id) == claims.session_id)
         )
     ).first()
-    if row is None or row[1] is not None:
+    if row is None:
         raise Unauthenticated("This session has ended: log in again.", reason="SESSION_REVOKED")
-    user = row[0]
-    if not user.is_active:
+    user, revoked_at = row
+    if not user.is_active:  # said first: deactivation also revokes, but this is the reason to show
         raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
+    if revoked_at is not None:
+        raise Unauthenticated("This session has ended: log in again.", reason="SESSION_REVOKED")
     return Viewer(user_id=user.id, session_id=claims.session_id, role=user.role), user

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     ValidationError,
@@ -47,19 +47,31 @@ def _password_strength(value: str) -> str:
     return value
 
 
-def _normalize_email(value: str) -> str:
-    return value.strip().lower()
+def normalize_email(value: str) -> str:
+    """The one form an email is stored and looked up in: email-validator's normalization (NFC, an IDNA
+    domain in Unicode) in lower case. Raises ValueError for an invalid address."""
+    try:
+        return str(validate_email(value.strip(), check_deliverability=False).normalized).lower()
+    except EmailNotValidError as error:
+        raise ValueError(f"is not a valid email address ({error})") from None
+
+
+def _login_email(value: str) -> str:
+    """Logins look up the same normal form; an invalid address simply matches no account."""
+    try:
+        return normalize_email(value)
+    except ValueError:
+        return value.strip().lower()
 
 
 NO_NUL = AfterValidator(_no_nul)
 # Constraints come before the validator: pydantic applies string constraints to the plain str schema only.
-Text = Annotated[str, NO_NUL]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NO_NUL]
 Description = Annotated[str, StringConstraints(max_length=10_000), NO_NUL]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), NO_NUL]
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NO_NUL]
-Email = Annotated[EmailStr, AfterValidator(_normalize_email), Field(max_length=254)]
+Email = Annotated[str, StringConstraints(max_length=254), NO_NUL, AfterValidator(normalize_email)]
 Password = Annotated[
     str,
     StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH),
@@ -69,10 +81,26 @@ Password = Annotated[
 SearchText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NO_NUL]
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+# Dates outside this range are refused: beyond it a timezone shift overflows Python's datetime.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def checked_timestamp(value: datetime) -> datetime:
+    """``value`` in UTC, if it has a timezone and lies in the supported range."""
+    if value.tzinfo is None:
         raise ValueError("must include a timezone offset, e.g. 2030-01-31T17:00:00Z")
-    return value
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise ValueError(f"must lie between {EARLIEST.date()} and {LATEST.date()}")
+    return utc
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return None if value is None else checked_timestamp(value)
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
@@ -109,14 +137,15 @@ class Registration(Strict):
 
 
 class Credentials(Strict):
-    email: Annotated[str, StringConstraints(max_length=254), NO_NUL, AfterValidator(_normalize_email)]
+    email: Annotated[str, StringConstraints(max_length=254), NO_NUL, AfterValidator(_login_email)]
     password: Annotated[str, StringConstraints(max_length=MAX_PASSWORD_LENGTH), NO_NUL]
 
 
+# An empty "any of" list would match nothing, and reading it as "no filter" would surprise: it is refused.
 class TaskSearch(Strict):
-    status: list[TaskStatus] | None = None
-    priority: list[TaskPriority] | None = None
-    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)] | None = None
+    status: Annotated[list[TaskStatus], Field(min_length=1)] | None = None
+    priority: Annotated[list[TaskPriority], Field(min_length=1)] | None = None
+    tags: Annotated[list[Tag], Field(min_length=1, max_length=MAX_TAGS)] | None = None
     due_before: AwareDatetime | None = None
     due_after: AwareDatetime | None = None
     search: SearchText | None = None

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import math
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
@@ -58,8 +60,9 @@ class SortKey:
     name: str
     expression: Any
     value_of: Callable[[Any], Any]
+    # Reads a cursor's value back: must refuse anything to_json cannot produce (clients can send anything).
+    from_json: Callable[[Any], Any]
     to_json: Callable[[Any], Any] = lambda value: value
-    from_json: Callable[[Any], Any] = lambda value: value
     # SQL for a cursor's value; by default a literal of the expression's type.
     bind: Callable[[Any], Any] | None = None
 
@@ -69,31 +72,57 @@ class SortKey:
         return literal(value, type_=self.expression.type)
 
 
+# Cursor values come back from clients: each reader accepts exactly what its writer produces, so a
+# tampered cursor is BAD_USER_INPUT, never a database error.
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def from_iso(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
+def from_iso(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(value)
+    return parsed.astimezone(UTC)  # raises OverflowError outside the representable range
+
+
+def from_optional_iso(value: object) -> datetime | None:
+    return None if value is None else from_iso(value)
 
 
 def enum_value(value: Enum) -> Any:
     return value.value
 
 
-def encode_cursor(key: SortKey, value: Any, row_id: uuid.UUID) -> str:
-    payload = json.dumps([key.name, key.to_json(value), str(row_id)], separators=(",", ":"))
+def text_value(value: object) -> str:
+    if not isinstance(value, str) or "\x00" in value or len(value) > 1000:
+        raise ValueError(value)
+    return value
+
+
+def finite_float(value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(value)
+    return float(value)
+
+
+CURSOR_ERRORS = (ValueError, TypeError, AttributeError, OverflowError, binascii.Error, UnicodeError)
+
+
+def encode_cursor(scope: str, value: Any, row_id: uuid.UUID) -> str:
+    payload = json.dumps([scope, value, str(row_id)], separators=(",", ":"))
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
-def decode_cursor(key: SortKey, cursor: str, *, field: str) -> tuple[Any, uuid.UUID]:
+def decode_cursor(key: SortKey, scope: str, cursor: str, *, field: str) -> tuple[Any, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        name, value, row_id = json.loads(raw)
-        if name != key.name:
-            raise ValueError(name)
+        cursor_scope, value, row_id = json.loads(raw)
+        if cursor_scope != scope or not isinstance(row_id, str):
+            raise ValueError(cursor_scope)
         return key.from_json(value), uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
+    except CURSOR_ERRORS:
         raise BadUserInput(
             f"{field} is not a cursor of this list in this order: pass a cursor from the same query.",
             field=field,
@@ -116,32 +145,48 @@ class Listing(Generic[Item]):
     count: Callable[[], Awaitable[int]]
 
 
+@dataclass(frozen=True, slots=True)
+class Keyset:
+    """One page's WHERE clause, ORDER BY and LIMIT; whether rows come back reversed; the cursors' scope."""
+
+    where: list[ColumnElement[bool]]
+    order_by: list[Any]
+    limit: int
+    backwards: bool
+    scope: str
+
+
 def keyset(
-    key: SortKey, id_column: Any, request: PageRequest, *, descending: bool
-) -> tuple[list[ColumnElement[bool]], list[Any], int, bool]:
-    """The WHERE clause, ORDER BY and LIMIT of one page, and whether rows come back reversed."""
+    key: SortKey, id_column: Any, request: PageRequest, *, descending: bool, query: str = ""
+) -> Keyset:
+    """``query`` names what else the order depends on (a search's text): a cursor is valid only with the
+    same order, direction and query it came from."""
     limit, backwards = request.checked()
+    digest = hashlib.sha256(query.encode()).hexdigest()[:12] if query else ""
+    scope = f"{key.name}:{'desc' if descending else 'asc'}:{digest}"
     cursor, field = (request.before, "before") if backwards else (request.after, "after")
     # Paging backwards walks the order in reverse, then flips the rows.
     walk_descending = descending != backwards
     where: list[ColumnElement[bool]] = []
     if cursor is not None:
-        value, row_id = decode_cursor(key, cursor, field=field)
+        value, row_id = decode_cursor(key, scope, cursor, field=field)
         left, right = tuple_(key.expression, id_column), tuple_(key.bound(value), row_id)
         where.append(left < right if walk_descending else left > right)
     order = [key.expression, id_column]
     order_by = [column.desc() if walk_descending else column.asc() for column in order]
-    return where, order_by, limit, backwards
+    return Keyset(where, order_by, limit, backwards, scope)
 
 
-def make_page(
-    rows: Sequence[Item], key: SortKey, request: PageRequest, limit: int, backwards: bool
-) -> Page[Item]:
+def make_page(rows: Sequence[Item], key: SortKey, request: PageRequest, page: Keyset) -> Page[Item]:
+    limit, backwards = page.limit, page.backwards
     has_more = len(rows) > limit
     items = list(rows[:limit])
     if backwards:
         items.reverse()
-    cursors = [encode_cursor(key, key.value_of(item), item.id) for item in items]  # type: ignore[attr-defined]
+    cursors = [
+        encode_cursor(page.scope, key.to_json(key.value_of(item)), item.id)  # type: ignore[attr-defined]
+        for item in items
+    ]
     return Page(
         items=items,
         cursors=cursors,

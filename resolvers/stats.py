@@ -11,10 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from core.errors import NotFound
-from core.ids import encode_id
 from models import Task, TaskPriority, TaskStatus
 from resolvers.reads import fetch
+from resolvers.visibility import visible_owner
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -72,6 +71,4 @@ async def task_stats(ctx: Context, *, owner_id: uuid.UUID | None) -> TaskStatsDa
         for status, priority, count, overdue in await fetch(ctx.engine, _stats_query()):
             stats.add(status, priority, count, overdue)
         return stats
-    if not viewer.can_see_owner(owner_id) or await ctx.loaders.users.load(owner_id) is None:
-        raise NotFound.for_id("User", encode_id("User", owner_id))
-    return await ctx.loaders.stats.load(owner_id)
+    return await ctx.loaders.stats.load(await visible_owner(ctx, viewer, owner_id))

@@ -18,18 +18,32 @@ from sqlmodel import col
 
 from core.errors import BadUserInput, Forbidden, NotFound
 from core.ids import encode_id
-from models import TASK_COLUMNS, Task, TaskRecord, TaskStatus
+from models import TASK_COLUMNS, Task, TaskPriority, TaskRecord, TaskStatus, User
 from models.task import SEARCH_COLUMN
 from resolvers.inputs import TaskCreate, TaskPatch, TaskSearch, validate
-from resolvers.pagination import Listing, PageRequest, SortKey, enum_value, from_iso, iso, keyset, make_page
+from resolvers.pagination import (
+    Listing,
+    PageRequest,
+    SortKey,
+    enum_value,
+    finite_float,
+    from_iso,
+    from_optional_iso,
+    iso,
+    keyset,
+    make_page,
+    text_value,
+)
 from resolvers.reads import fetch, scalar
+from resolvers.visibility import visible_owner
 
 if TYPE_CHECKING:
-    from auth.viewer import Viewer
     from resolvers.context import Context
 
 INFINITY: Any = literal_column("'infinity'::timestamptz")
-WORD = re.compile(r"\w+", re.UNICODE)
+# Letters and digits only: PostgreSQL's parser splits on "_" and drops symbols such as "²", which would
+# leave an empty query that silently matches nothing.
+WORD = re.compile(r"[^\W_]+")
 MAX_SEARCH_WORDS = 10
 
 
@@ -45,11 +59,12 @@ class TaskOrderField(StrEnum):
 @dataclass(frozen=True, slots=True)
 class TaskOrder:
     field: TaskOrderField = TaskOrderField.CREATED_AT
-    descending: bool = True
+    descending: bool | None = None  # None: the field's natural direction (DEFAULT_DESCENDING)
 
 
 def _timestamp_key(name: str, column: Any) -> SortKey:
-    return SortKey(name, column, lambda task: getattr(task, name.lower()), iso, from_iso)
+    attribute = name.lower()
+    return SortKey(name, column, lambda task: getattr(task, attribute), from_json=from_iso, to_json=iso)
 
 
 SORT_KEYS: dict[TaskOrderField, SortKey] = {
@@ -59,20 +74,30 @@ SORT_KEYS: dict[TaskOrderField, SortKey] = {
         "DUE_AT",
         func.coalesce(col(Task.due_at), INFINITY),  # the expression of the tasks_*_due_at_idx indexes
         lambda task: task.due_at,
-        iso,
-        from_iso,
+        from_json=from_optional_iso,
+        to_json=iso,
         bind=lambda value: func.coalesce(literal(value, type_=DateTime(timezone=True)), INFINITY),
     ),
     TaskOrderField.PRIORITY: SortKey(
-        "PRIORITY", col(Task.priority), lambda task: task.priority, enum_value, lambda value: value
+        "PRIORITY", col(Task.priority), lambda task: task.priority, from_json=TaskPriority, to_json=enum_value
     ),
-    TaskOrderField.TITLE: SortKey("TITLE", col(Task.title), lambda task: task.title),
+    TaskOrderField.TITLE: SortKey("TITLE", col(Task.title), lambda task: task.title, from_json=text_value),
+}
+# Descending unless the field reads better ascending (due soonest first, titles A to Z).
+DEFAULT_DESCENDING = {
+    TaskOrderField.CREATED_AT: True,
+    TaskOrderField.UPDATED_AT: True,
+    TaskOrderField.DUE_AT: False,
+    TaskOrderField.PRIORITY: True,
+    TaskOrderField.TITLE: False,
+    TaskOrderField.RELEVANCE: True,
 }
 
 
 def _ts_query(text: str) -> Any:
     """Every word of ``text`` must match a word of the task, or the start of one (``word:*``)."""
-    words = WORD.findall(text.lower())[:MAX_SEARCH_WORDS]
+    words = [w for w in WORD.findall(text.lower()) if all(c.isalpha() or c.isdecimal() for c in w)]
+    words = words[:MAX_SEARCH_WORDS]
     if not words:
         raise BadUserInput("filter.search: must contain at least one word.", field="filter.search")
     return func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(f"{word}:*" for word in words))
@@ -80,14 +105,7 @@ def _ts_query(text: str) -> Any:
 
 def _relevance_key(query: Any, ranks: dict[uuid.UUID, float]) -> SortKey:
     rank = cast(func.ts_rank_cd(SEARCH_COLUMN, query), Float(precision=53))
-    return SortKey("RELEVANCE", rank, lambda task: ranks[task.id])
-
-
-async def visible_owner(ctx: Context, viewer: Viewer, owner_id: uuid.UUID) -> uuid.UUID:
-    """``owner_id`` if the viewer may see that owner's tasks; otherwise ``NOT_FOUND`` (as if missing)."""
-    if not viewer.can_see_owner(owner_id) or await ctx.loaders.users.load(owner_id) is None:
-        raise NotFound.for_id("User", encode_id("User", owner_id))
-    return owner_id
+    return SortKey("RELEVANCE", rank, lambda task: ranks[task.id], from_json=finite_float)
 
 
 async def get_task(ctx: Context, *, task_id: uuid.UUID) -> TaskRecord:
@@ -135,10 +153,11 @@ async def list_tasks(
         key = _relevance_key(query, ranks)
     else:
         key = SORT_KEYS[order.field]
-    keyset_where, order_by, limit, backwards = keyset(key, col(Task.id), page, descending=order.descending)
+    descending = DEFAULT_DESCENDING[order.field] if order.descending is None else order.descending
+    window = keyset(key, col(Task.id), page, descending=descending, query=criteria.search or "")
 
     def page_of(statement: Any) -> Any:
-        return statement.where(*where, *keyset_where).order_by(*order_by).limit(limit + 1)
+        return statement.where(*where, *window.where).order_by(*window.order_by).limit(window.limit + 1)
 
     if key.name == TaskOrderField.RELEVANCE:
         ranked = await fetch(ctx.engine, page_of(select(*TASK_COLUMNS, key.expression)))
@@ -149,7 +168,7 @@ async def list_tasks(
     for task in rows:
         ctx.loaders.tasks.prime(task.id, task)
     count_query = select(func.count()).select_from(Task).where(*where)
-    return Listing(make_page(rows, key, page, limit, backwards), lambda: scalar(ctx.engine, count_query))
+    return Listing(make_page(rows, key, page, window), lambda: scalar(ctx.engine, count_query))
 
 
 async def create_task(ctx: Context, *, values: Mapping[str, Any]) -> TaskRecord:
@@ -190,7 +209,10 @@ async def update_task(
             raise NotFound.for_id("Task", encode_id("Task", task_id))
         previous_owner = task.owner_id
         if new_owner_id is not None and new_owner_id != task.owner_id:
-            task.owner_id = await visible_owner(ctx, viewer, new_owner_id)
+            # Checked in this transaction (locked for share), so the new owner cannot vanish before commit.
+            if await db.get(User, new_owner_id, with_for_update={"read": True}) is None:
+                raise NotFound.for_id("User", encode_id("User", new_owner_id))
+            task.owner_id = new_owner_id
         for name in patch.model_fields_set:
             value = getattr(patch, name)
             if name in {"title", "status", "priority", "tags"} and value is None:

@@ -21,22 +21,26 @@ from models import USER_COLUMNS, Role, User, UserRecord
 from resolvers.inputs import Credentials, Registration, UserSearch, validate
 from resolvers.pagination import Listing, PageRequest, SortKey, from_iso, iso, keyset, make_page
 from resolvers.reads import fetch, scalar
+from resolvers.visibility import visible_user
 
 if TYPE_CHECKING:
     from resolvers.context import Context
 
-USER_ORDER = SortKey("CREATED_AT", col(User.created_at), lambda user: user.created_at, iso, from_iso)
+USER_ORDER = SortKey(
+    "CREATED_AT", col(User.created_at), lambda user: user.created_at, from_json=from_iso, to_json=iso
+)
 INVALID_CREDENTIALS = "Invalid email or password."
 
 
-async def create_user(db: AsyncSession, registration: Registration, role: Role = Role.USER) -> User:
-    """Insert a user inside the caller's transaction; a taken email is ``BAD_USER_INPUT``."""
-    user = User(
-        email=registration.email,
-        name=registration.name,
-        password_hash=await hash_password(registration.password),
-        role=role,
-    )
+MAX_TOKEN_LENGTH = 512
+
+
+async def create_user(
+    db: AsyncSession, registration: Registration, password_hash: str, role: Role = Role.USER
+) -> User:
+    """Insert a user inside the caller's transaction; a taken email is ``BAD_USER_INPUT``. The password is
+    hashed before the transaction opens: argon2 must not hold a pooled connection."""
+    user = User(email=registration.email, name=registration.name, password_hash=password_hash, role=role)
     try:
         async with db.begin_nested():
             db.add(user)
@@ -49,49 +53,56 @@ async def create_user(db: AsyncSession, registration: Registration, role: Role =
 
 async def register(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
     registration = validate(Registration, values, argument="input")
+    password_hash = await hash_password(registration.password)
     async with ctx.sessions() as db, db.begin():
-        user = await create_user(db, registration)
+        user = await create_user(db, registration, password_hash)
         return await auth_sessions.start_session(db, ctx.tokens, user, ctx.now())
 
 
 async def login(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
     credentials = validate(Credentials, values, argument="input")
-    async with ctx.sessions() as db, db.begin():
+    async with ctx.sessions() as db:
         user = (await db.exec(select(User).where(func.lower(col(User.email)) == credentials.email))).first()
-        # Unknown emails verify a dummy hash: the answer and its timing do not tell whether an account exists.
-        if (
-            not await verify_password(user.password_hash if user else None, credentials.password)
-            or user is None
-        ):
-            raise Unauthenticated(INVALID_CREDENTIALS, reason="INVALID_CREDENTIALS")
-        if not user.is_active:
-            raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
-        if needs_rehash(user.password_hash):
-            user.password_hash = await hash_password(credentials.password)
-            db.add(user)
+    # Verified outside any transaction. Unknown emails verify a dummy hash: the answer and its timing do
+    # not tell whether an account exists.
+    if not await verify_password(user.password_hash if user else None, credentials.password):
+        raise Unauthenticated(INVALID_CREDENTIALS, reason="INVALID_CREDENTIALS")
+    assert user is not None
+    if not user.is_active:
+        raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
+    new_hash = await hash_password(credentials.password) if needs_rehash(user.password_hash) else None
+    async with ctx.sessions() as db, db.begin():
+        db.add(user)
+        if new_hash is not None:
+            user.password_hash = new_hash
         return await auth_sessions.start_session(db, ctx.tokens, user, ctx.now())
 
 
 async def refresh(ctx: Context, *, token: str) -> TokenPair:
-    if not token or len(token) > 512:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
         raise Unauthenticated("The refresh token is invalid.", reason="REFRESH_TOKEN_INVALID")
     return await auth_sessions.rotate(ctx.sessions, ctx.tokens, token, ctx.now())
 
 
 async def logout(ctx: Context, *, refresh_token: str | None, everywhere: bool) -> bool:
-    """End the session of ``refresh_token`` (or of the access token), or every session of its user."""
+    """End the session of ``refresh_token`` (or of the access token); with ``everywhere``, every session of
+    the viewer, which then needs the account's own access token."""
     now = ctx.now()
+    viewer = ctx.require_viewer() if everywhere or refresh_token is None else ctx.viewer
     async with ctx.sessions() as db, db.begin():
         if refresh_token is not None:
-            session = await auth_sessions.session_of_refresh_token(db, refresh_token[:512])
-            if session is None or (ctx.viewer is not None and session.user_id != ctx.viewer.user_id):
+            session = None
+            if len(refresh_token) <= MAX_TOKEN_LENGTH:
+                session = await auth_sessions.live_session_of(db, refresh_token, now)
+            if session is None or (viewer is not None and session.user_id != viewer.user_id):
                 raise Unauthenticated("The refresh token is invalid.", reason="REFRESH_TOKEN_INVALID")
-            user_id, session_id = session.user_id, session.id
+            session_id = session.id
         else:
-            viewer = ctx.require_viewer()
-            user_id, session_id = viewer.user_id, viewer.session_id
+            assert viewer is not None
+            session_id = viewer.session_id
         if everywhere:
-            await auth_sessions.revoke_all_sessions(db, user_id, now)
+            assert viewer is not None
+            await auth_sessions.revoke_all_sessions(db, viewer.user_id, now)
         else:
             await auth_sessions.revoke_session(db, session_id, now)
     return True
@@ -106,11 +117,7 @@ async def me(ctx: Context) -> UserRecord | None:
 
 
 async def get_user(ctx: Context, *, user_id: uuid.UUID) -> UserRecord:
-    viewer = ctx.require_viewer()
-    user = await ctx.loaders.users.load(user_id) if viewer.can_see_owner(user_id) else None
-    if user is None:
-        raise NotFound.for_id("User", encode_id("User", user_id))
-    return user
+    return await visible_user(ctx, ctx.require_viewer(), user_id)
 
 
 def _like_prefix(text: str) -> str:
@@ -129,17 +136,18 @@ async def list_users(ctx: Context, *, page: PageRequest, filters: Mapping[str, A
     if criteria.search is not None:
         prefix = _like_prefix(criteria.search)
         where.append(or_(func.lower(col(User.email)).like(prefix), func.lower(col(User.name)).like(prefix)))
-    keyset_where, order_by, limit, backwards = keyset(USER_ORDER, col(User.id), page, descending=False)
+    window = keyset(USER_ORDER, col(User.id), page, descending=False)
     statement = (
-        select_columns(*USER_COLUMNS).where(*where, *keyset_where).order_by(*order_by).limit(limit + 1)
+        select_columns(*USER_COLUMNS)
+        .where(*where, *window.where)
+        .order_by(*window.order_by)
+        .limit(window.limit + 1)
     )
     rows = [UserRecord.from_row(row) for row in await fetch(ctx.engine, statement)]
     for user in rows:
         ctx.loaders.users.prime(user.id, user)
     count_query = select(func.count()).select_from(User).where(*where)
-    return Listing(
-        make_page(rows, USER_ORDER, page, limit, backwards), lambda: scalar(ctx.engine, count_query)
-    )
+    return Listing(make_page(rows, USER_ORDER, page, window), lambda: scalar(ctx.engine, count_query))
 
 
 async def _change_user(ctx: Context, user_id: uuid.UUID, field: str, **changes: Any) -> UserRecord:
@@ -154,6 +162,9 @@ async def _change_user(ctx: Context, user_id: uuid.UUID, field: str, **changes: 
             setattr(user, name, value)
         user.updated_at = ctx.now()
         db.add(user)
+        if not user.is_active:
+            # Deactivation ends every session: reactivating later must not revive stolen tokens.
+            await auth_sessions.revoke_all_sessions(db, user_id, user.updated_at)
     record = UserRecord.of(user)
     ctx.loaders.users.clear(user_id).prime(user_id, record)
     return record

@@ -1,9 +1,13 @@
 """Give every error a stable ``extensions.code``; mask and log the unexpected ones.
 
+Codes come from where an error arose, never from its wording:
 - ``AppError`` raised by a resolver: its message and code (``UNAUTHENTICATED``, ``NOT_FOUND``, ...).
-- Syntax errors: ``GRAPHQL_PARSE_FAILED``. Validation errors: ``GRAPHQL_VALIDATION_FAILED``, except a
-  literal value of the wrong type (e.g. an unknown enum value), which is ``BAD_USER_INPUT``.
-- Variables that don't coerce (wrong type, unknown enum value, a date without timezone): ``BAD_USER_INPUT``.
+- Syntax errors: ``GRAPHQL_PARSE_FAILED``.
+- Validation: a literal value that does not fit its type (``ValuesOfCorrectTypeRule``: an unknown enum
+  value, a string where an Int belongs, a missing input field) is ``BAD_USER_INPUT``; every other rule
+  (unknown field, unused variable, ...) is ``GRAPHQL_VALIDATION_FAILED``.
+- Variables that don't coerce to their declared type (reported by graphql-core before execution, without a
+  path, as "Variable '$name' got invalid value ..."): ``BAD_USER_INPUT``.
 - Anything else is a bug: the client gets ``INTERNAL_SERVER_ERROR`` and the request id, nothing more; the
   log gets the traceback, once.
 """
@@ -11,24 +15,26 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from strawberry.extensions import SchemaExtension
 
 from core.errors import AppError
-from graphql import GraphQLError, GraphQLSyntaxError
+from graphql import GraphQLError, GraphQLSyntaxError, ValuesOfCorrectTypeRule
 
 logger = logging.getLogger("taskql.errors")
 
 MASKED_MESSAGE = "Internal server error."
-# graphql-core's messages for values that don't fit their input type (ValuesOfCorrectTypeRule, and the
-# coercion of variables). They mean the client sent bad input, not a malformed document.
-BAD_VALUE = re.compile(
-    r"^(Expected value of type |Variable '\$|Value '.*' does not exist in '\w+' enum"
-    r"|Field '\w+\.\w+' of required type '.+' was not provided|Field '\w+' is not defined by type '\w+')"
-)
+VARIABLE_COERCION_PREFIX = "Variable '$"
+
+
+class InputValuesRule(ValuesOfCorrectTypeRule):
+    """graphql-core's rule for literal values, whose errors are the client's input, not its document."""
+
+    def report_error(self, error: GraphQLError) -> None:
+        error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
+        super().report_error(error)
 
 
 def coded(
@@ -40,11 +46,12 @@ def coded(
         return _with(error, original.message, original.extensions)
     if isinstance(error, GraphQLSyntaxError):
         return _with(error, error.message, {"code": "GRAPHQL_PARSE_FAILED"})
-    # Values that don't fit their type, in variables or literals: reported before execution (no path).
-    if error.path is None and BAD_VALUE.match(error.message):
-        return _with(error, error.message, {"code": "BAD_USER_INPUT"})
+    if is_coded(error):  # tagged by InputValuesRule
+        return _with(error, error.message, dict(error.extensions or {}))
     if validation:
         return _with(error, error.message, {"code": "GRAPHQL_VALIDATION_FAILED"})
+    if error.path is None and error.message.startswith(VARIABLE_COERCION_PREFIX):
+        return _with(error, error.message, {"code": "BAD_USER_INPUT"})
     request_id = getattr(context, "request_id", None)
     logger.error(
         "unexpected error in %s (request %s): %s",
@@ -75,6 +82,12 @@ class ErrorCodes(SchemaExtension):
     _validation_errors: frozenset[int] = frozenset()
 
     def on_validate(self) -> Iterator[None]:
+        # Runs before the validation cache's hook (this extension comes first), so the rule set, and with
+        # it the cache key, is the same on every request.
+        self.execution_context.validation_rules = tuple(
+            InputValuesRule if rule is ValuesOfCorrectTypeRule else rule
+            for rule in self.execution_context.validation_rules
+        )
         yield
         self._validation_errors = frozenset(map(id, self.execution_context.pre_execution_errors or ()))
 

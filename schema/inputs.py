@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import strawberry
 
@@ -27,12 +28,23 @@ def given(data: object, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     }
 
 
-def user_key(global_id: strawberry.ID, *, field: str) -> Any:
-    """The key of a User ID; an ID of another type names no user, so it is ``NOT_FOUND``."""
-    key = decode_typed_id(global_id, "User", field=field)
+def typed_key(global_id: strawberry.ID, type_name: str, *, field: str = "id") -> uuid.UUID:
+    """The key of a global ID of ``type_name``. A malformed ID is ``BAD_USER_INPUT``; a well-formed ID of
+    another type names no such object, so it is ``NOT_FOUND``."""
+    key = decode_typed_id(global_id, type_name, field=field)
     if key is None:
-        raise NotFound(f"No User with id {global_id!r}.", id=global_id)
+        raise NotFound(f"No {type_name} with id {global_id!r}.", id=global_id)
     return key
+
+
+def user_key(global_id: strawberry.ID, *, field: str) -> uuid.UUID:
+    return typed_key(global_id, "User", field=field)
+
+
+def is_given(value: strawberry.ID | None) -> TypeGuard[strawberry.ID]:
+    """Set by the client to something other than null (UNSET and an empty string are both falsy: test
+    explicitly, so that ``""`` reaches the ID check instead of meaning "not given")."""
+    return value is not strawberry.UNSET and value is not None
 
 
 @strawberry.input(description="A new account.")

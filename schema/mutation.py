@@ -1,18 +1,25 @@
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 import strawberry
 
 from auth.directive import Auth
 from auth.sessions import TokenPair
-from core.errors import NotFound
-from core.ids import decode_typed_id
+from core.errors import BadUserInput
 from models import Role, UserRecord
 from resolvers import tasks, users
 from schema.context import Info
-from schema.inputs import CreateTaskInput, LoginInput, RegisterInput, UpdateTaskInput, given, user_key
+from schema.inputs import (
+    CreateTaskInput,
+    LoginInput,
+    RegisterInput,
+    UpdateTaskInput,
+    given,
+    is_given,
+    typed_key,
+    user_key,
+)
 from schema.task import Task
 from schema.user import User
 
@@ -34,13 +41,6 @@ class AuthPayload:
             expires_at=pair.expires_at,
             user=User.from_model(UserRecord.of(pair.user)),
         )
-
-
-def _task_key(global_id: strawberry.ID) -> uuid.UUID:
-    key = decode_typed_id(global_id, "Task")
-    if key is None:
-        raise NotFound(f"No Task with id {global_id!r}.", id=global_id)
-    return key
 
 
 @strawberry.type(description="Writes. Each one is a single transaction: it happens whole or not at all.")
@@ -76,15 +76,20 @@ class Mutation:
 
     @strawberry.mutation(description="Change a task. Another user's task is NOT_FOUND.", directives=[Auth()])
     async def update_task(self, info: Info, id: strawberry.ID, input: UpdateTaskInput) -> Task:
-        owner = user_key(input.owner_id, field="input.ownerId") if input.owner_id else None
+        if input.owner_id is None:
+            raise BadUserInput("input.ownerId: cannot be null.", field="input.ownerId")
+        owner = user_key(input.owner_id, field="input.ownerId") if is_given(input.owner_id) else None
         task = await tasks.update_task(
-            info.context, task_id=_task_key(id), values=given(input, skip=("owner_id",)), new_owner_id=owner
+            info.context,
+            task_id=typed_key(id, "Task"),
+            values=given(input, skip=("owner_id",)),
+            new_owner_id=owner,
         )
         return Task.from_model(task)
 
     @strawberry.mutation(description="Delete a task; returns its ID.", directives=[Auth()])
     async def delete_task(self, info: Info, id: strawberry.ID) -> strawberry.ID:
-        await tasks.delete_task(info.context, task_id=_task_key(id))
+        await tasks.delete_task(info.context, task_id=typed_key(id, "Task"))
         return id
 
     @strawberry.mutation(

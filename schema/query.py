@@ -3,14 +3,12 @@ from __future__ import annotations
 import strawberry
 
 from auth.directive import Auth
-from core.errors import NotFound
-from core.ids import decode_typed_id
 from models import Role, TaskRecord
 from resolvers import nodes, stats, tasks, users
 from resolvers.pagination import PageRequest
 from schema.connections import Connection, connection
 from schema.context import Info
-from schema.inputs import TaskFilter, TaskOrder, UserFilter, given, user_key
+from schema.inputs import TaskFilter, TaskOrder, UserFilter, given, typed_key, user_key
 from schema.node import Node
 from schema.stats import TaskStats
 from schema.task import Task, task_connection
@@ -31,10 +29,7 @@ class Query:
 
     @strawberry.field(description="A task by ID. Another user's task is NOT_FOUND.", directives=[Auth()])
     async def task(self, info: Info, id: strawberry.ID) -> Task | None:
-        key = decode_typed_id(id, "Task")
-        if key is None:
-            raise NotFound(f"No Task with id {id!r}.", id=id)
-        return Task.from_model(await tasks.get_task(info.context, task_id=key))
+        return Task.from_model(await tasks.get_task(info.context, task_id=typed_key(id, "Task")))
 
     @strawberry.field(
         description="Tasks: the viewer's own, or every user's for an admin. Page with first/after or "

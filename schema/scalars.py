@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
+from resolvers.inputs import checked_timestamp
+
 
 def _serialize(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -19,9 +21,10 @@ def _parse(value: object) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{value!r} is not an ISO 8601 date-time, e.g. 2030-01-31T17:00:00Z.") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"{value!r} has no timezone: add an offset such as Z or +02:00.")
-    return parsed
+    try:
+        return checked_timestamp(parsed)
+    except ValueError as error:
+        raise ValueError(f"{value!r} {error}.") from None
 
 
 DATETIME: ScalarDefinition = strawberry.scalar(

@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from core.errors import BadUserInput
 from core.ids import encode_id
 from models import TaskPriority, TaskRecord, TaskStatus
 from resolvers import tasks
 from resolvers.pagination import PageRequest
 from schema.connections import Connection, connection
 from schema.context import Info
-from schema.inputs import TaskFilter, TaskOrder, given, user_key
+from schema.inputs import TaskFilter, TaskOrder, given, is_given, user_key
 from schema.node import Node
 
 if TYPE_CHECKING:
@@ -67,7 +68,11 @@ async def task_connection(
     order_by: TaskOrder | None,
 ) -> Connection[Task]:
     filters: dict[str, Any] = given(filter, skip=("owner_id",)) if filter else {}
-    if filter is not None and filter.owner_id:
+    if filter is not None and is_given(filter.owner_id):
+        if owner_id is not None:  # User.tasks: the owner is the parent object
+            raise BadUserInput(
+                "filter.ownerId: not allowed on User.tasks (the user is the owner).", field="filter.ownerId"
+            )
         owner_id = user_key(filter.owner_id, field="filter.ownerId")
     result = await tasks.list_tasks(
         info.context,

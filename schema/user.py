@@ -7,7 +7,7 @@ import strawberry
 
 from core.ids import encode_id
 from models import Role, UserRecord
-from resolvers.stats import TaskStatsData
+from resolvers import stats
 from schema.connections import Connection
 from schema.context import Info
 from schema.inputs import TaskFilter, TaskOrder
@@ -43,8 +43,8 @@ class User(Node):
 
     @strawberry.field(description="Statistics over the user's tasks.")
     async def task_stats(self, info: Info) -> TaskStats:
-        data: TaskStatsData = await info.context.loaders.stats.load(self.key)
-        return TaskStats.from_data(data)
+        # Through the same visibility check as taskStats(ownerId:), whatever path led to this user.
+        return TaskStats.from_data(await stats.task_stats(info.context, owner_id=self.key))
 
     @classmethod
     def from_model(cls, user: UserRecord | None) -> User:

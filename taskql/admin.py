@@ -6,10 +6,11 @@ from pydantic import ValidationError
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from auth.passwords import hash_password
 from core.errors import BadUserInput
 from core.settings import Settings
 from models import Role, User
-from resolvers.inputs import Registration, validate
+from resolvers.inputs import Registration, normalize_email, validate
 from resolvers.users import create_user
 from taskql.db import create_engine, create_sessionmaker
 
@@ -19,9 +20,11 @@ async def make_admin(settings: Settings, *, email: str, name: str, password: str
     engine = create_engine(settings)
     try:
         async with create_sessionmaker(engine)() as db, db.begin():
-            existing = (
-                await db.exec(select(User).where(func.lower(col(User.email)) == email.strip().lower()))
-            ).first()
+            try:
+                normalized = normalize_email(email)
+            except ValueError as error:
+                raise ValueError(f"admin.email: {error}.") from None
+            existing = (await db.exec(select(User).where(func.lower(col(User.email)) == normalized))).first()
             if existing is not None:
                 existing.role = Role.ADMIN
                 db.add(existing)
@@ -32,7 +35,7 @@ async def make_admin(settings: Settings, *, email: str, name: str, password: str
                 )
             except (BadUserInput, ValidationError) as error:
                 raise ValueError(str(error)) from None
-            await create_user(db, registration, role=Role.ADMIN)
+            await create_user(db, registration, await hash_password(registration.password), role=Role.ADMIN)
             return True
     finally:
         await engine.dispose()

@@ -94,6 +94,7 @@ def create_admin(
     ] = None,
 ) -> None:
     """Create an admin account, or make an existing account admin."""
+    from resolvers.inputs import normalize_email
     from taskql.admin import make_admin
 
     settings = _settings()
@@ -103,7 +104,7 @@ def create_admin(
     except ValueError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from None
-    console.print(f"{'created admin' if created else 'promoted to admin'}: {email.strip().lower()}")
+    console.print(f"{'created admin' if created else 'promoted to admin'}: {normalize_email(email)}")
 
 
 @app.command("export-schema")

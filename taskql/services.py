@@ -26,8 +26,10 @@ _EMBEDDED: dict[str, Any] = {}
 def _jwt_secret(data_dir: Path) -> str:
     path = data_dir / "jwt_secret"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        # Created readable by its owner only from the first byte (O_EXCL: never over another file).
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(48))
         logger.info("generated a JWT secret in %s", path)
     return path.read_text().strip()
 
@@ -38,7 +40,7 @@ def start_embedded_postgres(data_dir: Path) -> str:
     server = _EMBEDDED.get("postgres")
     if server is None:
         server = _EMBEDDED["postgres"] = get_server(data_dir / "postgres", cleanup_mode="stop")
-        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608  # noqa: S608  (a constant)
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608  (a constant)
         if "(1 row)" not in exists:
             server.psql(f"CREATE DATABASE {DATABASE_NAME};")
     return str(server.get_uri(DATABASE_NAME))
