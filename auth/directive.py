@@ -52,12 +52,21 @@ def _required_role(*directive_owners: Any) -> Role | None:
 
 
 def _guard(resolver: Resolver, required: Role) -> Resolver:
+    if getattr(resolver, "required_role", None) is not None:
+        return resolver  # already guarded: enforcing twice must not stack checks
+
     def guarded(source: Any, info: GraphQLResolveInfo[Any], **arguments: Any) -> Any:
         context: AuthContext = info.context
         require_role(context.viewer, required, context.auth_error)
         return resolver(source, info, **arguments)
 
+    guarded.required_role = required  # type: ignore[attr-defined]
     return guarded
+
+
+def required_role(field: GraphQLField) -> Role | None:
+    """The role the field's resolver checks, if it is guarded (for tests and the startup log)."""
+    return getattr(field.resolve, "required_role", None)
 
 
 def _guard_field(field: GraphQLField, required: Role) -> None:

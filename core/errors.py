@@ -45,7 +45,3 @@ class BadUserInput(AppError):
         else:
             super().__init__(message, field=field)
         self.field = field
-
-
-class RateLimited(AppError):
-    code = "RATE_LIMITED"

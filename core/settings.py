@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "jwt-secret", "please-change-me", "test"})
 MIN_SECRET_LENGTH = 32
+MIN_DISTINCT_CHARACTERS = 8  # refuses "xxxx...", "changemechangeme..." and other padded placeholders
 
 
 class Settings(BaseSettings):
@@ -48,9 +48,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_weak_secret(self) -> Settings:
         secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
-        if secret is not None and (secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH):
+        if secret is not None and (
+            len(secret) < MIN_SECRET_LENGTH or len(set(secret)) < MIN_DISTINCT_CHARACTERS
+        ):
             raise ValueError(
-                f"JWT_SECRET is a placeholder or shorter than {MIN_SECRET_LENGTH} characters. "
+                f"JWT_SECRET is shorter than {MIN_SECRET_LENGTH} characters or too repetitive to be random. "
                 'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
             )
         if secret is None and self.environment == "production":

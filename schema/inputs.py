@@ -114,10 +114,15 @@ class TaskFilter:
 )
 class TaskOrder:
     field: TaskOrderField = strawberry.field(description="Sort key; ties are broken by id.")
-    direction: OrderDirection = strawberry.field(default=OrderDirection.ASC, description="Direction.")
+    direction: OrderDirection | None = strawberry.field(
+        default=None,
+        description="Default: the field's natural direction: DESC for CREATED_AT, UPDATED_AT, PRIORITY and "
+        "RELEVANCE (newest, most urgent, best first); ASC for DUE_AT and TITLE (soonest, A to Z).",
+    )
 
     def value(self) -> TaskOrderValue:
-        return TaskOrderValue(self.field, descending=self.direction is OrderDirection.DESC)
+        descending = None if self.direction is None else self.direction is OrderDirection.DESC
+        return TaskOrderValue(self.field, descending=descending)
 
 
 @strawberry.input(description="Narrows the user list.")

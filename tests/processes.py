@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+TEST_SECRET = secrets.token_urlsafe(48)  # one random JWT secret for every server a test starts
 
 
 def environment(**values: str | None) -> dict[str, str]:

@@ -127,6 +127,24 @@ async def test_logout_without_any_token_is_unauthenticated(gql: GraphQLClient) -
     assert (await gql.run("Logout")).codes == ["UNAUTHENTICATED"]
 
 
+async def test_a_consumed_refresh_token_cannot_log_anyone_out(gql: GraphQLClient, alice: Account) -> None:
+    fresh = (await gql.run("RefreshToken", {"token": alice.refresh_token})).ok()["refreshToken"]
+    for variables in (
+        {"refreshToken": alice.refresh_token},
+        {"refreshToken": alice.refresh_token, "everywhere": True},
+    ):
+        assert (await gql.run("Logout", variables)).codes == ["UNAUTHENTICATED"]
+    assert (await gql.run("Me", token=fresh["accessToken"])).ok()["me"]["id"] == alice.id
+
+
+async def test_logout_everywhere_needs_the_accounts_own_access_token(
+    gql: GraphQLClient, alice: Account
+) -> None:
+    response = await gql.run("Logout", {"refreshToken": alice.refresh_token, "everywhere": True})
+    assert response.codes == ["UNAUTHENTICATED"]
+    assert (await gql.run("Me", token=alice.token)).ok()["me"]["id"] == alice.id
+
+
 async def test_a_deactivated_user_is_locked_out_on_the_next_request(
     gql: GraphQLClient, admin: Account, alice: Account
 ) -> None:
@@ -135,6 +153,24 @@ async def test_a_deactivated_user_is_locked_out_on_the_next_request(
     assert (await gql.run("RefreshToken", {"token": alice.refresh_token})).codes == ["UNAUTHENTICATED"]
     login = await gql.run("Login", {"input": {"email": alice.email, "password": PASSWORD}})
     assert login.codes == ["UNAUTHENTICATED"]
+
+
+async def test_reactivating_an_account_does_not_revive_its_old_tokens(
+    gql: GraphQLClient, admin: Account, alice: Account
+) -> None:
+    (await gql.run("SetUserActive", {"userId": alice.id, "active": False}, token=admin.token)).ok()
+    (await gql.run("SetUserActive", {"userId": alice.id, "active": True}, token=admin.token)).ok()
+    assert (await gql.run("Me", token=alice.token)).codes == ["UNAUTHENTICATED"]
+    assert (await gql.run("RefreshToken", {"token": alice.refresh_token})).codes == ["UNAUTHENTICATED"]
+    assert (await gql.run("Login", {"input": {"email": alice.email, "password": PASSWORD}})).ok()
+
+
+async def test_an_internationalized_email_logs_in_as_it_was_registered(gql: GraphQLClient) -> None:
+    account = await register(gql, email="A\u0308nne@xn--bcher-kva.de")
+    assert account.email == "\u00e4nne@b\u00fccher.de"
+    for spelling in ("A\u0308nne@xn--bcher-kva.de", "\u00c4nne@B\u00fccher.de"):
+        login = await gql.run("Login", {"input": {"email": spelling, "password": PASSWORD}})
+        assert login.ok()["login"]["user"]["id"] == account.id, spelling
 
 
 async def test_a_role_change_takes_effect_on_the_next_request(

@@ -202,3 +202,19 @@ async def test_deleted_accounts_tokens_stop_working(world: World, database: Serv
 async def test_registering_never_grants_admin(gql: GraphQLClient) -> None:
     account = await register(gql, email="eve@example.com")
     assert (await gql.run("Users", {"first": 1}, token=account.token)).codes == ["FORBIDDEN"]
+
+
+async def test_nested_paths_cannot_reach_another_users_tasks(world: World) -> None:
+    nested = await world.gql.query(
+        "query($other: ID!) { me { tasks(filter: {ownerId: $other}) { totalCount } } }",
+        {"other": world.owner.id},
+        token=world.other.token,
+    )
+    assert nested.codes == ["BAD_USER_INPUT"]  # User.tasks takes its owner from the parent, never a filter
+    via_task = await world.gql.query(
+        "query($id: ID!) { task(id: $id) { owner { taskStats { total } tasks { totalCount } } } }",
+        {"id": world.task_id},
+        token=world.other.token,
+    )
+    assert via_task.codes == ["NOT_FOUND"]
+    assert "secret plan" not in str(via_task.body)

@@ -12,13 +12,15 @@ from asgi_lifespan import LifespanManager
 from taskql.app import create_app
 from tests.conftest import make_settings
 from tests.graphql_client import GraphQLClient
-from tests.processes import ROOT, environment, taskql
+from tests.processes import ROOT, TEST_SECRET, environment, taskql
 from tests.services import Services
 
 
 @pytest.fixture
 def env(database: Services) -> dict[str, str]:
-    return environment(DATABASE_URL=database.database_url, REDIS_URL=database.redis_url, JWT_SECRET="s" * 48)
+    return environment(
+        DATABASE_URL=database.database_url, REDIS_URL=database.redis_url, JWT_SECRET=TEST_SECRET
+    )
 
 
 def test_export_schema_check_passes_on_the_committed_sdl(tmp_path: Path) -> None:
@@ -57,7 +59,7 @@ async def test_create_admin_makes_an_admin_who_can_log_in(
     )
     assert result.returncode == 0, result.stderr
     assert "created admin: root@example.com" in result.stderr
-    settings = make_settings(database, jwt_secret="s" * 48)
+    settings = make_settings(database, jwt_secret=TEST_SECRET)
     app = create_app(settings)
     async with (
         LifespanManager(app),

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from core.settings import Settings
 from taskql.app import create_app
 from taskql.cli import app as cli
-from tests.processes import ROOT
+from tests.processes import ROOT, TEST_SECRET
 
 SETTINGS = {name.upper() for name in Settings.model_fields}
 
@@ -63,7 +63,9 @@ def test_the_image_command_and_probe_point_at_real_commands_and_routes() -> None
     path = re.search(r"http://127\.0\.0\.1:8000(/\w+)", probe)
     assert path
     routes = {
-        route.path for route in create_app(Settings(jwt_secret="p" * 48)).routes if isinstance(route, Route)
+        route.path
+        for route in create_app(Settings(jwt_secret=TEST_SECRET)).routes
+        if isinstance(route, Route)
     }
     assert path.group(1) in routes
     assert "8000" in command

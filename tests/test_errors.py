@@ -66,3 +66,28 @@ async def test_every_error_of_a_mixed_request_has_a_code(gql: GraphQLClient, ali
     )
     assert sorted(response.codes) == ["BAD_USER_INPUT", "BAD_USER_INPUT"]
     assert response.data == {"a": None, "b": None, "c": {"id": alice.id}}
+
+
+async def test_document_mistakes_about_variables_are_validation_failures(
+    gql: GraphQLClient, alice: Account
+) -> None:
+    for document in (
+        "query Q($x: Int) { me { id } }",  # never used
+        "query Q { task(id: $y) { id } }",  # not defined
+        "query Q($x: String) { task(id: $x) { id } }",  # used where ID! is expected
+    ):
+        response = await gql.query(document, token=alice.token)
+        assert response.codes == ["GRAPHQL_VALIDATION_FAILED"], (document, response.body)
+
+
+async def test_literal_values_of_the_wrong_type_are_bad_user_input(
+    gql: GraphQLClient, alice: Account
+) -> None:
+    for document in (
+        '{ tasks(first: "a") { totalCount } }',
+        "mutation { createTask(input: {title: 42}) { id } }",
+        "mutation { createTask(input: {}) { id } }",
+        'mutation { createTask(input: {title: "t", colour: RED}) { id } }',
+    ):
+        response = await gql.query(document, token=alice.token)
+        assert response.codes == ["BAD_USER_INPUT"], (document, response.body)

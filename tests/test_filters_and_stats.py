@@ -127,3 +127,35 @@ async def test_users_page_by_cursor(gql: GraphQLClient, admin: Account, alice: A
     emails = [edge["node"]["email"] for edge in first["edges"] + rest["users"]["edges"]]
     assert emails == [admin.email, alice.email, bob.email]  # oldest first: fixtures register in this order
     assert first["totalCount"] == 3
+
+
+async def test_stats_read_in_the_same_document_follow_each_write(gql: GraphQLClient, alice: Account) -> None:
+    document = """mutation {
+      a: createTask(input: {title: "one"}) { owner { taskStats { total } } }
+      b: createTask(input: {title: "two"}) { owner { taskStats { total } } }
+    }"""
+    data = (await gql.query(document, token=alice.token)).ok()
+    assert (data["a"]["owner"]["taskStats"]["total"], data["b"]["owner"]["taskStats"]["total"]) == (1, 2)
+
+
+async def test_giving_a_task_away_updates_both_owners_stats_in_the_same_document(
+    gql: GraphQLClient, admin: Account, alice: Account, bob: Account
+) -> None:
+    task = await create_task(gql, alice)
+    document = """mutation($id: ID!, $bob: ID!) {
+      before: updateTask(id: $id, input: {priority: LOW}) { owner { taskStats { total } } }
+      moved: updateTask(id: $id, input: {ownerId: $bob}) { owner { taskStats { total } } }
+    }"""
+    data = (await gql.query(document, {"id": task["id"], "bob": bob.id}, token=admin.token)).ok()
+    assert data["before"]["owner"]["taskStats"]["total"] == 1
+    assert data["moved"]["owner"]["taskStats"]["total"] == 1
+    alice_stats = await gql.run("TaskStats", {"ownerId": alice.id}, token=admin.token)
+    assert alice_stats.ok()["taskStats"]["total"] == 0
+
+
+@pytest.mark.parametrize("task_filter", [{"status": []}, {"priority": []}, {"tags": []}, {"search": "_ ²"}])
+async def test_filters_that_could_only_match_nothing_are_bad_user_input(
+    gql: GraphQLClient, alice: Account, task_filter: dict[str, Any]
+) -> None:
+    response = await gql.run("Tasks", {"filter": task_filter}, token=alice.token)
+    assert response.codes == ["BAD_USER_INPUT"], response.body

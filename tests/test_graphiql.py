@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Route, async_playwright
 
-from tests.processes import environment, free_port, start_server, stop, wait_ready
+from tests.processes import TEST_SECRET, environment, free_port, start_server, stop, wait_ready
 from tests.services import Services
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -55,7 +55,9 @@ async def test_graphiql_runs_a_query_in_a_real_browser_without_network(
     database: Services, tmp_path: Path
 ) -> None:
     assert CHROMIUM is not None, "chromium is required in CI (.ci/run installs it)"
-    env = environment(DATABASE_URL=database.database_url, REDIS_URL=database.redis_url, JWT_SECRET="g" * 48)
+    env = environment(
+        DATABASE_URL=database.database_url, REDIS_URL=database.redis_url, JWT_SECRET=TEST_SECRET
+    )
     port = free_port()
     server = start_server(env, tmp_path, port)
     blocked: list[str] = []

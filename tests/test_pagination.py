@@ -252,3 +252,60 @@ async def test_search_is_served_by_the_full_text_gin_index(
     sql, params = statements.matching("FROM tasks")[0]
     nodes = await explain(database, sql, params)
     assert any(node.get("Index Name") == "tasks_search_idx" for node in nodes), nodes
+
+
+def forged(*parts: object) -> str:
+    import base64
+
+    raw = json.dumps(list(parts)).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+async def test_tampered_cursors_are_bad_user_input_never_a_server_error(
+    gql: GraphQLClient, alice: Account, twelve_tasks: list[dict[str, Any]]
+) -> None:
+    row = "0b0f3ad2-3e30-4a43-8e5b-0b4b3c2f6a11"
+    cases = [
+        ({"field": "CREATED_AT"}, forged("CREATED_AT:desc:", "2030-01-01T00:00:00+00:00", 5)),
+        ({"field": "CREATED_AT"}, forged("CREATED_AT:desc:", 12, row)),
+        ({"field": "CREATED_AT"}, forged("CREATED_AT:desc:", "2030-01-01T00:00:00", row)),
+        ({"field": "CREATED_AT"}, forged("CREATED_AT:desc:", "0001-01-01T00:00:00+01:00", row)),
+        ({"field": "PRIORITY"}, forged("PRIORITY:desc:", "BOGUS", row)),
+        ({"field": "TITLE"}, forged("TITLE:asc:", 5, row)),
+        ({"field": "TITLE"}, forged("TITLE:asc:", "a\u0000b", row)),
+        ({"field": "DUE_AT"}, forged("DUE_AT:asc:", ["x"], row)),
+        ({"field": "TITLE", "direction": "DESC"}, forged("TITLE:asc:", "fig", row)),  # other direction
+    ]
+    for order, cursor in cases:
+        response = await gql.run("Tasks", {"first": 2, "after": cursor, "orderBy": order}, token=alice.token)
+        assert response.codes == ["BAD_USER_INPUT"], (order, cursor, response.body)
+        assert response.errors[0]["extensions"]["field"] == "after"
+
+
+async def test_a_search_cursor_is_valid_only_for_the_same_search(gql: GraphQLClient, alice: Account) -> None:
+    for title in ("deploy alpha", "deploy beta", "deploy gamma"):
+        await create_task(gql, alice, title=title)
+    page = (await gql.run("Tasks", {"first": 1, "filter": {"search": "deploy"}}, token=alice.token)).ok()
+    cursor = page["tasks"]["pageInfo"]["endCursor"]
+    same = await gql.run(
+        "Tasks", {"first": 1, "after": cursor, "filter": {"search": "deploy"}}, token=alice.token
+    )
+    assert same.ok()["tasks"]["edges"]
+    other = await gql.run(
+        "Tasks", {"first": 1, "after": cursor, "filter": {"search": "alpha"}}, token=alice.token
+    )
+    assert other.codes == ["BAD_USER_INPUT"]
+
+
+async def test_each_order_defaults_to_its_natural_direction(
+    gql: GraphQLClient, alice: Account, twelve_tasks: list[dict[str, Any]]
+) -> None:
+    async def first_title(field: str) -> dict[str, Any]:
+        page = await gql.run("Tasks", {"first": 1, "orderBy": {"field": field}}, token=alice.token)
+        return dict(page.ok()["tasks"]["edges"][0]["node"])
+
+    assert (await first_title("TITLE"))["title"] == "apple"
+    assert (await first_title("PRIORITY"))["priority"] == "URGENT"
+    assert (await first_title("CREATED_AT"))["createdAt"] == max(task["createdAt"] for task in twelve_tasks)
+    due = [task["dueAt"] for task in twelve_tasks if task["dueAt"]]
+    assert (await first_title("DUE_AT"))["dueAt"] == min(due)

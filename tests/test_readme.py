@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.processes import ROOT, environment, free_port, start_server, stop, wait_ready
+from tests.processes import ROOT, TEST_SECRET, environment, free_port, start_server, stop, wait_ready
 from tests.services import Services
 
 
@@ -20,7 +20,9 @@ def curl_session() -> str:
 
 
 def test_the_readme_curl_session_runs_from_register_to_logout(database: Services, tmp_path: Path) -> None:
-    env = environment(DATABASE_URL=database.database_url, REDIS_URL=database.redis_url, JWT_SECRET="r" * 48)
+    env = environment(
+        DATABASE_URL=database.database_url, REDIS_URL=database.redis_url, JWT_SECRET=TEST_SECRET
+    )
     port = free_port()
     server = start_server(env, tmp_path, port)
     try:

@@ -211,3 +211,30 @@ async def test_a_missing_task_id_is_not_found(gql: GraphQLClient, alice: Account
     response = await gql.run("Task", {"id": encode_id("Task", uuid.uuid4())}, token=alice.token)
     assert response.codes == ["NOT_FOUND"]
     assert response.data == {"task": None}
+
+
+@pytest.mark.parametrize(
+    "due_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "1899-12-31T23:59:59Z"]
+)
+async def test_dates_outside_the_supported_range_are_bad_user_input(
+    gql: GraphQLClient, alice: Account, database: Services, due_at: str
+) -> None:
+    created = await gql.run("CreateTask", {"input": {"title": "t", "dueAt": due_at}}, token=alice.token)
+    assert created.codes == ["BAD_USER_INPUT"]
+    listed = await gql.run("Tasks", {"filter": {"dueBefore": due_at}}, token=alice.token)
+    assert listed.codes == ["BAD_USER_INPUT"]
+    assert await count_rows(database, "tasks") == 0
+
+
+async def test_a_user_can_be_given_tasks_only_by_id_not_by_an_empty_or_null_owner(
+    gql: GraphQLClient, alice: Account, admin: Account
+) -> None:
+    task = await create_task(gql, alice)
+    for owner in ("", None):
+        response = await gql.run(
+            "UpdateTask", {"id": task["id"], "input": {"ownerId": owner}}, token=admin.token
+        )
+        assert response.codes == ["BAD_USER_INPUT"], owner
+    assert (await gql.run("Tasks", {"filter": {"ownerId": ""}}, token=admin.token)).codes == [
+        "BAD_USER_INPUT"
+    ]
