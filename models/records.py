@@ -14,14 +14,29 @@ from datetime import datetime
 from typing import Any, Self
 
 from sqlalchemy import Column
+from sqlmodel import SQLModel
 
 from models.enums import Role, TaskPriority, TaskStatus
 from models.task import Task
 from models.user import User
 
 
+class Record:
+    """Built from a Core row (columns in field order) or from a model instance just written."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Self:
+        return cls(*row)
+
+    @classmethod
+    def of(cls, model: SQLModel) -> Self:
+        return cls(*(getattr(model, name) for name in FIELDS[cls]))
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
-class TaskRecord:
+class TaskRecord(Record):
     id: uuid.UUID
     owner_id: uuid.UUID
     title: str
@@ -34,31 +49,15 @@ class TaskRecord:
     updated_at: datetime
     completed_at: datetime | None
 
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Self:
-        return cls(*row)
-
-    @classmethod
-    def of(cls, task: Task) -> Self:
-        return cls(*(getattr(task, name) for name in FIELDS[cls]))
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class UserRecord:
+class UserRecord(Record):
     id: uuid.UUID
     email: str
     name: str
     role: Role
     is_active: bool
     created_at: datetime
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Self:
-        return cls(*row)
-
-    @classmethod
-    def of(cls, user: User) -> Self:
-        return cls(*(getattr(user, name) for name in FIELDS[cls]))
 
 
 FIELDS: dict[type, tuple[str, ...]] = {
