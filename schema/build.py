@@ -12,6 +12,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from auth.directive import enforce_auth_directives
 from graphql import GraphQLError
 from schema.errors import ErrorCodes, coded, is_coded
+from schema.limits import QueryLimits
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALAR_MAP
@@ -47,6 +48,7 @@ def build_schema(extensions: list[Any] | None = None) -> TaskqlSchema:
         # seen before, which is most of the fixed cost of a request.
         extensions=[
             ErrorCodes,
+            QueryLimits,
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
             *(extensions or []),
