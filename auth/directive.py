@@ -52,8 +52,9 @@ def _required_role(*directive_owners: Any) -> Role | None:
 
 
 def _guard(resolver: Resolver, required: Role) -> Resolver:
-    if getattr(resolver, "required_role", None) is not None:
-        return resolver  # already guarded: enforcing twice must not stack checks
+    existing: Role | None = getattr(resolver, "required_role", None)
+    if existing is not None and existing.satisfies(required):
+        return resolver  # already guarded at least as strictly: enforcing twice must not stack checks
 
     def guarded(source: Any, info: GraphQLResolveInfo[Any], **arguments: Any) -> Any:
         context: AuthContext = info.context

@@ -98,6 +98,7 @@ def enum_value(value: Enum) -> Any:
 def text_value(value: object) -> str:
     if not isinstance(value, str) or "\x00" in value or len(value) > 1000:
         raise ValueError(value)
+    value.encode("utf-8")  # a lone surrogate ("\ud800") raises UnicodeEncodeError: PostgreSQL refuses it
     return value
 
 
@@ -107,7 +108,16 @@ def finite_float(value: object) -> float:
     return float(value)
 
 
-CURSOR_ERRORS = (ValueError, TypeError, AttributeError, OverflowError, binascii.Error, UnicodeError)
+CURSOR_ERRORS = (
+    ValueError,
+    TypeError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+    binascii.Error,
+    UnicodeError,
+)
+MAX_CURSOR_LENGTH = 2048  # ours are far shorter; bounds the JSON a client can make us parse
 
 
 def encode_cursor(scope: str, value: Any, row_id: uuid.UUID) -> str:
@@ -117,6 +127,8 @@ def encode_cursor(scope: str, value: Any, row_id: uuid.UUID) -> str:
 
 def decode_cursor(key: SortKey, scope: str, cursor: str, *, field: str) -> tuple[Any, uuid.UUID]:
     try:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError(len(cursor))
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_scope, value, row_id = json.loads(raw)
         if cursor_scope != scope or not isinstance(row_id, str):

@@ -6,7 +6,6 @@ A user sees and changes only their own tasks; an admin, every task. Another user
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,9 +40,7 @@ if TYPE_CHECKING:
     from resolvers.context import Context
 
 INFINITY: Any = literal_column("'infinity'::timestamptz")
-# Letters and digits only: PostgreSQL's parser splits on "_" and drops symbols such as "²", which would
-# leave an empty query that silently matches nothing.
-WORD = re.compile(r"[^\W_]+")
+
 MAX_SEARCH_WORDS = 10
 
 
@@ -96,8 +93,11 @@ DEFAULT_DESCENDING = {
 
 def _ts_query(text: str) -> Any:
     """Every word of ``text`` must match a word of the task, or the start of one (``word:*``)."""
-    words = [w for w in WORD.findall(text.lower()) if all(c.isalpha() or c.isdecimal() for c in w)]
-    words = words[:MAX_SEARCH_WORDS]
+    # Words are runs of letters and decimal digits; anything else separates them, as PostgreSQL's parser
+    # does ("H₂O" is the words "h" and "o", "foo_bar" is "foo" and "bar"): no empty or phrase query.
+    words = "".join(c if c.isalpha() or c.isdecimal() else " " for c in text.lower()).split()[
+        :MAX_SEARCH_WORDS
+    ]
     if not words:
         raise BadUserInput("filter.search: must contain at least one word.", field="filter.search")
     return func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(f"{word}:*" for word in words))
@@ -209,8 +209,9 @@ async def update_task(
             raise NotFound.for_id("Task", encode_id("Task", task_id))
         previous_owner = task.owner_id
         if new_owner_id is not None and new_owner_id != task.owner_id:
-            # Checked in this transaction (locked for share), so the new owner cannot vanish before commit.
-            if await db.get(User, new_owner_id, with_for_update={"read": True}) is None:
+            # Checked in this transaction (FOR KEY SHARE, as the foreign key would), so the new owner cannot
+            # vanish before commit.
+            if await db.get(User, new_owner_id, with_for_update={"key_share": True}) is None:
                 raise NotFound.for_id("User", encode_id("User", new_owner_id))
             task.owner_id = new_owner_id
         for name in patch.model_fields_set:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from resolvers.context import Context
 
 USER_ORDER = SortKey(
-    "CREATED_AT", col(User.created_at), lambda user: user.created_at, from_json=from_iso, to_json=iso
+    "USER_CREATED_AT", col(User.created_at), lambda user: user.created_at, from_json=from_iso, to_json=iso
 )
 INVALID_CREDENTIALS = "Invalid email or password."
 
@@ -70,12 +70,19 @@ async def login(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
     assert user is not None
     if not user.is_active:
         raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
-    new_hash = await hash_password(credentials.password) if needs_rehash(user.password_hash) else None
+    verified_hash = user.password_hash
+    new_hash = await hash_password(credentials.password) if needs_rehash(verified_hash) else None
     async with ctx.sessions() as db, db.begin():
-        db.add(user)
+        # Read again, locked against a concurrent deactivation (which locks the row FOR UPDATE): the account
+        # must still be active, with the password just verified, when its session is opened.
+        current = await db.get(User, user.id, with_for_update={"read": True})
+        if current is None or current.password_hash != verified_hash:
+            raise Unauthenticated(INVALID_CREDENTIALS, reason="INVALID_CREDENTIALS")
+        if not current.is_active:
+            raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
         if new_hash is not None:
-            user.password_hash = new_hash
-        return await auth_sessions.start_session(db, ctx.tokens, user, ctx.now())
+            current.password_hash = new_hash
+        return await auth_sessions.start_session(db, ctx.tokens, current, ctx.now())
 
 
 async def refresh(ctx: Context, *, token: str) -> TokenPair:

@@ -31,7 +31,10 @@ class AuthPayload:
         description="Opaque token for refreshToken; single use: every refresh returns a new one."
     )
     expires_at: datetime = strawberry.field(description="When the access token expires.")
-    user: User = strawberry.field(description="The logged-in user.")
+    user: User = strawberry.field(
+        description="The logged-in user. Fields that need a viewer (tasks, taskStats) answer UNAUTHENTICATED "
+        "here, as this request carried no access token: query them with the new one."
+    )
 
     @classmethod
     def from_pair(cls, pair: TokenPair) -> AuthPayload:
@@ -62,8 +65,9 @@ class Mutation:
         return AuthPayload.from_pair(await users.refresh(info.context, token=token))
 
     @strawberry.mutation(
-        description="End the session of `refreshToken` (or of the access token), or every session of the "
-        "user with `everywhere: true`. Its access tokens stop working at once."
+        description="End the session of a still-valid `refreshToken`, or of the access token; with "
+        "`everywhere: true` (which needs the account's access token), every session of the user. Their "
+        "access tokens stop working at once."
     )
     async def logout(
         self, info: Info, refresh_token: str | None = None, everywhere: bool | None = False

@@ -198,3 +198,29 @@ async def test_passwords_are_stored_as_argon2id_hashes(
         await connection.close()
     assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert PASSWORD not in stored
+
+
+async def test_viewer_only_fields_of_a_login_payload_ask_for_the_new_token(
+    gql: GraphQLClient, alice: Account
+) -> None:
+    document = """mutation($input: LoginInput!) {
+      login(input: $input) { accessToken user { id taskStats { total } } }
+    }"""
+    response = await gql.query(document, {"input": {"email": alice.email, "password": PASSWORD}})
+    assert response.codes == ["UNAUTHENTICATED"]
+    me = await gql.query("{ me { taskStats { total } } }", token=alice.token)
+    assert me.ok()["me"]["taskStats"]["total"] == 0
+
+
+async def test_a_login_racing_a_deactivation_never_yields_a_session_that_outlives_it(
+    gql: GraphQLClient, admin: Account, alice: Account
+) -> None:
+    for _ in range(3):
+        login, _deactivated = await asyncio.gather(
+            gql.run("Login", {"input": {"email": alice.email, "password": PASSWORD}}),
+            gql.run("SetUserActive", {"userId": alice.id, "active": False}, token=admin.token),
+        )
+        (await gql.run("SetUserActive", {"userId": alice.id, "active": True}, token=admin.token)).ok()
+        if not login.errors:  # whichever order they ran in, the session it opened is gone now
+            token = login.data["login"]["accessToken"]
+            assert (await gql.run("Me", token=token)).codes == ["UNAUTHENTICATED"]

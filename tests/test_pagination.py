@@ -275,6 +275,13 @@ async def test_tampered_cursors_are_bad_user_input_never_a_server_error(
         ({"field": "TITLE"}, forged("TITLE:asc:", "a\u0000b", row)),
         ({"field": "DUE_AT"}, forged("DUE_AT:asc:", ["x"], row)),
         ({"field": "TITLE", "direction": "DESC"}, forged("TITLE:asc:", "fig", row)),  # other direction
+        ({"field": "TITLE"}, forged("TITLE:asc:", "\ud800", row)),  # a lone surrogate PostgreSQL refuses
+        (
+            {"field": "TITLE"},
+            forged("USER_CREATED_AT:asc:", "2030-01-01T00:00:00+00:00", row),
+        ),  # another list
+        ({"field": "TITLE"}, "W" * 100_000),
+        ({"field": "TITLE"}, __import__("base64").urlsafe_b64encode(b"[" * 1000).decode()),
     ]
     for order, cursor in cases:
         response = await gql.run("Tasks", {"first": 2, "after": cursor, "orderBy": order}, token=alice.token)

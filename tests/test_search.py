@@ -97,3 +97,10 @@ async def test_search_never_returns_another_users_tasks(
     await create_task(gql, bob, title="Deploy bob's thing")
     assert "Deploy bob's thing" not in await titles_found(gql, alice, "deploy")
     assert await titles_found(gql, bob, "deploy") == ["Deploy bob's thing"]
+
+
+async def test_symbols_inside_words_split_them_as_postgres_does(gql: GraphQLClient, alice: Account) -> None:
+    await create_task(gql, alice, title="Measure H₂O purity", description="and x² growth")
+    assert await titles_found(gql, alice, "H₂O") == ["Measure H₂O purity"]
+    assert await titles_found(gql, alice, "x²") == ["Measure H₂O purity"]
+    assert await titles_found(gql, alice, "e=mc²") == []  # "e" and "mc" are both required
