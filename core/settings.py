@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     graphiql: bool | None = Field(default=None, description="Serve GraphiQL. Default: on in development.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    persisted_queries: Literal["off", "apq", "trusted-only"] = Field(
+        default="apq",
+        description="off; apq (Apollo's automatic persisted queries, plus the trusted documents by hash); "
+        "trusted-only (only the operations of graphql/manifest.json execute).",
+    )
+    apq_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
+    apq_max_document_bytes: int = Field(default=32_768, ge=256)
+    apq_registrations_per_minute: int = Field(default=60, ge=1)
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod
@@ -61,6 +69,8 @@ class Settings(BaseSettings):
 
     @property
     def graphiql_enabled(self) -> bool:
+        if self.persisted_queries == "trusted-only":  # GraphiQL sends ad-hoc documents: it follows the mode
+            return False
         return self.graphiql if self.graphiql is not None else self.environment == "development"
 
     @property

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,6 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.types import ExecutionResult
 
 from auth.sessions import load_viewer
 from auth.tokens import TokenConfig, decode_access_token
@@ -31,6 +35,7 @@ from taskql import graphiql
 from taskql.db import create_engine, create_sessionmaker
 from taskql.graphiql import graphiql_asset
 from taskql.health import healthz, readyz
+from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifest
 from taskql.redis import create_redis
 
 logger = logging.getLogger("taskql.app")
@@ -45,6 +50,7 @@ class Resources:
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
     tokens: TokenConfig
+    persisted: PersistedQueries
 
 
 def token_config(settings: Settings) -> TokenConfig:
@@ -55,6 +61,15 @@ def token_config(settings: Settings) -> TokenConfig:
         access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
         refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
     )
+
+
+def _document_id_into_extensions(data: Any) -> Any:
+    """A top-level ``documentId`` (GraphQL over HTTP persisted documents) travels on in ``extensions``."""
+    if isinstance(data, dict) and "documentId" in data:
+        extensions = data.get("extensions")
+        extensions = extensions if isinstance(extensions, dict) else {}
+        data = {**data, "extensions": {**extensions, "documentId": data["documentId"]}}
+    return data
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -72,6 +87,50 @@ class GraphQLView(GraphQL[Context, None]):
     @property
     def graphql_ide_html(self) -> str:
         return graphiql.page()
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # Browsers ask for text/html; API clients (Apollo sends "*/*") with a persisted query's GET
+        # parameters and no `query` must get JSON, not the IDE.
+        params = request.query_params
+        return (
+            request.method == "GET"
+            and not any(params.get(name) for name in ("query", "extensions", "documentId"))
+            and "text/html" in request.headers.get("accept", "")
+        )
+
+    def parse_json(self, data: str | bytes) -> Any:
+        return _document_id_into_extensions(super().parse_json(data))
+
+    def parse_query_params(self, params: Mapping[str, str | None]) -> dict[str, Any]:
+        return dict(_document_id_into_extensions(super().parse_query_params(params)))
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        resources: Resources = request.app.state.resources
+        client = (
+            str(context.viewer.user_id) if context.viewer else (request.client.host if request.client else "")
+        )
+        try:
+            request_data = await resources.persisted.resolve(request_data, client)
+        except PersistedQueryError as error:
+            sub_response.status_code = error.status
+            return ExecutionResult(data=None, errors=[error.as_graphql_error()])
+        try:
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except HTTPException as error:
+            # GET may only read: a mutation sent over GET is 405, as GraphQL over HTTP asks.
+            if request_adapter.method == "GET" and "mutation" in error.reason.lower():
+                raise HTTPException(405, "Mutations are only accepted over POST.") from error
+            raise
 
     async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
         resources: Resources = request.app.state.resources
@@ -112,6 +171,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             sessions=create_sessionmaker(engine),
             redis=redis,
             tokens=token_config(settings),
+            persisted=PersistedQueries(
+                mode=settings.persisted_queries,
+                redis=redis,
+                schema=schema._schema,
+                trusted=load_manifest(),
+                ttl_seconds=settings.apq_ttl_seconds,
+                max_document_bytes=settings.apq_max_document_bytes,
+                registrations_per_minute=settings.apq_registrations_per_minute,
+            ),
         )
         try:
             yield

@@ -126,6 +126,25 @@ def export_schema(
     console.print(f"wrote {output}")
 
 
+@app.command("build-manifest")
+def build_manifest(
+    check: Annotated[bool, typer.Option(help="Fail if graphql/manifest.json is out of date.")] = False,
+) -> None:
+    """Write graphql/manifest.json (trusted documents) from graphql/queries/*.graphql."""
+    from taskql.persisted import MANIFEST, manifest_text
+    from taskql.persisted import build_manifest as build
+
+    text = manifest_text(build())
+    if check:
+        if not MANIFEST.exists() or MANIFEST.read_text() != text:
+            console.print(f"[red]{MANIFEST} is out of date: run `python -m taskql build-manifest`[/red]")
+            raise typer.Exit(code=1)
+        console.print(f"{MANIFEST} is up to date")
+        return
+    MANIFEST.write_text(text)
+    console.print(f"wrote {MANIFEST} ({len(build()['operations'])} operations)")
+
+
 @app.command()
 def seed(
     users: Annotated[int, typer.Option(min=1, help="Users to create.")] = 100,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from core.settings import Settings
@@ -33,6 +35,7 @@ async def database(services: Services) -> AsyncIterator[Services]:
     await check_reachable(services)
     await asyncio.to_thread(migrate.upgrade, services.database_url)
     yield services
+    await delete_redis_keys(services)
     await asyncio.to_thread(migrate.downgrade, services.database_url, "base")
     connection = await asyncpg.connect(services.dsn)
     try:  # alembic keeps its (now empty) version table: the database is left as we found it
@@ -65,9 +68,29 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
         yield application
 
 
+@contextlib.asynccontextmanager
+async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client to a separately configured app (its own lifespan)."""
+    application = create_app(settings)
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://taskql.test") as client:
+            yield client
+
+
+async def delete_redis_keys(services: Services) -> None:
+    """Remove everything taskql keeps in Redis (all its keys start with ``taskql:``)."""
+    redis = Redis.from_url(services.redis_url)
+    try:
+        async for key in redis.scan_iter(match="taskql:*", count=1000):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
+
+
 @pytest.fixture(autouse=True)
 async def clean_database(request: pytest.FixtureRequest) -> None:
-    """Every test that touches the database starts from empty tables."""
+    """Every test that touches the servers starts from empty tables and no taskql keys in Redis."""
     if "database" not in request.fixturenames:
         return
     services: Services = request.getfixturevalue("database")
@@ -76,6 +99,7 @@ async def clean_database(request: pytest.FixtureRequest) -> None:
         await connection.execute(f"TRUNCATE {TABLES} CASCADE")
     finally:
         await connection.close()
+    await delete_redis_keys(services)
 
 
 @pytest.fixture
