@@ -107,6 +107,18 @@ def create_admin(
     console.print(f"{'created admin' if created else 'promoted to admin'}: {normalize_email(email)}")
 
 
+def _write_or_check(path: Path, text: str, *, check: bool, command: str) -> None:
+    """Write a generated file, or with ``check`` fail (exit 1) if the committed one differs."""
+    if check:
+        if not path.exists() or path.read_text() != text:
+            console.print(f"[red]{path} is out of date: run `python -m taskql {command}`[/red]")
+            raise typer.Exit(code=1)
+        console.print(f"{path} is up to date")
+        return
+    path.write_text(text)
+    console.print(f"wrote {path}")
+
+
 @app.command("export-schema")
 def export_schema(
     output: Annotated[Path, typer.Option(help="Where to write the SDL.")] = SCHEMA_FILE,
@@ -115,15 +127,7 @@ def export_schema(
     """Write the schema's SDL (the committed graphql/schema.graphql)."""
     from schema.build import sdl
 
-    text = sdl()
-    if check:
-        if not output.exists() or output.read_text() != text:
-            console.print(f"[red]{output} is out of date: run `python -m taskql export-schema`[/red]")
-            raise typer.Exit(code=1)
-        console.print(f"{output} is up to date")
-        return
-    output.write_text(text)
-    console.print(f"wrote {output}")
+    _write_or_check(output, sdl(), check=check, command="export-schema")
 
 
 @app.command("build-manifest")
@@ -134,15 +138,7 @@ def build_manifest(
     from taskql.persisted import MANIFEST, manifest_text
     from taskql.persisted import build_manifest as build
 
-    text = manifest_text(build())
-    if check:
-        if not MANIFEST.exists() or MANIFEST.read_text() != text:
-            console.print(f"[red]{MANIFEST} is out of date: run `python -m taskql build-manifest`[/red]")
-            raise typer.Exit(code=1)
-        console.print(f"{MANIFEST} is up to date")
-        return
-    MANIFEST.write_text(text)
-    console.print(f"wrote {MANIFEST} ({len(build()['operations'])} operations)")
+    _write_or_check(MANIFEST, manifest_text(build()), check=check, command="build-manifest")
 
 
 @app.command()
