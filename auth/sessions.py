@@ -27,6 +27,17 @@ from core.errors import Unauthenticated
 from models import AuthSession, RefreshToken, User
 
 
+class RefreshTokenReused(Unauthenticated):
+    """A consumed refresh token came back: its session is revoked (already committed when raised)."""
+
+    def __init__(self, session_id: uuid.UUID) -> None:
+        super().__init__(
+            "This refresh token was already used: the session is revoked. Log in again.",
+            reason="REFRESH_TOKEN_REUSED",
+        )
+        self.session_id = session_id
+
+
 @dataclass(frozen=True, slots=True)
 class TokenPair:
     access_token: str
@@ -95,10 +106,7 @@ async def rotate(
             refresh.used_at = now
             pair = await _issue_pair(db, config, user, session.id, now)
     if reused:  # raised only after the revocation is committed
-        raise Unauthenticated(
-            "This refresh token was already used: the session is revoked. Log in again.",
-            reason="REFRESH_TOKEN_REUSED",
-        )
+        raise RefreshTokenReused(session.id)
     return pair
 
 

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_statement_timeout_ms: int = Field(default=15_000, ge=100)
     redis_socket_timeout_seconds: float = Field(default=0.5, gt=0)
+    redis_circuit_open_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="After a Redis failure, how long to go without it before retrying.",
+    )
+    response_cache: bool = Field(
+        default=True, description="Answer repeated queries from Redis (exact: invalidated by every write)."
+    )
     cors_origins: list[str] = Field(default_factory=list)
     graphiql: bool | None = Field(default=None, description="Serve GraphiQL. Default: on in development.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

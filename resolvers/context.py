@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth.tokens import TokenConfig
 from auth.viewer import Viewer, require_role
+from core.cache_tags import Policy
 from core.errors import Unauthenticated
 from models import Role
 from resolvers.loaders import Loaders
@@ -26,6 +27,12 @@ class Context:
     # Why a presented token was refused; raised where a viewer is required (so a client refreshes).
     auth_error: Unauthenticated | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # Cache tags (core.cache_tags) this request's writes changed: bumped after commit, before the response.
+    changed: set[str] = field(default_factory=set)
+    # A read whose answer changes with time alone (overdue counts) says until when it holds.
+    valid_until: datetime | None = None
+    # The operation's @cacheControl policy, set before execution (None: a mutation, not cacheable).
+    cache_policy: Policy | None = None
 
     @classmethod
     def create(
@@ -41,6 +48,14 @@ class Context:
 
     def require_viewer(self, role: Role = Role.USER) -> Viewer:
         return require_role(self.viewer, role, self.auth_error)
+
+    def invalidate(self, *tags: str) -> None:
+        self.changed.update(tags)
+
+    def holds_until(self, moment: datetime) -> None:
+        """This request's answer may change by itself at ``moment``: a cached copy must not outlive it."""
+        if self.valid_until is None or moment < self.valid_until:
+            self.valid_until = moment
 
     @staticmethod
     def now() -> datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -24,6 +25,8 @@ class TaskStatsData:
     by_status: dict[TaskStatus, int] = field(default_factory=lambda: dict.fromkeys(TaskStatus, 0))
     by_priority: dict[TaskPriority, int] = field(default_factory=lambda: dict.fromkeys(TaskPriority, 0))
     overdue: int = 0
+    # When the next open task falls due: ``overdue`` changes then by itself, with no write.
+    next_due_at: datetime | None = None
 
     @property
     def total(self) -> int:
@@ -33,15 +36,21 @@ class TaskStatsData:
     def completion_rate(self) -> float:
         return self.by_status[TaskStatus.DONE] / self.total if self.total else 0.0
 
-    def add(self, status: TaskStatus, priority: TaskPriority, count: int, overdue: int) -> None:
+    def add(
+        self, status: TaskStatus, priority: TaskPriority, count: int, overdue: int, next_due: datetime | None
+    ) -> None:
         self.by_status[status] += count
         self.by_priority[priority] += count
         self.overdue += overdue
+        if next_due is not None and (self.next_due_at is None or next_due < self.next_due_at):
+            self.next_due_at = next_due
 
 
 def _stats_query() -> Any:
-    overdue = func.count().filter(col(Task.due_at) < func.now(), col(Task.status) != TaskStatus.DONE)
-    return select(col(Task.status), col(Task.priority), func.count(), overdue).group_by(
+    is_open = col(Task.status) != TaskStatus.DONE
+    overdue = func.count().filter(col(Task.due_at) < func.now(), is_open)
+    next_due = func.min(col(Task.due_at)).filter(col(Task.due_at) >= func.now(), is_open)
+    return select(col(Task.status), col(Task.priority), func.count(), overdue, next_due).group_by(
         col(Task.status), col(Task.priority)
     )
 
@@ -55,8 +64,8 @@ async def load_stats_by_owner(engine: AsyncEngine, owner_ids: Sequence[uuid.UUID
         .group_by(col(Task.owner_id))
     )
     stats = {owner_id: TaskStatsData() for owner_id in owner_ids}
-    for status, priority, count, overdue, owner_id in await fetch(engine, query):
-        stats[owner_id].add(status, priority, count, overdue)
+    for status, priority, count, overdue, next_due, owner_id in await fetch(engine, query):
+        stats[owner_id].add(status, priority, count, overdue, next_due)
     return [stats[owner_id] for owner_id in owner_ids]
 
 
@@ -64,11 +73,13 @@ async def task_stats(ctx: Context, *, owner_id: uuid.UUID | None) -> TaskStatsDa
     """The viewer's own stats; an admin's global stats, or one owner's with ``owner_id``. For anyone
     else, another owner's stats are ``NOT_FOUND``, exactly like a missing user's."""
     viewer = ctx.require_viewer()
-    if owner_id is None:
-        if not viewer.is_admin:
-            return await ctx.loaders.stats.load(viewer.user_id)
+    if owner_id is None and viewer.is_admin:
         stats = TaskStatsData()
-        for status, priority, count, overdue in await fetch(ctx.engine, _stats_query()):
-            stats.add(status, priority, count, overdue)
-        return stats
-    return await ctx.loaders.stats.load(await visible_owner(ctx, viewer, owner_id))
+        for row in await fetch(ctx.engine, _stats_query()):
+            stats.add(*row)
+    else:
+        owner = viewer.user_id if owner_id is None else await visible_owner(ctx, viewer, owner_id)
+        stats = await ctx.loaders.stats.load(owner)
+    if stats.next_due_at is not None:
+        ctx.holds_until(stats.next_due_at)
+    return stats

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import DateTime, Float, cast, delete, func, literal, literal_column, select
 from sqlmodel import col
 
+from core import cache_tags
 from core.errors import BadUserInput, Forbidden, NotFound
 from core.ids import encode_id
 from models import TASK_COLUMNS, Task, TaskPriority, TaskRecord, TaskStatus, User
@@ -189,6 +190,7 @@ async def create_task(ctx: Context, *, values: Mapping[str, Any]) -> TaskRecord:
     )
     async with ctx.sessions() as db, db.begin():
         db.add(task)
+    ctx.invalidate(*cache_tags.task_changed(task.owner_id))
     record = TaskRecord.of(task)
     ctx.loaders.tasks.prime(task.id, record)
     ctx.loaders.forget_owner(task.owner_id)
@@ -226,6 +228,7 @@ async def update_task(
                 task.completed_at = None
         task.updated_at = now
         db.add(task)
+    ctx.invalidate(*cache_tags.task_changed(previous_owner), *cache_tags.task_changed(task.owner_id))
     record = TaskRecord.of(task)
     ctx.loaders.tasks.clear(task_id).prime(task_id, record)
     ctx.loaders.forget_owner(previous_owner)
@@ -242,6 +245,7 @@ async def delete_task(ctx: Context, *, task_id: uuid.UUID) -> uuid.UUID:
         owner_id = (await db.exec(statement)).scalar_one_or_none()
     if owner_id is None:
         raise NotFound.for_id("Task", encode_id("Task", task_id))
+    ctx.invalidate(*cache_tags.task_changed(owner_id))
     ctx.loaders.tasks.clear(task_id)
     ctx.loaders.forget_owner(owner_id)
     return task_id

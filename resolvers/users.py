@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from auth import sessions as auth_sessions
 from auth.passwords import hash_password, needs_rehash, verify_password
 from auth.sessions import TokenPair
+from core import cache_tags
 from core.errors import BadUserInput, NotFound, Unauthenticated
 from core.ids import encode_id
 from models import USER_COLUMNS, Role, User, UserRecord
@@ -56,7 +57,9 @@ async def register(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
     password_hash = await hash_password(registration.password)
     async with ctx.sessions() as db, db.begin():
         user = await create_user(db, registration, password_hash)
-        return await auth_sessions.start_session(db, ctx.tokens, user, ctx.now())
+        pair = await auth_sessions.start_session(db, ctx.tokens, user, ctx.now())
+    ctx.invalidate(*cache_tags.user_changed(user.id))
+    return pair
 
 
 async def login(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
@@ -88,7 +91,11 @@ async def login(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
 async def refresh(ctx: Context, *, token: str) -> TokenPair:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise Unauthenticated("The refresh token is invalid.", reason="REFRESH_TOKEN_INVALID")
-    return await auth_sessions.rotate(ctx.sessions, ctx.tokens, token, ctx.now())
+    try:
+        return await auth_sessions.rotate(ctx.sessions, ctx.tokens, token, ctx.now())
+    except auth_sessions.RefreshTokenReused as error:  # the session was revoked (committed)
+        ctx.invalidate(cache_tags.session(error.session_id))
+        raise
 
 
 async def logout(ctx: Context, *, refresh_token: str | None, everywhere: bool) -> bool:
@@ -112,6 +119,10 @@ async def logout(ctx: Context, *, refresh_token: str | None, everywhere: bool) -
             await auth_sessions.revoke_all_sessions(db, viewer.user_id, now)
         else:
             await auth_sessions.revoke_session(db, session_id, now)
+    # Every session of a user depends on the user's tag, so bumping it ends them all at once.
+    ctx.invalidate(
+        cache_tags.user(viewer.user_id) if everywhere and viewer else cache_tags.session(session_id)
+    )
     return True
 
 
@@ -172,6 +183,7 @@ async def _change_user(ctx: Context, user_id: uuid.UUID, field: str, **changes: 
         if not user.is_active:
             # Deactivation ends every session: reactivating later must not revive stolen tokens.
             await auth_sessions.revoke_all_sessions(db, user_id, user.updated_at)
+    ctx.invalidate(*cache_tags.user_changed(user_id))
     record = UserRecord.of(user)
     ctx.loaders.users.clear(user_id).prime(user_id, record)
     return record

@@ -11,6 +11,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 
 from auth.directive import enforce_auth_directives
 from graphql import GraphQLError
+from schema.cache_control import CachePolicies, CachePolicyExtension
 from schema.errors import ErrorCodes, coded, is_coded
 from schema.limits import QueryLimits
 from schema.mutation import Mutation
@@ -21,6 +22,8 @@ from schema.user import User
 
 
 class TaskqlSchema(strawberry.Schema):
+    cache_policies: CachePolicies
+
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         result = await super().execute(*args, **kwargs)
         # Errors raised where no extension hook runs (a syntax error surfaces from ParserCache's parsing
@@ -49,12 +52,14 @@ def build_schema(extensions: list[Any] | None = None) -> TaskqlSchema:
         extensions=[
             ErrorCodes,
             QueryLimits,
+            CachePolicyExtension,
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
             *(extensions or []),
         ],
     )
     enforce_auth_directives(schema._schema)
+    schema.cache_policies = CachePolicies(schema._schema)
     return schema
 
 

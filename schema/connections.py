@@ -8,12 +8,13 @@ from typing import Generic, TypeVar
 import strawberry
 
 from resolvers.pagination import Page
+from schema.cache_control import INHERIT
 
 NodeType = TypeVar("NodeType")
 Row = TypeVar("Row")
 
 
-@strawberry.type(description="Where a page sits in its list (Relay).")
+@strawberry.type(description="Where a page sits in its list (Relay).", directives=[INHERIT])
 class PageInfo:
     has_next_page: bool = strawberry.field(description="More rows follow this page.")
     has_previous_page: bool = strawberry.field(
@@ -23,13 +24,13 @@ class PageInfo:
     end_cursor: str | None = strawberry.field(description="Cursor of the last edge.")
 
 
-@strawberry.type(description="A row of a list and its cursor.")
+@strawberry.type(description="A row of a list and its cursor.", directives=[INHERIT])
 class Edge(Generic[NodeType]):
     cursor: str = strawberry.field(description="Pass as `after`/`before` to page from this row.")
     node: NodeType = strawberry.field(description="The row.")
 
 
-@strawberry.type(description="One page of a list.")
+@strawberry.type(description="One page of a list.", directives=[INHERIT])
 class Connection(Generic[NodeType]):
     edges: list[Edge[NodeType]] = strawberry.field(description="The rows of this page, in order.")
     page_info: PageInfo = strawberry.field(description="Paging information.")

@@ -1,6 +1,10 @@
 import strawberry
 
+from schema.cache_control import PRIVATE
 
-@strawberry.interface(description="An object with a global ID, fetchable with `node(id:)` (Relay).")
+
+@strawberry.interface(
+    description="An object with a global ID, fetchable with `node(id:)` (Relay).", directives=[PRIVATE]
+)
 class Node:
     id: strawberry.ID = strawberry.field(description="Opaque global ID.")

@@ -6,6 +6,7 @@ from auth.directive import Auth
 from models import Role, TaskRecord
 from resolvers import nodes, stats, tasks, users
 from resolvers.pagination import PageRequest
+from schema.cache_control import PRIVATE
 from schema.connections import Connection, connection
 from schema.context import Info
 from schema.inputs import TaskFilter, TaskOrder, UserFilter, given, typed_key, user_key
@@ -34,7 +35,7 @@ class Query:
     @strawberry.field(
         description="Tasks: the viewer's own, or every user's for an admin. Page with first/after or "
         "last/before (1 to 100, default 20).",
-        directives=[Auth()],
+        directives=[Auth(), PRIVATE],
     )
     async def tasks(
         self,
@@ -60,7 +61,8 @@ class Query:
         return TaskStats.from_data(await stats.task_stats(info.context, owner_id=owner))
 
     @strawberry.field(
-        description="Every user (admins only), oldest first.", directives=[Auth(requires=Role.ADMIN)]
+        description="Every user (admins only), oldest first.",
+        directives=[Auth(requires=Role.ADMIN), PRIVATE],
     )
     async def users(
         self,

@@ -4,21 +4,22 @@ import strawberry
 
 from models import TaskPriority, TaskStatus
 from resolvers.stats import TaskStatsData
+from schema.cache_control import INHERIT, PRIVATE
 
 
-@strawberry.type(description="How many tasks have a status.")
+@strawberry.type(description="How many tasks have a status.", directives=[INHERIT])
 class StatusCount:
     status: TaskStatus = strawberry.field(description="The status.")
     count: int = strawberry.field(description="Tasks with it.")
 
 
-@strawberry.type(description="How many tasks have a priority.")
+@strawberry.type(description="How many tasks have a priority.", directives=[INHERIT])
 class PriorityCount:
     priority: TaskPriority = strawberry.field(description="The priority.")
     count: int = strawberry.field(description="Tasks with it.")
 
 
-@strawberry.type(description="Statistics over a set of tasks.")
+@strawberry.type(description="Statistics over a set of tasks.", directives=[PRIVATE])
 class TaskStats:
     total: int = strawberry.field(description="Number of tasks.")
     by_status: list[StatusCount] = strawberry.field(description="Count per status, every status listed.")

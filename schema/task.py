@@ -11,6 +11,7 @@ from core.ids import encode_id
 from models import TaskPriority, TaskRecord, TaskStatus
 from resolvers import tasks
 from resolvers.pagination import PageRequest
+from schema.cache_control import PRIVATE
 from schema.connections import Connection, connection
 from schema.context import Info
 from schema.inputs import TaskFilter, TaskOrder, given, is_given, user_key
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from schema.user import User
 
 
-@strawberry.type(description="A task, owned by one user.")
+@strawberry.type(description="A task, owned by one user.", directives=[PRIVATE])
 class Task(Node):
     title: str = strawberry.field(description="Short title, 1 to 200 characters.")
     description: str | None = strawberry.field(description="Longer text, up to 10,000 characters.")

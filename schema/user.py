@@ -8,6 +8,7 @@ import strawberry
 from core.ids import encode_id
 from models import Role, UserRecord
 from resolvers import stats
+from schema.cache_control import PRIVATE
 from schema.connections import Connection
 from schema.context import Info
 from schema.inputs import TaskFilter, TaskOrder
@@ -16,7 +17,9 @@ from schema.stats import TaskStats
 from schema.task import Task, task_connection
 
 
-@strawberry.type(description="An account. Users see only themselves; admins see everyone.")
+@strawberry.type(
+    description="An account. Users see only themselves; admins see everyone.", directives=[PRIVATE]
+)
 class User(Node):
     email: str = strawberry.field(description="Email address, normalized to lower case.")
     name: str = strawberry.field(description="Display name.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -14,29 +15,34 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from auth.sessions import load_viewer
 from auth.tokens import TokenConfig, decode_access_token
 from auth.viewer import Viewer
+from core.cache_tags import Policy
 from core.errors import Unauthenticated
 from core.settings import Settings
 from models import UserRecord
 from resolvers.context import Context
 from schema.build import build_schema
 from taskql import graphiql
+from taskql.cache import Probe, ResponseCache, etag_of
 from taskql.db import create_engine, create_sessionmaker
+from taskql.fastpath import PROBE_STATE, CachedGraphQL, http_cache_headers
 from taskql.graphiql import graphiql_asset
 from taskql.health import healthz, readyz
 from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifest
-from taskql.redis import create_redis
+from taskql.redis import RedisGuard, create_redis
 
 logger = logging.getLogger("taskql.app")
 
@@ -49,8 +55,10 @@ class Resources:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
+    guard: RedisGuard
     tokens: TokenConfig
     persisted: PersistedQueries
+    cache: ResponseCache | None  # None when RESPONSE_CACHE is off
 
 
 def token_config(settings: Settings) -> TokenConfig:
@@ -81,6 +89,40 @@ def bearer_token(authorization: str | None) -> str | None:
             "Send the access token as 'Authorization: Bearer <token>'.", reason="TOKEN_INVALID"
         )
     return token.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class PendingStore:
+    """An answer to keep once it is encoded (after the response is sent)."""
+
+    cache: ResponseCache
+    probe: Probe
+    viewer: Viewer | None
+    policy: Policy | None
+    ttl: int
+    method: str
+
+
+class SubResponse(Response):
+    """Strawberry's per-request response (headers, status), plus what the cache keeps of the answer."""
+
+    pending_store: PendingStore | None = None
+
+
+def _probe_of(request: Request | WebSocket) -> Probe | None:
+    probe = request.scope.get("state", {}).get(PROBE_STATE)
+    return probe if isinstance(probe, Probe) else None
+
+
+def _entry_ttl(context: Context) -> int:
+    """Seconds the answer may be kept: its policy's max-age, cut short where the data changes by itself."""
+    policy = context.cache_policy
+    if policy is None or not policy.cacheable:
+        return 0
+    ttl = policy.max_age
+    if context.valid_until is not None:
+        ttl = min(ttl, int((context.valid_until - context.now()).total_seconds()))
+    return max(ttl, 0)
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -123,7 +165,7 @@ class GraphQLView(GraphQL[Context, None]):
             sub_response.status_code = error.status
             return ExecutionResult(data=None, errors=[error.as_graphql_error()])
         try:
-            return await super().execute_single(
+            result = await super().execute_single(
                 request, request_adapter, sub_response, context, root_value, request_data
             )
         except HTTPException as error:
@@ -131,15 +173,69 @@ class GraphQLView(GraphQL[Context, None]):
             if request_adapter.method == "GET" and "mutation" in error.reason.lower():
                 raise HTTPException(405, "Mutations are only accepted over POST.") from error
             raise
+        finally:
+            # After commit, before the response: once a write is acknowledged, no older answer is served.
+            if resources.cache is not None and context.changed:
+                await resources.cache.bump(context.changed)
+        self._keep(resources, request, sub_response, context, result)
+        return result
+
+    @staticmethod
+    def _keep(
+        resources: Resources,
+        request: Request,
+        sub_response: Response,
+        context: Context,
+        result: ExecutionResult,
+    ) -> None:
+        """Decide what the cache keeps of this answer: never errors or partial results, never writes."""
+        probe = _probe_of(request)
+        if resources.cache is None:
+            return
+        sub_response.headers["X-Cache"] = "MISS"
+        if probe is None or result.errors or context.changed or not isinstance(sub_response, SubResponse):
+            return
+        sub_response.pending_store = PendingStore(
+            resources.cache, probe, context.viewer, context.cache_policy, _entry_ttl(context), request.method
+        )
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = SubResponse()
+        sub_response.status_code = None  # type: ignore[assignment]
+        del sub_response.headers["content-length"]
+        return sub_response
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        pending = sub_response.pending_store if isinstance(sub_response, SubResponse) else None
+        if pending is None:
+            return response
+        body = bytes(response.body)
+        if pending.method == "GET" and pending.policy is not None and pending.policy.cacheable:
+            for name, value in http_cache_headers(
+                etag_of(body), public=pending.policy.public, max_age=pending.policy.max_age
+            ):
+                response.headers[name.decode()] = value.decode()
+        # Stored after the response is sent: the entry is checked against versions read before the data,
+        # so storing late can never make it stale.
+        response.background = BackgroundTask(
+            pending.cache.store, pending.probe, pending.viewer, body, pending.policy, pending.ttl
+        )
+        return response
 
     async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
         resources: Resources = request.app.state.resources
         viewer: Viewer | None = None
         auth_error: Unauthenticated | None = None
         user = None
+        probe = _probe_of(request)
         try:
+            # A session Redis vouches for (see taskql.cache) needs no SQL; otherwise PostgreSQL decides.
+            viewer = probe.viewer() if probe is not None else None
             token = bearer_token(request.headers.get("authorization"))
-            if token is not None:
+            if token is not None and viewer is None:
                 claims = decode_access_token(resources.tokens, token)
                 async with resources.sessions() as db:
                     viewer, user = await load_viewer(db, claims)
@@ -160,20 +256,33 @@ def create_app(settings: Settings | None = None) -> Starlette:
     from the environment, where ``serve`` put them for its workers."""
     settings = settings or Settings()
     schema = build_schema()
+    # Entries are keyed by the schema too: a deploy that changes it never serves answers of the old one.
+    schema_id = hashlib.sha256(schema.as_str().encode()).hexdigest()[:16]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings)
         redis = create_redis(settings)
+        guard = RedisGuard(
+            redis,
+            open_seconds=settings.redis_circuit_open_seconds,
+            timeout_seconds=settings.redis_socket_timeout_seconds,
+        )
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
             sessions=create_sessionmaker(engine),
             redis=redis,
+            guard=guard,
             tokens=token_config(settings),
+            cache=ResponseCache(
+                guard, schema_id=schema_id, viewer_ttl_seconds=settings.access_token_ttl_seconds
+            )
+            if settings.response_cache
+            else None,
             persisted=PersistedQueries(
                 mode=settings.persisted_queries,
-                redis=redis,
+                guard=guard,
                 schema=schema._schema,
                 trusted=load_manifest(),
                 ttl_seconds=settings.apq_ttl_seconds,
@@ -204,7 +313,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
     ]
     routes = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", CachedGraphQL(graphql), methods=["GET", "POST"]),
         Route(graphiql.PREFIX + "{name}", graphiql_asset, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

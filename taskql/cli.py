@@ -29,6 +29,21 @@ def _settings() -> Settings:
     return services.resolve(settings)
 
 
+def _flush_cache(settings: Settings, why: str) -> None:
+    """After a write outside GraphQL: no cached answer from before it may be served."""
+    from taskql.cache import flush
+
+    assert settings.redis_url
+    try:
+        asyncio.run(flush(settings.redis_url))
+    except Exception as error:  # the write is done; say loudly what is left to do
+        console.print(
+            f"[red]{why}, but the response cache could not be flushed ({type(error).__name__}): run "
+            "`python -m taskql flush-cache` once Redis answers.[/red]"
+        )
+        raise typer.Exit(code=1) from None
+
+
 def _dsn(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
@@ -49,8 +64,8 @@ def serve(
     from taskql import migrate as migrations
 
     settings = _settings()
-    if migrate:
-        migrations.upgrade(settings.database_url or "")
+    if migrate and migrations.upgrade(settings.database_url or ""):
+        _flush_cache(settings, "migrated")
     if settings.graphiql_enabled:
         console.print(f"GraphiQL: [bold]http://{host}:{port}/graphql[/bold]")
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; handled as an exit (not the
@@ -77,7 +92,8 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
     from taskql import migrate as migrations
 
     settings = _settings()
-    migrations.upgrade(settings.database_url or "", revision)
+    if migrations.upgrade(settings.database_url or "", revision):
+        _flush_cache(settings, "migrated")
     console.print(f"database at revision {revision}")
 
 
@@ -104,6 +120,7 @@ def create_admin(
     except ValueError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from None
+    _flush_cache(settings, "the admin is saved")
     console.print(f"{'created admin' if created else 'promoted to admin'}: {normalize_email(email)}")
 
 
@@ -167,10 +184,19 @@ def seed(
         result = asyncio.run(
             run_seed(_dsn(settings), users, tasks, progress=lambda what, n: progress.advance(bars[what], n))
         )
+    _flush_cache(settings, "seeded")
     console.print(
         f"seeded {result.users} users ({result.email_pattern}, password {SEED_PASSWORD!r}) "
         f"and {result.tasks} tasks"
     )
+
+
+@app.command("flush-cache")
+def flush_cache() -> None:
+    """Drop every cached response (after changing data by hand, outside taskql)."""
+    settings = _settings()
+    _flush_cache(settings, "flush-cache was asked")
+    console.print("response cache flushed")
 
 
 def main() -> None:

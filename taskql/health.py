@@ -1,4 +1,10 @@
-"""``/healthz``: the process answers. ``/readyz``: PostgreSQL and Redis answer and migrations are at head."""
+"""``/healthz``: the process answers. ``/readyz``: can this instance serve?
+
+- ``ready`` (200): PostgreSQL answers at the head migration, and Redis answers.
+- ``degraded`` (200): PostgreSQL is fine but Redis is not: requests are served, uncached (and without APQ
+  lookups) until Redis is back.
+- ``unavailable`` (503): PostgreSQL does not answer, or its schema is not at the head migration.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +50,8 @@ async def readyz(request: Request) -> JSONResponse:
     checks = dict(
         await asyncio.gather(_check("postgres", _postgres, resources), _check("redis", _redis, resources))
     )
-    ready = all(check["ok"] for check in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
-    )
+    checks["redis"]["circuit"] = "closed" if resources.guard.available else "open"
+    if not checks["postgres"]["ok"]:
+        return JSONResponse({"status": "unavailable", "checks": checks}, 503)
+    status = "ready" if checks["redis"]["ok"] else "degraded"
+    return JSONResponse({"status": status, "checks": checks}, 200)

@@ -21,8 +21,11 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head") -> bool:
+    """Migrate to ``revision``; True when a migration ran."""
+    config = alembic_config(database_url)
+    command.upgrade(config, revision)
+    return bool(config.attributes.get("applied"))
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from strawberry.http import GraphQLRequestData
 
 from graphql import GraphQLError, GraphQLSchema, parse, specified_rules, validate
 from schema.limits import LIMIT_RULES
+from taskql.redis import RedisGuard, RedisUnavailable
 
 logger = logging.getLogger("taskql.persisted")
 
@@ -87,7 +87,7 @@ def load_manifest(path: Path = MANIFEST) -> dict[str, str]:
 @dataclass(frozen=True)
 class PersistedQueries:
     mode: Mode
-    redis: Redis
+    guard: RedisGuard
     schema: GraphQLSchema
     trusted: Mapping[str, str]
     ttl_seconds: int
@@ -155,9 +155,9 @@ class PersistedQueries:
 
     async def _lookup(self, digest: str) -> str | None:
         try:
-            stored = await self.redis.get(APQ_PREFIX + digest)
-        except RedisError as error:
-            logger.warning("APQ lookup skipped, Redis unavailable: %s", type(error).__name__)
+            stored = await self.guard.call(lambda redis: redis.get(APQ_PREFIX + digest))
+        except RedisUnavailable as error:
+            logger.warning("APQ lookup skipped, Redis unavailable: %s", error)
             return None
         if stored is None:
             return None
@@ -179,13 +179,15 @@ class PersistedQueries:
         ):
             return
         try:
-            rate_key = RATE_PREFIX + client
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(rate_key)
-                pipe.expire(rate_key, 60, nx=True)
-                count, _ = await pipe.execute()
-            if count > self.registrations_per_minute:
-                return
-            await self.redis.set(APQ_PREFIX + digest, query.encode(), ex=self.ttl_seconds)
-        except RedisError as error:
-            logger.warning("APQ registration skipped, Redis unavailable: %s", type(error).__name__)
+            await self.guard.call(lambda redis: self._store(redis, digest, query, client))
+        except RedisUnavailable as error:
+            logger.warning("APQ registration skipped, Redis unavailable: %s", error)
+
+    async def _store(self, redis: Redis, digest: str, query: str, client: str) -> None:
+        rate_key = RATE_PREFIX + client
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(rate_key, 0, ex=60, nx=True)  # a window of one minute (EXPIRE NX needs Redis 7)
+            pipe.incr(rate_key)
+            _, count = await pipe.execute()
+        if count <= self.registrations_per_minute:
+            await redis.set(APQ_PREFIX + digest, query.encode(), ex=self.ttl_seconds)

@@ -1,10 +1,28 @@
-"""The Redis client, with short timeouts: a slow Redis must not hold requests hostage."""
+"""The Redis client, with short timeouts, behind a circuit breaker: a dead or frozen Redis must not hold
+requests hostage.
+
+Redis holds only what taskql can do without (cached responses, APQ documents): when it fails, callers get
+``RedisUnavailable`` and carry on without it. One failure opens the circuit for ``open_seconds``, during which
+every call fails at once instead of waiting out a timeout; then one call probes Redis again. Before that probe
+succeeds, the recovery hooks run (the response cache uses one to drop entries a missed invalidation could have
+left stale), so nothing is read from a Redis that came back until it is safe to.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from core.settings import Settings
+
+logger = logging.getLogger("taskql.redis")
+T = TypeVar("T")
 
 
 def create_redis(settings: Settings) -> Redis:
@@ -16,3 +34,53 @@ def create_redis(settings: Settings) -> Redis:
         health_check_interval=30,
         decode_responses=False,
     )
+
+
+class RedisUnavailable(Exception):
+    """Redis did not answer (or the circuit is open): go on without it."""
+
+
+class RedisGuard:
+    def __init__(self, redis: Redis, *, open_seconds: float = 1.0, timeout_seconds: float = 0.5) -> None:
+        self.redis = redis
+        self.open_seconds = open_seconds
+        # A bound on the whole call, on top of the socket timeouts (a command can span several reads).
+        self.timeout_seconds = timeout_seconds * 2
+        self._open_until = 0.0
+        self._probing = False
+        self._recovery: list[Callable[[Redis], Awaitable[None]]] = []
+
+    @property
+    def available(self) -> bool:
+        """False while the circuit is open (Redis failed less than ``open_seconds`` ago)."""
+        return self._open_until == 0.0
+
+    def on_recovery(self, hook: Callable[[Redis], Awaitable[None]]) -> None:
+        self._recovery.append(hook)
+
+    async def call(self, operation: Callable[[Redis], Awaitable[T]]) -> T:
+        if self._open_until:
+            if time.monotonic() < self._open_until or self._probing:
+                raise RedisUnavailable("the Redis circuit is open")
+            self._probing = True  # half-open: this call probes, the others still go without
+            try:
+                result = await self._attempt(operation, recovering=True)
+            finally:
+                self._probing = False
+            self._open_until = 0.0
+            logger.warning("Redis is back: circuit closed")
+            return result
+        return await self._attempt(operation, recovering=False)
+
+    async def _attempt(self, operation: Callable[[Redis], Awaitable[T]], *, recovering: bool) -> T:
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                if recovering:
+                    for hook in self._recovery:
+                        await hook(self.redis)
+                return await operation(self.redis)
+        except (RedisError, OSError, TimeoutError) as error:
+            if not self._open_until:
+                logger.warning("Redis unavailable (%s): circuit open", type(error).__name__)
+            self._open_until = time.monotonic() + self.open_seconds
+            raise RedisUnavailable(type(error).__name__) from error

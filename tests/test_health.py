@@ -12,7 +12,7 @@ async def test_readyz_reports_postgres_at_head_and_redis(http: httpx.AsyncClient
     assert response.status_code == 200, body
     assert body["status"] == "ready"
     assert body["checks"]["postgres"]["revision"] == body["checks"]["postgres"]["head"] == "0001"
-    assert body["checks"]["redis"] == {"ok": True}
+    assert body["checks"]["redis"] == {"ok": True, "circuit": "closed"}
 
 
 async def test_graphiql_is_served_to_browsers_in_development(http: httpx.AsyncClient) -> None:

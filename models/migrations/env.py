@@ -13,12 +13,18 @@ import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 MIGRATION_LOCK_KEY = 0x7461736B716C  # "taskql"
 
 
+def _applied(*_: object, **__: object) -> None:
+    """Count what ran: taskql drops its response cache after a migration that changed something."""
+    context.config.attributes["applied"] = context.config.attributes.get("applied", 0) + 1
+
+
 def run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=SQLModel.metadata,
         compare_type=True,
         transaction_per_migration=False,
+        on_version_apply=_applied,
     )
     with context.begin_transaction():
         # Taken inside the migration transaction, before alembic reads the current revision: a second

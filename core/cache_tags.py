@@ -1,0 +1,57 @@
+"""The names of what a cached response can depend on, and what a write changes.
+
+A response cached for a viewer depends on a few tags (see ``viewer_tags``); every write names the tags it
+changed, and their versions are bumped after commit, before the write is acknowledged. The mapping rests on
+one invariant of the API: a USER sees only their own account and their own tasks; an ADMIN sees all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+EPOCH = "epoch"  # everything: bumped by migrations, seeding and `taskql cache flush`
+ALL_TASKS = "tasks"  # any task of anyone (admins' lists and global statistics)
+ALL_USERS = "users"  # any account (admins' user lists, owners of tasks)
+
+
+def user(user_id: uuid.UUID) -> str:
+    """The account: name, email, role, activation (and with them every session's validity)."""
+    return f"user:{user_id}"
+
+
+def tasks_of(owner_id: uuid.UUID) -> str:
+    """The tasks one user owns (their lists, their statistics)."""
+    return f"tasks-of:{owner_id}"
+
+
+def session(session_id: uuid.UUID) -> str:
+    """One login session: bumped when it ends."""
+    return f"session:{session_id}"
+
+
+def viewer_tags(user_id: uuid.UUID, *, is_admin: bool) -> tuple[str, ...]:
+    """What a response computed for this viewer can depend on."""
+    if is_admin:
+        return (EPOCH, user(user_id), ALL_USERS, ALL_TASKS)
+    return (EPOCH, user(user_id), tasks_of(user_id))
+
+
+def task_changed(owner_id: uuid.UUID) -> tuple[str, ...]:
+    return (tasks_of(owner_id), ALL_TASKS)
+
+
+def user_changed(user_id: uuid.UUID) -> tuple[str, ...]:
+    return (user(user_id), ALL_USERS)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How long a query's response may be kept (0: not at all), and whether shared caches may keep it."""
+
+    max_age: int
+    public: bool
+
+    @property
+    def cacheable(self) -> bool:
+        return self.max_age > 0

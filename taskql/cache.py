@@ -1,0 +1,297 @@
+"""The response cache: query responses kept in Redis per viewer, never served stale, never shared.
+
+How it holds:
+
+- **Tags.** What a response can depend on is named by tags (``core.cache_tags``): a USER's responses depend
+  on their account and their tasks, an ADMIN's on every account and every task, everyone's on the epoch.
+  Each tag has a version in Redis: a random token, replaced by every write that touches the tag.
+- **Read before, checked at every hit.** The versions are read *before* the data is (in the same round trip
+  as the failed lookup), and stored with the response. A hit is served only if every stored version is still
+  the current one, checked atomically in Redis (one Lua call). A missing version never matches.
+- **Bumped after commit, before the answer.** A mutation replaces the versions of the tags it touched after
+  its transaction commits and before its response is sent. So once a write is acknowledged, every response
+  computed from older data has a stale version and is never served again, by any instance.
+- **Per viewer.** The key holds the user id; the entry records the user and role it was computed for and
+  the hit is checked against the requester, in Redis and again on the reply (which also names its key), so a
+  crossed reply can never reach another user.
+- **The viewer too.** Whether an access token's session is still live (not logged out, account active, same
+  role) is cached the same way, depending on the ``session`` and ``user`` tags; so a hit needs no SQL, and a
+  logout or a role change is seen by the very next request. If Redis cannot answer, the viewer is loaded from
+  PostgreSQL: security state never fails open.
+- **Redis failures.** Every call goes through ``RedisGuard``. A bump that cannot be delivered is not lost:
+  the instance serves no hit until it has replaced the epoch (every entry's first tag), which its guard does
+  before the first successful call after the failure.
+- **Writes outside GraphQL** (``migrate``, ``seed``, ``create-admin``, ``cache flush``) bump tags too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from auth.tokens import AccessClaims
+from auth.viewer import Viewer
+from core import cache_tags
+from core.cache_tags import Policy
+from models import Role
+from taskql.redis import RedisGuard, RedisUnavailable
+
+logger = logging.getLogger("taskql.cache")
+
+ENTRY_PREFIX = "taskql:c:r:"
+VIEWER_PREFIX = "taskql:c:v:"
+TAG_PREFIX = "taskql:t:"
+# A tag outlives every entry that depends on it; if it does expire, its entries simply stop matching.
+TAG_TTL_SECONDS = 86_400
+ANONYMOUS = "ANONYMOUS"
+
+# Validate the viewer's session state, then the entry; on a miss, return the current versions of the tags
+# (creating absent ones, so that no entry is ever stored against a version that does not exist).
+# KEYS: entry, viewer state, tags...   ARGV: fresh version, tag TTL, user id ('' when anonymous)
+PROBE = """
+for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[1], 'NX', 'EX', ARGV[2]) end
+local function current(tags)
+  local out = {}
+  for tag in string.gmatch(tags, '%S+') do
+    local version = redis.call('GET', tag)
+    if not version then return nil end
+    out[#out + 1] = version
+  end
+  return table.concat(out, ' ')
+end
+local role = ''
+if ARGV[3] == '' then
+  role = 'ANONYMOUS'
+else
+  local viewer = redis.call('HMGET', KEYS[2], 'u', 'r', 't', 'v')
+  if viewer[1] == ARGV[3] and viewer[3] and current(viewer[3]) == viewer[4] then role = viewer[2] end
+end
+if role ~= '' then
+  local e = redis.call('HMGET', KEYS[1], 'u', 'r', 't', 'v', 'b', 'e', 'p', 'a')
+  if e[1] == ARGV[3] and e[2] == role and e[3] and current(e[3]) == e[4] then
+    return {1, KEYS[1], ARGV[3], role, e[5], e[6], e[7], e[8]}
+  end
+end
+local out = {0, KEYS[1], ARGV[3], role}
+for i = 3, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) end
+return out
+"""
+
+# Store the viewer state and the entry, each only if the versions it was computed from are still current.
+# KEYS: entry, viewer state
+# ARGV: user, role, entry tags, entry versions, body, etag, public, max-age, entry TTL,
+#       viewer tags ('' to skip), viewer versions, viewer TTL
+STORE = """
+local function current(tags)
+  local out = {}
+  for tag in string.gmatch(tags, '%S+') do
+    local version = redis.call('GET', tag)
+    if not version then return nil end
+    out[#out + 1] = version
+  end
+  return table.concat(out, ' ')
+end
+if ARGV[10] ~= '' and current(ARGV[10]) == ARGV[11] then
+  redis.call('HSET', KEYS[2], 'u', ARGV[1], 'r', ARGV[2], 't', ARGV[10], 'v', ARGV[11])
+  redis.call('EXPIRE', KEYS[2], ARGV[12])
+end
+if ARGV[3] ~= '' and current(ARGV[3]) == ARGV[4] then
+  redis.call('HSET', KEYS[1], 'u', ARGV[1], 'r', ARGV[2], 't', ARGV[3], 'v', ARGV[4],
+             'b', ARGV[5], 'e', ARGV[6], 'p', ARGV[7], 'a', ARGV[8])
+  redis.call('EXPIRE', KEYS[1], ARGV[9])
+end
+return 1
+"""
+
+
+def tag_key(tag: str) -> str:
+    return TAG_PREFIX + tag
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    body: bytes
+    etag: str
+    public: bool
+    max_age: int
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A lookup that missed: what the request needs to store its answer, read before any data."""
+
+    key: str
+    claims: AccessClaims | None
+    versions: dict[str, str] = field(default_factory=dict)  # tag -> version
+    # The role Redis vouches for, for a live session (None: ask PostgreSQL).
+    viewer_role: Role | None = None
+
+    def viewer(self) -> Viewer | None:
+        if self.claims is None or self.viewer_role is None:
+            return None
+        return Viewer(user_id=self.claims.user_id, session_id=self.claims.session_id, role=self.viewer_role)
+
+
+def _decode(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class ResponseCache:
+    def __init__(self, guard: RedisGuard, *, schema_id: str, viewer_ttl_seconds: int) -> None:
+        self.guard = guard
+        self.schema_id = schema_id
+        self.viewer_ttl_seconds = viewer_ttl_seconds
+        # Set when a bump could not be delivered; cleared once the epoch has been replaced.
+        self._undelivered = False
+        self._probe = guard.redis.register_script(PROBE)
+        self._store = guard.redis.register_script(STORE)
+        guard.on_recovery(self._recover)
+
+    def entry_key(self, document_hash: str, operation_name: str | None, variables: str, user_id: str) -> str:
+        material = "\0".join((self.schema_id, document_hash, operation_name or "", variables, user_id))
+        return ENTRY_PREFIX + hashlib.sha256(material.encode()).hexdigest()
+
+    @staticmethod
+    def _probe_tags(claims: AccessClaims | None) -> tuple[str, ...]:
+        if claims is None:
+            return (cache_tags.EPOCH,)
+        user_id = claims.user_id
+        return (
+            *cache_tags.viewer_tags(user_id, is_admin=True),
+            cache_tags.tasks_of(user_id),
+            cache_tags.session(claims.session_id),
+        )
+
+    async def lookup(self, key: str, claims: AccessClaims | None) -> Hit | Probe | None:
+        """A hit, or a probe to store the answer with; None when Redis cannot be used."""
+        if self._undelivered:
+            try:  # replace the epoch first (the guard runs the recovery before any other call succeeds)
+                await self.guard.call(self._recover)
+            except RedisUnavailable:
+                return None
+        tags = self._probe_tags(claims)
+        user_id = str(claims.user_id) if claims else ""
+        viewer_key = VIEWER_PREFIX + (str(claims.session_id) if claims else "")
+        try:
+            reply = await self.guard.call(
+                lambda _: self._probe(
+                    keys=[key, viewer_key, *map(tag_key, tags)],
+                    args=[uuid.uuid4().hex, TAG_TTL_SECONDS, user_id],
+                )
+            )
+        except RedisUnavailable:
+            return None
+        # The reply names its key and user: a reply that is not for this request is never used.
+        if _decode(reply[1]) != key or _decode(reply[2]) != user_id:
+            logger.error("discarded a Redis reply for another request")
+            return None
+        role = _decode(reply[3])
+        if reply[0] == 1:
+            return Hit(body=reply[4], etag=_decode(reply[5]), public=reply[6] == b"1", max_age=int(reply[7]))
+        versions = {tag: _decode(version) for tag, version in zip(tags, reply[4:], strict=True)}
+        viewer_role = Role(role) if claims is not None and role in Role.__members__ else None
+        return Probe(key=key, claims=claims, versions=versions, viewer_role=viewer_role)
+
+    async def store(
+        self, probe: Probe, viewer: Viewer | None, body: bytes, policy: Policy | None, ttl: int
+    ) -> None:
+        """Keep the answer (when ``policy`` allows) and the viewer's session state (when it came from
+        PostgreSQL), each against the versions read before its data."""
+        claims = probe.claims
+        if (viewer is None) != (claims is None) or (
+            viewer is not None
+            and claims is not None
+            and (viewer.user_id, viewer.session_id) != (claims.user_id, claims.session_id)
+        ):
+            return
+        entry_tags = (
+            cache_tags.viewer_tags(viewer.user_id, is_admin=viewer.is_admin)
+            if viewer
+            else (cache_tags.EPOCH,)
+        )
+        viewer_tags: tuple[str, ...] = ()
+        if viewer is not None and probe.viewer_role is None:
+            viewer_tags = (
+                cache_tags.EPOCH,
+                cache_tags.user(viewer.user_id),
+                cache_tags.session(viewer.session_id),
+            )
+        cacheable = policy is not None and policy.cacheable and ttl > 0
+        if not cacheable and not viewer_tags:
+            return
+        args: list[str | int | bytes] = [
+            str(viewer.user_id) if viewer else "",
+            viewer.role.value if viewer else ANONYMOUS,
+            self._joined(entry_tags) if cacheable else "",
+            self._versions(probe, entry_tags),
+            body,
+            etag_of(body),
+            "1" if policy is not None and policy.public else "0",
+            policy.max_age if policy is not None else 0,
+            ttl,
+            self._joined(viewer_tags),
+            self._versions(probe, viewer_tags),
+            self.viewer_ttl_seconds,
+        ]
+        viewer_key = VIEWER_PREFIX + (str(viewer.session_id) if viewer else "")
+        with contextlib.suppress(RedisUnavailable):
+            await self.guard.call(lambda _: self._store(keys=[probe.key, viewer_key], args=args))
+
+    @staticmethod
+    def _joined(tags: Iterable[str]) -> str:
+        return " ".join(map(tag_key, tags))
+
+    @staticmethod
+    def _versions(probe: Probe, tags: Iterable[str]) -> str:
+        return " ".join(probe.versions.get(tag, "") for tag in tags)
+
+    async def bump(self, tags: Collection[str]) -> None:
+        """Replace the versions of ``tags``: every response computed before is dead. Runs to the end even if
+        the request is cancelled (the write it follows is committed)."""
+        if tags:
+            await asyncio.shield(self._bump(tags))
+
+    async def _bump(self, tags: Collection[str]) -> None:
+        try:
+            await self.guard.call(lambda redis: bump_tags(redis, tags))
+        except RedisUnavailable:
+            # Not lost: no hit is served until the epoch is replaced (``_recover``, before the next call).
+            self._undelivered = True
+            logger.warning("cache invalidation of %d tags deferred: Redis unavailable", len(tags))
+
+    async def _recover(self, redis: Redis) -> None:
+        if self._undelivered:
+            await bump_tags(redis, [cache_tags.EPOCH])
+            self._undelivered = False
+            logger.warning("cache epoch replaced after a deferred invalidation")
+
+
+async def bump_tags(redis: Redis, tags: Iterable[str]) -> None:
+    """Give each tag a new random version (one round trip). Also used by the CLI."""
+    version = uuid.uuid4().hex
+    async with redis.pipeline(transaction=False) as pipe:
+        for tag in tags:
+            pipe.set(tag_key(tag), version, ex=TAG_TTL_SECONDS)
+        await pipe.execute()
+
+
+async def flush(redis_url: str) -> None:
+    """Replace the epoch, the first tag of every entry: nothing cached before is served again. For writes
+    made outside GraphQL (the CLI, migrations, a hand-run SQL fix)."""
+    redis = Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        await bump_tags(redis, [cache_tags.EPOCH])
+    finally:
+        await redis.aclose()
