@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -12,6 +14,7 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from core.settings import Settings
+from taskql.cache import flush
 from tests.conftest import client_for
 from tests.factories import Account, create_task, promote_to_admin, register
 from tests.graphql_client import GraphQLClient, operation
@@ -169,8 +172,6 @@ async def test_a_write_outside_graphql_is_seen_after_flush_cache(
         await connection.execute("UPDATE tasks SET title = 'fixed by hand'")
     finally:
         await connection.close()
-    from taskql.cache import flush
-
     await flush(database.redis_url)
     assert titles((await gql.query(MY_TASKS, token=alice.token)).ok()) == ["fixed by hand"]
 
@@ -186,7 +187,8 @@ async def test_overdue_counts_are_not_kept_past_the_next_due_date(
         ttls = [await redis.ttl(key) async for key in redis.scan_iter(match="taskql:c:r:*")]
     finally:
         await redis.aclose()
-    assert ttls and all(0 <= ttl <= 2 for ttl in ttls), ttls
+    assert ttls
+    assert all(0 <= ttl <= 2 for ttl in ttls), ttls
     await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 0.2)
     assert (await gql.query(STATS, token=alice.token)).ok()["taskStats"]["overdue"] == 1
 
@@ -212,9 +214,6 @@ async def test_a_persisted_query_hash_is_answered_from_the_cache(
     http: httpx.AsyncClient, alice: Account
 ) -> None:
     document = operation("Me")
-    import hashlib
-    import json
-
     extensions = {
         "persistedQuery": {"version": 1, "sha256Hash": hashlib.sha256(document.encode()).hexdigest()}
     }
