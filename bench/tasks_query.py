@@ -12,45 +12,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+# ADMIN, ROOT and prepare stay importable from here for the commands that import them from this module.
+from bench.servers import ADMIN as ADMIN
+from bench.servers import LOGIN, environment, running
+from bench.servers import ROOT as ROOT
+from bench.servers import prepare as prepare
+
 QUERY = (ROOT / "graphql" / "queries" / "TasksWithOwners.graphql").read_text()
-ADMIN = ("bench-admin@example.com", "bench admin passphrase")
-
-
-def taskql(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "taskql", *args], env=env, cwd=ROOT, capture_output=True, text=True, check=True
-    )
-
-
-def prepare(env: dict[str, str], data_dir: Path, users: int, tasks: int) -> None:
-    marker = data_dir / f"seeded-{users}-{tasks}"
-    if marker.exists():
-        print(f"data set already seeded ({marker.name})")
-        return
-    started = time.perf_counter()
-    taskql("seed", "--users", str(users), "--tasks", str(tasks), env=env)
-    print(f"seed --users {users} --tasks {tasks}: {time.perf_counter() - started:.1f} s (including startup)")
-    taskql("create-admin", "--email", ADMIN[0], "--password", ADMIN[1], env=env)
-    marker.touch()
 
 
 async def measure(base: str, requests: int, concurrency: int, first: int) -> list[float]:
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         login = await client.post(
-            "/graphql",
-            json={"query": "mutation($i: LoginInput!){ login(input: $i) { accessToken } }",
-                  "variables": {"i": {"email": ADMIN[0], "password": ADMIN[1]}}},
-        )  # fmt: skip
+            "/graphql", json={"query": LOGIN, "variables": {"i": {"email": ADMIN[0], "password": ADMIN[1]}}}
+        )
         token = login.json()["data"]["login"]["accessToken"]
         headers = {"authorization": f"Bearer {token}"}
         body = {"query": QUERY, "variables": {"first": first}}
@@ -88,30 +70,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8099)
     args = parser.parse_args()
 
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "JWT_SECRET"}}
-    env.update(DATA_DIR=str(args.data_dir), LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    prepare(env, args.data_dir, args.users, args.tasks)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "taskql", "serve", "--port", str(args.port)],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    data_dir = args.data_dir.resolve()
+    env = environment(data_dir)
+    prepare(env, data_dir, args.users, args.tasks)
     base = f"http://127.0.0.1:{args.port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
+    serve = [sys.executable, "-m", "taskql", "serve", "--port", str(args.port)]
+    with running(serve, env=env, ready_url=f"{base}/readyz"):
         latencies = asyncio.run(measure(base, args.requests, args.concurrency, args.first))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     ms = sorted(latency * 1000 for latency in latencies)
     quantiles = statistics.quantiles(ms, n=100)
     print(

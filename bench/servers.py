@@ -1,0 +1,106 @@
+"""What the benchmark commands share: the data set (seeded once per data folder), the environment of the
+processes they start, starting and stopping a server process, and logging in as the benchmark's admin."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from core.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = ("bench-admin@example.com", "bench admin passphrase")
+LOGIN = "mutation($i: LoginInput!){ login(input: $i) { accessToken } }"
+
+
+def environment(data_dir: Path, **overrides: str) -> dict[str, str]:
+    """This process's environment without any taskql setting (so no DATABASE_URL or REDIS_URL: the embedded
+    servers in ``data_dir``), with the access log off and ``overrides`` on top."""
+    env = {key: value for key, value in os.environ.items() if key.lower() not in Settings.model_fields}
+    env.update(DATA_DIR=str(data_dir), LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT), **overrides)
+    # pgserver asks platformdirs for a runtime folder; without XDG_RUNTIME_DIR it warns and uses /tmp. That
+    # harmless line would be the only one in a healthy server's log.
+    warnings = [env.get("PYTHONWARNINGS", ""), "ignore:XDG_RUNTIME_DIR is not set"]
+    env["PYTHONWARNINGS"] = ",".join(filter(None, warnings))
+    return env
+
+
+def taskql(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "taskql", *args], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+
+
+def prepare(env: dict[str, str], data_dir: Path, users: int, tasks: int) -> None:
+    """Seed ``users`` and ``tasks`` and create the admin, unless this data folder already has them."""
+    marker = data_dir / f"seeded-{users}-{tasks}"
+    if marker.exists():
+        print(f"data set already seeded ({marker.name})")
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    taskql("seed", "--users", str(users), "--tasks", str(tasks), env=env)
+    print(f"seed --users {users} --tasks {tasks}: {time.perf_counter() - started:.1f} s (including startup)")
+    taskql("create-admin", "--email", ADMIN[0], "--password", ADMIN[1], env=env)
+    marker.touch()
+
+
+def refuse_busy_port(host: str, port: int) -> None:
+    """Exit if something already listens on ``port``: the figures would be someone else's server's."""
+    with socket.socket() as probe:
+        if probe.connect_ex((host, port)) == 0:
+            raise SystemExit(f"port {port} on {host} is already in use: choose another one with --port")
+
+
+@contextlib.contextmanager
+def running(
+    command: Sequence[str], *, env: dict[str, str], ready_url: str, log: IO[bytes] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process, from the moment ``ready_url`` answers 200 until it has been terminated and has
+    exited (also when the block fails)."""
+    server = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_ready(server, ready_url)
+        yield server
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def wait_ready(server: subprocess.Popen[bytes], url: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        if server.poll() is not None:
+            raise SystemExit(f"{server.args!r} exited with status {server.returncode} before {url} answered")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} did not answer 200 within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def login(client: httpx.Client) -> str:
+    """An access token of the benchmark's admin."""
+    response = client.post(
+        "/graphql", json={"query": LOGIN, "variables": {"i": {"email": ADMIN[0], "password": ADMIN[1]}}}
+    )
+    payload = response.json()
+    if response.status_code != 200 or "errors" in payload:
+        raise SystemExit(f"login as {ADMIN[0]} failed ({response.status_code}): {payload}")
+    return str(payload["data"]["login"]["accessToken"])
