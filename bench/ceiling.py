@@ -42,6 +42,7 @@ def main() -> None:
         port=args.port,
         workers=1,
         log_level="warning",
+        access_log=False,  # as taskql's serve does above INFO
         proxy_headers=True,
         timeout_graceful_shutdown=20,
     )

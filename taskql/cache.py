@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
+import itertools
 import logging
+import os
 import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -43,6 +46,7 @@ from core import cache_tags
 from core.cache_tags import Policy
 from models import Role
 from taskql.redis import RedisGuard, RedisUnavailable
+from taskql.redis_pipe import PipelinedRedis
 
 logger = logging.getLogger("taskql.cache")
 
@@ -52,43 +56,13 @@ TAG_PREFIX = "taskql:t:"
 # A tag outlives every entry that depends on it; if it does expire, its entries simply stop matching.
 TAG_TTL_SECONDS = 86_400
 ANONYMOUS = "ANONYMOUS"
-
-# Validate the viewer's session state, then the entry; on a miss, return the current versions of the tags
-# (creating absent ones, so that no entry is ever stored against a version that does not exist).
-# KEYS: entry, viewer state, tags...   ARGV: fresh version, tag TTL, user id ('' when anonymous)
-PROBE = """
-for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[1], 'NX', 'EX', ARGV[2]) end
-local function current(tags)
-  local out = {}
-  for tag in string.gmatch(tags, '%S+') do
-    local version = redis.call('GET', tag)
-    if not version then return nil end
-    out[#out + 1] = version
-  end
-  return table.concat(out, ' ')
-end
-local role = ''
-if ARGV[3] == '' then
-  role = 'ANONYMOUS'
-else
-  local viewer = redis.call('HMGET', KEYS[2], 'u', 'r', 't', 'v')
-  if viewer[1] == ARGV[3] and viewer[3] and current(viewer[3]) == viewer[4] then role = viewer[2] end
-end
-if role ~= '' then
-  local e = redis.call('HMGET', KEYS[1], 'u', 'r', 't', 'v', 'b', 'e', 'p', 'a')
-  if e[1] == ARGV[3] and e[2] == role and e[3] and current(e[3]) == e[4] then
-    return {1, KEYS[1], ARGV[3], role, e[5], e[6], e[7], e[8]}
-  end
-end
-local out = {0, KEYS[1], ARGV[3], role}
-for i = 3, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) end
-return out
-"""
+VERSION_PREFIX = os.urandom(8).hex()
+VERSION_NUMBERS = itertools.count()
 
 # Store the viewer state and the entry, each only if the versions it was computed from are still current.
 # KEYS: entry, viewer state
-# ARGV: user, role, entry tags, entry versions, body, etag, public, max-age, entry TTL,
-#       viewer tags ('' to skip), viewer versions, viewer TTL
+# ARGV: user, role, entry tags ('' to skip), entry versions, body, etag, public, max-age, entry TTL,
+#       viewer tags ('' to skip), viewer versions, viewer TTL, entry positions, viewer positions
 STORE = """
 local function current(tags)
   local out = {}
@@ -100,11 +74,11 @@ local function current(tags)
   return table.concat(out, ' ')
 end
 if ARGV[10] ~= '' and current(ARGV[10]) == ARGV[11] then
-  redis.call('HSET', KEYS[2], 'u', ARGV[1], 'r', ARGV[2], 't', ARGV[10], 'v', ARGV[11])
+  redis.call('HSET', KEYS[2], 'u', ARGV[1], 'r', ARGV[2], 'i', ARGV[14], 'v', ARGV[11])
   redis.call('EXPIRE', KEYS[2], ARGV[12])
 end
 if ARGV[3] ~= '' and current(ARGV[3]) == ARGV[4] then
-  redis.call('HSET', KEYS[1], 'u', ARGV[1], 'r', ARGV[2], 't', ARGV[3], 'v', ARGV[4],
+  redis.call('HSET', KEYS[1], 'u', ARGV[1], 'r', ARGV[2], 'i', ARGV[13], 'v', ARGV[4],
              'b', ARGV[5], 'e', ARGV[6], 'p', ARGV[7], 'a', ARGV[8])
   redis.call('EXPIRE', KEYS[1], ARGV[9])
 end
@@ -144,35 +118,79 @@ class Probe:
         return Viewer(user_id=self.claims.user_id, session_id=self.claims.session_id, role=self.viewer_role)
 
 
+@dataclass(frozen=True, slots=True)
+class _ProbeKeys:
+    """What a lookup sends for one viewer: every tag any of its answers can depend on (its role is not
+    known before the lookup), and the key of its session state."""
+
+    user_id: str
+    viewer_key: str
+    tags: tuple[str, ...]
+    tag_keys: tuple[str, ...]
+
+    @staticmethod
+    @functools.lru_cache(maxsize=10_000)  # a client sends the same token many times: build this once
+    def of(user_id: uuid.UUID, session_id: uuid.UUID) -> _ProbeKeys:
+        tags = (
+            *cache_tags.viewer_tags(user_id, is_admin=True),
+            cache_tags.tasks_of(user_id),
+            cache_tags.session(session_id),
+        )
+        return _ProbeKeys(str(user_id), VIEWER_PREFIX + str(session_id), tags, tuple(map(tag_key, tags)))
+
+
+ANONYMOUS_KEYS = _ProbeKeys("", VIEWER_PREFIX, (cache_tags.EPOCH,), (tag_key(cache_tags.EPOCH),))
+
+
+def _signature(versions: list[bytes | None], positions: bytes | None) -> bytes | None:
+    """The versions at ``positions`` (digits, 1-based, among the lookup's tags), as an entry stores them."""
+    if not positions:
+        return None
+    picked = [versions[digit - 49] for digit in positions]  # b"1" is 49
+    if None in picked:
+        return None
+    return b" ".join(picked)  # type: ignore[arg-type]
+
+
+async def _set_absent(
+    redis: Redis, tag_keys: tuple[str, ...], versions: list[bytes | None], fresh: str
+) -> list[bytes]:
+    async with redis.pipeline(transaction=False) as pipe:
+        for tag_key_, version in zip(tag_keys, versions, strict=True):
+            if version is None:
+                pipe.set(tag_key_, fresh, nx=True, ex=TAG_TTL_SECONDS)
+        pipe.mget(tag_keys)
+        replies = await pipe.execute()
+    return list(replies[-1])
+
+
 def _decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class ResponseCache:
-    def __init__(self, guard: RedisGuard, *, schema_id: str, viewer_ttl_seconds: int) -> None:
+    def __init__(
+        self, guard: RedisGuard, pipe: PipelinedRedis, *, schema_id: str, viewer_ttl_seconds: int
+    ) -> None:
         self.guard = guard
+        self.pipe = pipe  # the lookups' own connection, auto-pipelined (taskql.redis_pipe)
         self.schema_id = schema_id
         self.viewer_ttl_seconds = viewer_ttl_seconds
         # Set when a bump could not be delivered; cleared once the epoch has been replaced.
         self._undelivered = False
-        self._probe = guard.redis.register_script(PROBE)
         self._store = guard.redis.register_script(STORE)
         guard.on_recovery(self._recover)
 
-    def entry_key(self, document_hash: str, operation_name: str | None, variables: str, user_id: str) -> str:
-        material = "\0".join((self.schema_id, document_hash, operation_name or "", variables, user_id))
-        return ENTRY_PREFIX + hashlib.sha256(material.encode()).hexdigest()
-
     @staticmethod
-    def _probe_tags(claims: AccessClaims | None) -> tuple[str, ...]:
-        if claims is None:
-            return (cache_tags.EPOCH,)
-        user_id = claims.user_id
-        return (
-            *cache_tags.viewer_tags(user_id, is_admin=True),
-            cache_tags.tasks_of(user_id),
-            cache_tags.session(claims.session_id),
-        )
+    def _fresh_version() -> str:
+        """A version no tag has had: a random prefix per process, then a counter."""
+        return f"{VERSION_PREFIX}{next(VERSION_NUMBERS):x}"
+
+    def entry_key(self, method: str, request: bytes, user_id: str) -> str:
+        """The key of an answer: the request as sent (a POST's body, a GET's query string) and its viewer."""
+        digest = hashlib.sha256(f"{self.schema_id}\0{method}\0{user_id}\0".encode())
+        digest.update(request)
+        return ENTRY_PREFIX + digest.hexdigest()
 
     async def lookup(self, key: str, claims: AccessClaims | None) -> Hit | Probe | None:
         """A hit, or a probe to store the answer with; None when Redis cannot be used."""
@@ -181,28 +199,54 @@ class ResponseCache:
                 await self.guard.call(self._recover)
             except RedisUnavailable:
                 return None
-        tags = self._probe_tags(claims)
-        user_id = str(claims.user_id) if claims else ""
-        viewer_key = VIEWER_PREFIX + (str(claims.session_id) if claims else "")
+        keys = _ProbeKeys.of(claims.user_id, claims.session_id) if claims else ANONYMOUS_KEYS
         try:
-            reply = await self.guard.call(
-                lambda _: self._probe(
-                    keys=[key, viewer_key, *map(tag_key, tags)],
-                    args=[uuid.uuid4().hex, TAG_TTL_SECONDS, user_id],
+            # One round trip: the session state, the entry, and the current versions of the tags either may
+            # depend on. Reading the versions in the same round trip as the entry is enough: a write
+            # acknowledged before this request began has bumped them already.
+            state, entry, versions = await self.guard.call(
+                lambda _: self.pipe.pipeline(
+                    ("HMGET", keys.viewer_key, "u", "r", "i", "v"),
+                    ("HMGET", key, "u", "r", "i", "v", "b", "e", "p", "a"),
+                    ("MGET", *keys.tag_keys),
                 )
             )
         except RedisUnavailable:
             return None
-        # The reply names its key and user: a reply that is not for this request is never used.
-        if _decode(reply[1]) != key or _decode(reply[2]) != user_id:
-            logger.error("discarded a Redis reply for another request")
+        user = keys.user_id.encode()
+        role: bytes | None = ANONYMOUS.encode() if claims is None else None
+        if claims is not None and state[0] == user and _signature(versions, state[2]) == state[3]:
+            role = state[1]
+        # The entry must be this viewer's (user and role): a reply meant for anyone else is never used.
+        if (
+            role is not None
+            and entry[0] == user
+            and entry[1] == role
+            and _signature(versions, entry[2]) == entry[3]
+        ):
+            return Hit(body=entry[4], etag=entry[5].decode(), public=entry[6] == b"1", max_age=int(entry[7]))
+        if None in versions:
+            versions = await self._create_tags(keys, versions)
+            if versions is None:
+                return None
+        viewer_role = Role(role.decode()) if claims is not None and role is not None else None
+        return Probe(
+            key=key,
+            claims=claims,
+            versions=dict(zip(keys.tags, map(_decode, versions), strict=True)),
+            viewer_role=viewer_role,
+        )
+
+    async def _create_tags(self, keys: _ProbeKeys, versions: list[bytes | None]) -> list[bytes] | None:
+        """Give absent tags a version before anything is read, so no entry is stored against a version
+        that does not exist; the versions as they are now."""
+        fresh = self._fresh_version()
+        try:
+            return list(
+                await self.guard.call(lambda redis: _set_absent(redis, keys.tag_keys, versions, fresh))
+            )
+        except RedisUnavailable:
             return None
-        role = _decode(reply[3])
-        if reply[0] == 1:
-            return Hit(body=reply[4], etag=_decode(reply[5]), public=reply[6] == b"1", max_age=int(reply[7]))
-        versions = {tag: _decode(version) for tag, version in zip(tags, reply[4:], strict=True)}
-        viewer_role = Role(role) if claims is not None and role in Role.__members__ else None
-        return Probe(key=key, claims=claims, versions=versions, viewer_role=viewer_role)
 
     async def store(
         self, probe: Probe, viewer: Viewer | None, body: bytes, policy: Policy | None, ttl: int
@@ -244,6 +288,8 @@ class ResponseCache:
             self._joined(viewer_tags),
             self._versions(probe, viewer_tags),
             self.viewer_ttl_seconds,
+            self._positions(probe, entry_tags),
+            self._positions(probe, viewer_tags),
         ]
         viewer_key = VIEWER_PREFIX + (str(viewer.session_id) if viewer else "")
         with contextlib.suppress(RedisUnavailable):
@@ -252,6 +298,12 @@ class ResponseCache:
     @staticmethod
     def _joined(tags: Iterable[str]) -> str:
         return " ".join(map(tag_key, tags))
+
+    @staticmethod
+    def _positions(probe: Probe, tags: Iterable[str]) -> str:
+        """Where each tag sits among the lookup's tags (``_ProbeKeys``), as digits."""
+        order = list(probe.versions)
+        return "".join(str(order.index(tag) + 1) for tag in tags if tag in probe.versions)
 
     @staticmethod
     def _versions(probe: Probe, tags: Iterable[str]) -> str:

@@ -79,6 +79,7 @@ def serve(
             port=port,
             workers=workers,
             log_level=settings.log_level.lower(),
+            access_log=settings.log_level in {"DEBUG", "INFO"},  # not even filtered per request above
             proxy_headers=True,
             timeout_graceful_shutdown=20,
         )

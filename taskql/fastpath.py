@@ -1,63 +1,77 @@
 """The cache's fast path: an ASGI app in front of the GraphQL view that answers hits itself.
 
-A hit costs the JSON decoding of the request, a JWT check and one Redis round trip: nothing is parsed,
-validated or executed, and no SQL runs. Anything it does not recognise (a batch, a form, a malformed body, an
-invalid token, a persisted query the current mode refuses) goes to the view untouched, which answers it
-with the proper error. A miss goes on too, carrying the probe (the versions read before any data) so that
-the view can store its answer and, when Redis vouched for the session, skip the viewer's SQL.
+A hit costs a hash of the request, a check of the access token and one Redis round trip: nothing is parsed,
+validated or executed, and no SQL runs. The key is the request exactly as sent (the JSON body of a POST,
+the query string of a GET) with the viewer: the same bytes always mean the same document, variables and
+extensions, and an answer is only ever stored after the view executed it without error, under the same
+schema and persisted-query mode (both in the key). So a request the view would refuse (a mismatched APQ
+hash, an ad-hoc query in trusted-only mode, a mutation) never finds an entry. A miss goes on to the view,
+carrying the probe (the versions read before any data) so that the view can store its answer and, when
+Redis vouched for the session, skip the viewer's SQL.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
+import itertools
+import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth.tokens import AccessClaims, decode_access_token
+from auth.tokens import AccessClaims
 from core.errors import Unauthenticated
 from taskql.cache import Hit, Probe
-from taskql.persisted import sha256_hex
 
 if TYPE_CHECKING:
     from taskql.app import Resources
 
 PROBE_STATE = "taskql.cache_probe"
+LOOKED_UP = "taskql.cache_looked_up"
+# Request ids of hits: unique (a random prefix per process, then a counter) and cheaper than uuid4.
+REQUEST_ID_PREFIX = os.urandom(8).hex()
+REQUEST_NUMBERS = itertools.count()
+WANTED_HEADERS = frozenset((b"content-type", b"authorization", b"if-none-match"))
 MAX_BODY_BYTES = 1 << 20  # larger bodies skip the cache (and meet the view's own limits)
-NOT_CACHED_PREFIXES = ("mutation", "subscription")
+JSON = "application/json"
 
 
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, (str, bytes)) and value else value
-
-
-def _request_data(scope: Scope, body: bytes, headers: Mapping[str, str]) -> dict[str, Any] | None:
-    if scope["method"] == "POST":
-        if not headers.get("content-type", "").startswith("application/json"):
-            return None
-        data = json.loads(body)
-        return data if isinstance(data, dict) else None
-    if scope["method"] == "GET":
-        params = dict(parse_qsl(scope["query_string"].decode("latin-1")))
-        return {name: _json(value) if name in {"variables", "extensions"} else value
-                for name, value in params.items()}  # fmt: skip
-    return None
+def _headers(scope: Scope) -> dict[str, str]:
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name in WANTED_HEADERS
+    }
 
 
 class CachedGraphQL:
-    def __init__(self, view: ASGIApp) -> None:
-        self.view = view
+    """In front of ``app``: answers hits, passes everything else on.
+
+    It runs twice over: outermost (``express``), before any middleware, for the requests that need none of
+    it (no ``Origin``: API clients, mobile apps, same-origin GETs); and in front of the view, for the rest
+    (browsers' cross-origin requests, which the CORS middleware must see). The second skips what the first
+    already looked up.
+    """
+
+    def __init__(self, app: ASGIApp, *, express: bool = False, path: str = "/graphql") -> None:
+        self.app = app
+        self.express = express
+        self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._handles(scope):
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state[LOOKED_UP] = True
         resources: Resources | None = getattr(scope["app"].state, "resources", None)
-        if scope["type"] != "http" or resources is None or resources.cache is None:
-            await self.view(scope, receive, send)
+        if resources is None or resources.cache is None or scope["method"] not in {"GET", "POST"}:
+            await self.app(scope, receive, send)
             return
         body, receive = await _buffered(receive) if scope["method"] == "POST" else (b"", receive)
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        if body is None:
+            return  # the client went away before sending its request: nobody to answer
+        headers = _headers(scope)
         try:
             found = await self._lookup(resources, scope, body, headers)
         except (ValueError, TypeError, UnicodeError, Unauthenticated):
@@ -66,57 +80,27 @@ class CachedGraphQL:
             await _send_hit(found, scope, headers, send)
             return
         if found is not None:
-            scope.setdefault("state", {})[PROBE_STATE] = found
-        await self.view(scope, receive, send)
+            state[PROBE_STATE] = found
+        await self.app(scope, receive, send)
+
+    def _handles(self, scope: Scope) -> bool:
+        if not self.express:
+            return not scope.get("state", {}).get(LOOKED_UP)
+        return scope["path"] == self.path and not any(name == b"origin" for name, _ in scope["headers"])
 
     async def _lookup(
         self, resources: Resources, scope: Scope, body: bytes, headers: Mapping[str, str]
     ) -> Hit | Probe | None:
-        if len(body) > MAX_BODY_BYTES or (data := _request_data(scope, body, headers)) is None:
-            return None
-        document_hash = _document_hash(resources, data)
-        variables = data.get("variables") or {}
-        operation_name = data.get("operationName")
-        if (
-            document_hash is None
-            or not isinstance(variables, dict)
-            or not isinstance(operation_name, (str, type(None)))
-        ):
-            return None
+        assert resources.cache is not None
+        if scope["method"] == "POST":
+            if len(body) > MAX_BODY_BYTES or not headers.get("content-type", "").startswith(JSON):
+                return None
+            request = body
+        else:
+            request = scope["query_string"]
         claims = _claims(resources, headers.get("authorization"))
-        canonical = json.dumps(variables, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        key = resources.cache.entry_key(  # type: ignore[union-attr]
-            document_hash, operation_name, canonical, str(claims.user_id) if claims else ""
-        )
-        return await resources.cache.lookup(key, claims)  # type: ignore[union-attr]
-
-
-def _document_hash(resources: Resources, data: Mapping[str, Any]) -> str | None:
-    """The SHA-256 of the document the request names, if the current persisted-query mode accepts it."""
-    persisted = resources.persisted
-    query = data.get("query")
-    extensions = data.get("extensions") or {}
-    if not isinstance(extensions, dict):
-        return None
-    apq = extensions.get("persistedQuery")
-    digest: str | None = None
-    if isinstance(query, str):
-        if query.lstrip().startswith(NOT_CACHED_PREFIXES):
-            return None
-        digest = sha256_hex(query)
-        if isinstance(apq, dict) and apq.get("sha256Hash") != digest:
-            return None  # a mismatched hash: refused by the view
-    elif persisted.mode == "off":
-        return None
-    elif isinstance(document_id := data.get("documentId") or extensions.get("documentId"), str):
-        digest = document_id.removeprefix("sha256:") if document_id.startswith("sha256:") else None
-        if digest not in persisted.trusted:
-            return None
-    elif isinstance(apq, dict) and apq.get("version") == 1 and isinstance(apq.get("sha256Hash"), str):
-        digest = apq["sha256Hash"]
-    if digest is None or (persisted.mode == "trusted-only" and digest not in persisted.trusted):
-        return None
-    return digest
+        key = resources.cache.entry_key(scope["method"], request, str(claims.user_id) if claims else "")
+        return await resources.cache.lookup(key, claims)
 
 
 def _claims(resources: Resources, authorization: str | None) -> AccessClaims | None:
@@ -125,17 +109,18 @@ def _claims(resources: Resources, authorization: str | None) -> AccessClaims | N
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("malformed authorization")  # the view explains it to the client
-    return decode_access_token(resources.tokens, token.strip())
+    return resources.verified_tokens.decode(token.strip())
 
 
-async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
-    """Read the whole body, and a ``receive`` that hands it to the view again."""
+async def _buffered(receive: Receive) -> tuple[bytes | None, Receive]:
+    """Read the whole body (None if the client disconnects first), and a ``receive`` that hands it to the
+    view again."""
     chunks: list[bytes] = []
     more = True
     while more:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return None, receive
         chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
     body = b"".join(chunks)
@@ -162,7 +147,7 @@ async def _send_hit(hit: Hit, scope: Scope, headers: Mapping[str, str], send: Se
     response_headers = [
         (b"content-type", b"application/json"),
         (b"x-cache", b"HIT"),
-        (b"x-request-id", uuid.uuid4().hex.encode()),
+        (b"x-request-id", f"{REQUEST_ID_PREFIX}{next(REQUEST_NUMBERS):08x}".encode()),
     ]
     status, body = 200, hit.body
     if scope["method"] == "GET":

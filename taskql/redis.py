@@ -10,7 +10,6 @@ left stale), so nothing is read from a Redis that came back until it is safe to.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -41,11 +40,9 @@ class RedisUnavailable(Exception):
 
 
 class RedisGuard:
-    def __init__(self, redis: Redis, *, open_seconds: float = 1.0, timeout_seconds: float = 0.5) -> None:
+    def __init__(self, redis: Redis, *, open_seconds: float = 1.0) -> None:
         self.redis = redis
         self.open_seconds = open_seconds
-        # A bound on the whole call, on top of the socket timeouts (a command can span several reads).
-        self.timeout_seconds = timeout_seconds * 2
         self._open_until = 0.0
         self._probing = False
         self._recovery: list[Callable[[Redis], Awaitable[None]]] = []
@@ -74,11 +71,11 @@ class RedisGuard:
 
     async def _attempt(self, operation: Callable[[Redis], Awaitable[T]], *, recovering: bool) -> T:
         try:
-            async with asyncio.timeout(self.timeout_seconds):
-                if recovering:
-                    for hook in self._recovery:
-                        await hook(self.redis)
-                return await operation(self.redis)
+            # Bounded by the client's socket timeouts: a frozen Redis costs one timeout, then the circuit.
+            if recovering:
+                for hook in self._recovery:
+                    await hook(self.redis)
+            return await operation(self.redis)
         except (RedisError, OSError, TimeoutError) as error:
             if not self._open_until:
                 logger.warning("Redis unavailable (%s): circuit open", type(error).__name__)
