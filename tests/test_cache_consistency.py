@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.factories import PASSWORD, promote_to_admin
+from tests.factories import PASSWORD, Account, promote_to_admin
 from tests.graphql_client import operation
 from tests.processes import TEST_SECRET, environment, free_port, start_server, stop, wait_ready
 from tests.services import Services
@@ -255,7 +255,7 @@ async def test_every_read_after_an_acknowledged_write_reflects_it_on_both_proces
 ) -> None:
     users = [await register(cluster, number) for number in range(USERS)]
     admin = await register(cluster, 99)
-    await promote_to_admin(database.dsn, admin)
+    await promote_to_admin(database.dsn, Account(admin.id, admin.email, admin.token, ""))
     admin.role = "ADMIN"
     tasks: dict[str, Task] = {}
     for step in range(SEQUENTIAL_STEPS):
