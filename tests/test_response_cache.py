@@ -245,3 +245,28 @@ async def test_an_invalid_token_is_refused_whatever_the_cache_holds(
     forged = alice.token[:-4] + ("AAAA" if not alice.token.endswith("AAAA") else "BBBB")
     assert (await gql.query(MY_TASKS, token=forged)).codes == ["UNAUTHENTICATED"]
     assert (await gql.query(MY_TASKS)).codes == ["UNAUTHENTICATED"]
+
+
+async def test_cancelled_requests_never_hand_an_answer_to_another_user(
+    gql: GraphQLClient, alice: Account, bob: Account
+) -> None:
+    await create_task(gql, alice, title="alice's")
+    await create_task(gql, bob, title="bob's")
+    for account in (alice, bob):  # cached
+        await gql.query(MY_TASKS, token=account.token)
+    expected = {alice.token: ["alice's"], bob.token: ["bob's"]}
+    answers: list[tuple[str, list[str]]] = []
+
+    async def read(token: str) -> None:
+        response = await gql.query(MY_TASKS, token=token)
+        answers.append((token, titles(response.ok())))
+
+    for round_number in range(20):
+        readers = [asyncio.create_task(read(account.token)) for account in (alice, bob) * 10]
+        await asyncio.sleep(0)
+        for number, reader in enumerate(readers):
+            if (number + round_number) % 3 == 0:
+                reader.cancel()  # mid-flight: its Redis reply arrives for nobody
+        await asyncio.gather(*readers, return_exceptions=True)
+    assert len(answers) > 200
+    assert all(got == expected[token] for token, got in answers)
