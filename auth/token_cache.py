@@ -7,7 +7,7 @@ checks the expiry again; the bound keeps memory flat whatever the number of clie
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 
 from auth.tokens import AccessClaims, TokenConfig, decode_access_token
 from core.errors import Unauthenticated
@@ -17,18 +17,19 @@ class VerifiedTokens:
     def __init__(self, config: TokenConfig, maxsize: int = 10_000) -> None:
         self.config = config
         self.maxsize = maxsize
-        self._claims: dict[str, AccessClaims] = {}
+        self._claims: dict[str, tuple[AccessClaims, float]] = {}
 
     def decode(self, token: str) -> AccessClaims:
         """As ``decode_access_token``: the claims, or ``UNAUTHENTICATED``."""
-        claims = self._claims.get(token)
-        if claims is not None:
-            if claims.expires_at > datetime.now(UTC):
+        known = self._claims.get(token)
+        if known is not None:
+            claims, expires = known
+            if expires > time.time():
                 return claims
             del self._claims[token]
             raise Unauthenticated("The access token has expired: refresh it.", reason="TOKEN_EXPIRED")
         claims = decode_access_token(self.config, token)
         if len(self._claims) >= self.maxsize:
             del self._claims[next(iter(self._claims))]  # the oldest entry
-        self._claims[token] = claims
+        self._claims[token] = (claims, claims.expires_at.timestamp())
         return claims

@@ -46,7 +46,7 @@ from core import cache_tags
 from core.cache_tags import Policy
 from models import Role
 from taskql.redis import RedisGuard, RedisUnavailable
-from taskql.redis_pipe import PipelinedRedis
+from taskql.redis_pipe import PipelinedRedis, encode
 
 logger = logging.getLogger("taskql.cache")
 
@@ -127,6 +127,21 @@ class _ProbeKeys:
     viewer_key: str
     tags: tuple[str, ...]
     tag_keys: tuple[str, ...]
+    # The lookup's two commands that depend on the viewer alone, in RESP, built once.
+    state_command: bytes = b""
+    versions_command: bytes = b""
+
+    @classmethod
+    def build(cls, user_id: str, viewer_key: str, tags: tuple[str, ...]) -> _ProbeKeys:
+        tag_keys = tuple(map(tag_key, tags))
+        return cls(
+            user_id,
+            viewer_key,
+            tags,
+            tag_keys,
+            encode("HMGET", viewer_key, "u", "r", "i", "v"),
+            encode("MGET", *tag_keys),
+        )
 
     @staticmethod
     @functools.lru_cache(maxsize=10_000)  # a client sends the same token many times: build this once
@@ -136,10 +151,14 @@ class _ProbeKeys:
             cache_tags.tasks_of(user_id),
             cache_tags.session(session_id),
         )
-        return _ProbeKeys(str(user_id), VIEWER_PREFIX + str(session_id), tags, tuple(map(tag_key, tags)))
+        return _ProbeKeys.build(str(user_id), VIEWER_PREFIX + str(session_id), tags)
 
 
-ANONYMOUS_KEYS = _ProbeKeys("", VIEWER_PREFIX, (cache_tags.EPOCH,), (tag_key(cache_tags.EPOCH),))
+ANONYMOUS_KEYS = _ProbeKeys.build("", VIEWER_PREFIX, (cache_tags.EPOCH,))
+
+
+def _entry_command(key: str) -> bytes:
+    return encode("HMGET", key, "u", "r", "i", "v", "b", "e", "p", "a")
 
 
 def _signature(versions: list[bytes | None], positions: bytes | None) -> bytes | None:
@@ -205,11 +224,7 @@ class ResponseCache:
             # depend on. Reading the versions in the same round trip as the entry is enough: a write
             # acknowledged before this request began has bumped them already.
             state, entry, versions = await self.guard.call(
-                lambda _: self.pipe.pipeline(
-                    ("HMGET", keys.viewer_key, "u", "r", "i", "v"),
-                    ("HMGET", key, "u", "r", "i", "v", "b", "e", "p", "a"),
-                    ("MGET", *keys.tag_keys),
-                )
+                lambda _: self.pipe.send(keys.state_command + _entry_command(key) + keys.versions_command, 3)
             )
         except RedisUnavailable:
             return None

@@ -68,12 +68,15 @@ class CachedGraphQL:
         if resources is None or resources.cache is None or scope["method"] not in {"GET", "POST"}:
             await self.app(scope, receive, send)
             return
-        body, receive = await _buffered(receive) if scope["method"] == "POST" else (b"", receive)
-        if body is None:
-            return  # the client went away before sending its request: nobody to answer
+        body: bytes | None = b""
+        if scope["method"] == "POST":
+            buffered = await _buffered(receive)
+            if buffered is None:
+                return  # the client went away before sending its request: nobody to answer
+            body, receive = buffered
         headers = _headers(scope)
         try:
-            found = await self._lookup(resources, scope, body, headers)
+            found = None if body is None else await self._lookup(resources, scope, body, headers)
         except (ValueError, TypeError, UnicodeError, Unauthenticated):
             found = None  # the view answers it, with the right error
         if isinstance(found, Hit):
@@ -93,7 +96,7 @@ class CachedGraphQL:
     ) -> Hit | Probe | None:
         assert resources.cache is not None
         if scope["method"] == "POST":
-            if len(body) > MAX_BODY_BYTES or not headers.get("content-type", "").startswith(JSON):
+            if not headers.get("content-type", "").startswith(JSON):
                 return None
             request = body
         else:
@@ -112,28 +115,31 @@ def _claims(resources: Resources, authorization: str | None) -> AccessClaims | N
     return resources.verified_tokens.decode(token.strip())
 
 
-async def _buffered(receive: Receive) -> tuple[bytes | None, Receive]:
-    """Read the whole body (None if the client disconnects first), and a ``receive`` that hands it to the
-    view again."""
+async def _buffered(receive: Receive) -> tuple[bytes | None, Receive] | None:
+    """Read the body, up to ``MAX_BODY_BYTES``; and a ``receive`` that hands the view what was read, then
+    the rest. The body is None when it is larger (it is not looked up); all of it is None when the client
+    disconnected before sending it."""
     chunks: list[bytes] = []
-    more = True
-    while more:
+    size, more = 0, True
+    while more and size <= MAX_BODY_BYTES:
         message = await receive()
         if message["type"] != "http.request":
-            return None, receive
-        chunks.append(message.get("body", b""))
+            return None
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
         more = message.get("more_body", False)
-    body = b"".join(chunks)
-    replayed = False
+    replayed = 0
 
     async def replay() -> Message:
         nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        if replayed < len(chunks):
+            replayed += 1
+            last = replayed == len(chunks)
+            return {"type": "http.request", "body": chunks[replayed - 1], "more_body": more or not last}
         return await receive()
 
-    return body, replay
+    return (b"".join(chunks) if not more else None), replay
 
 
 def http_cache_headers(etag: str, *, public: bool, max_age: int) -> list[tuple[bytes, bytes]]:

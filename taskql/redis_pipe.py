@@ -77,15 +77,19 @@ class PipelinedRedis:
 
     async def pipeline(self, *commands: tuple[str | bytes | int, ...]) -> list[Any]:
         """Send ``commands`` together; their replies, in order (a Redis error reply raises)."""
+        return await self.send(b"".join(encode(*command) for command in commands), len(commands))
+
+    async def send(self, data: bytes, replies: int) -> list[Any]:
+        """Send ``data``, ``replies`` commands already in RESP (see ``encode``); their replies, in order."""
         protocol = self._protocol or await self._connect()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         futures: list[asyncio.Future[Any]] = []
-        for command in commands:
+        for _ in range(replies):
             future: asyncio.Future[Any] = loop.create_future()
             futures.append(future)
             self.pending.append((future, deadline))
-            self._buffer.append(encode(*command))
+        self._buffer.append(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)

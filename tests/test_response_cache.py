@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -270,3 +271,22 @@ async def test_cancelled_requests_never_hand_an_answer_to_another_user(
         await asyncio.gather(*readers, return_exceptions=True)
     assert len(answers) > 200
     assert all(got == expected[token] for token, got in answers)
+
+
+async def test_a_body_too_large_to_look_up_still_reaches_the_view_whole(
+    http: httpx.AsyncClient, alice: Account
+) -> None:
+    padded = MY_TASKS + " " * (2 << 20)  # 2 MiB: past what the cache buffers
+
+    async def chunks() -> AsyncIterator[bytes]:
+        body = json.dumps({"query": padded}).encode()
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    response = await http.post(
+        "/graphql",
+        content=chunks(),
+        headers={"authorization": f"Bearer {alice.token}", "content-type": "application/json"},
+    )
+    assert response.status_code == 200
+    assert response.json() == {"data": {"tasks": {"edges": []}}}
