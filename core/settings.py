@@ -42,6 +42,15 @@ class Settings(BaseSettings):
         le=60,
         description="After a Redis failure, how long to go without it before retrying.",
     )
+    events_retention_seconds: int = Field(
+        default=86_400, ge=60, description="How long task events are kept for subscribers to resume from."
+    )
+    events_max_per_stream: int = Field(
+        default=10_000, ge=100, description="Events kept per owner (and for admins), at most."
+    )
+    events_max_queue: int = Field(
+        default=1_000, ge=10, description="Events a subscriber may fall behind before its socket is closed."
+    )
     response_cache: bool = Field(
         default=True, description="Answer repeated queries from Redis (exact: invalidated by every write)."
     )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,6 +16,7 @@ from auth.viewer import Viewer, require_role
 from core.cache_tags import Policy
 from core.errors import Unauthenticated
 from models import Role
+from resolvers.events import EventDraft, EventSource
 from resolvers.loaders import Loaders
 
 
@@ -33,6 +36,14 @@ class Context:
     valid_until: datetime | None = None
     # The operation's @cacheControl policy, set before execution (None: a mutation, not cacheable).
     cache_policy: Policy | None = None
+    # What this request's writes tell subscribers: published after commit, with the cache bumps.
+    events: list[EventDraft] = field(default_factory=list)
+    # Where subscriptions read events from (the app's), and a WebSocket's connection_init payload.
+    event_source: EventSource | None = None
+    connection_params: dict[str, Any] | None = None
+    connection: Any = None  # the WebSocket, for operations sent over one
+    # Run after the operation, before its answer: the app's cache invalidation and event publishing.
+    after_writes: Callable[[Context], Awaitable[None]] | None = None
 
     @classmethod
     def create(
@@ -51,6 +62,9 @@ class Context:
 
     def invalidate(self, *tags: str) -> None:
         self.changed.update(tags)
+
+    def tell(self, drafts: list[EventDraft]) -> None:
+        self.events.extend(drafts)
 
     def holds_until(self, moment: datetime) -> None:
         """This request's answer may change by itself at ``moment``: a cached copy must not outlive it."""

@@ -20,6 +20,7 @@ from core.errors import BadUserInput, Forbidden, NotFound
 from core.ids import encode_id
 from models import TASK_COLUMNS, Task, TaskPriority, TaskRecord, TaskStatus, User
 from models.task import SEARCH_COLUMN
+from resolvers.events import TaskEventKind, drafts_for_write
 from resolvers.inputs import TaskCreate, TaskPatch, TaskSearch, validate
 from resolvers.pagination import (
     Listing,
@@ -192,6 +193,7 @@ async def create_task(ctx: Context, *, values: Mapping[str, Any]) -> TaskRecord:
         db.add(task)
     ctx.invalidate(*cache_tags.task_changed(task.owner_id))
     record = TaskRecord.of(task)
+    ctx.tell(drafts_for_write(TaskEventKind.CREATED, task.id, record, task.owner_id, task.owner_id))
     ctx.loaders.tasks.prime(task.id, record)
     ctx.loaders.forget_owner(task.owner_id)
     return record
@@ -230,6 +232,7 @@ async def update_task(
         db.add(task)
     ctx.invalidate(*cache_tags.task_changed(previous_owner), *cache_tags.task_changed(task.owner_id))
     record = TaskRecord.of(task)
+    ctx.tell(drafts_for_write(TaskEventKind.UPDATED, task_id, record, task.owner_id, previous_owner))
     ctx.loaders.tasks.clear(task_id).prime(task_id, record)
     ctx.loaders.forget_owner(previous_owner)
     ctx.loaders.forget_owner(task.owner_id)
@@ -246,6 +249,7 @@ async def delete_task(ctx: Context, *, task_id: uuid.UUID) -> uuid.UUID:
     if owner_id is None:
         raise NotFound.for_id("Task", encode_id("Task", task_id))
     ctx.invalidate(*cache_tags.task_changed(owner_id))
+    ctx.tell(drafts_for_write(TaskEventKind.DELETED, task_id, None, owner_id, owner_id))
     ctx.loaders.tasks.clear(task_id)
     ctx.loaders.forget_owner(owner_id)
     return task_id

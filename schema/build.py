@@ -12,11 +12,13 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from auth.directive import enforce_auth_directives
 from graphql import GraphQLError
 from schema.cache_control import CachePolicies, CachePolicyExtension
+from schema.effects import AfterWrites
 from schema.errors import ErrorCodes, coded, is_coded
 from schema.limits import QueryLimits
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALAR_MAP
+from schema.subscription import Subscription
 from schema.task import Task
 from schema.user import User
 
@@ -45,12 +47,14 @@ def build_schema(extensions: list[Any] | None = None) -> TaskqlSchema:
     schema = TaskqlSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Task, User],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         # Classes, not instances (Strawberry 0.34x); the caches skip re-parsing and re-validating a document
         # seen before, which is most of the fixed cost of a request.
         extensions=[
             ErrorCodes,
+            AfterWrites,
             QueryLimits,
             CachePolicyExtension,
             lambda: ParserCache(maxsize=1024),

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.applications import Starlette
@@ -21,7 +23,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -37,16 +39,19 @@ from core.errors import Unauthenticated
 from core.settings import Settings
 from models import UserRecord
 from resolvers.context import Context
+from resolvers.events import EventDraft
 from schema.build import build_schema
 from taskql import graphiql
 from taskql.cache import Probe, ResponseCache, etag_of
 from taskql.db import create_engine, create_sessionmaker
+from taskql.events import EventHub
 from taskql.fastpath import PROBE_STATE, CachedGraphQL, http_cache_headers
 from taskql.graphiql import graphiql_asset
 from taskql.health import healthz, readyz
 from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifest
 from taskql.redis import RedisGuard, create_redis
 from taskql.redis_pipe import PipelinedRedis
+from taskql.websocket import SocketEvents, authenticate, forget
 
 logger = logging.getLogger("taskql.app")
 
@@ -64,6 +69,22 @@ class Resources:
     verified_tokens: VerifiedTokens
     persisted: PersistedQueries
     cache: ResponseCache | None  # None when RESPONSE_CACHE is off
+    events: EventHub
+
+    async def after_writes(self, context: Context) -> None:
+        """After commit, before the answer: once a write is acknowledged, no instance serves an answer
+        computed before it, and its events are on their way to every subscriber. Runs to the end even if
+        the request is cancelled (the writes are committed)."""
+        await asyncio.shield(self._settle(list(context.changed), list(context.events), context.now()))
+
+    async def _settle(self, changed: list[str], drafts: list[EventDraft], now: datetime) -> None:
+        if self.cache is not None and changed:
+            await self.cache.bump(changed)
+        try:
+            await self.events.publish(drafts, now)
+            await self.events.tell_connections(changed)
+        except (RedisError, OSError) as error:
+            logger.error("task events not published, Redis unavailable: %s", type(error).__name__)
 
 
 def token_config(settings: Settings) -> TokenConfig:
@@ -178,10 +199,6 @@ class GraphQLView(GraphQL[Context, None]):
             if request_adapter.method == "GET" and "mutation" in error.reason.lower():
                 raise HTTPException(405, "Mutations are only accepted over POST.") from error
             raise
-        finally:
-            # After commit, before the response: once a write is acknowledged, no older answer is served.
-            if resources.cache is not None and context.changed:
-                await resources.cache.bump(context.changed)
         self._keep(resources, request, sub_response, context, result)
         return result
 
@@ -230,8 +247,29 @@ class GraphQLView(GraphQL[Context, None]):
         )
         return response
 
-    async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
+    async def on_ws_connect(self, context: Context) -> None:
+        websocket = context.connection
+        assert isinstance(websocket, WebSocket)
+        await authenticate(websocket.app.state.resources, context, websocket)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            forget(scope["app"].state.resources, WebSocket(scope, receive, send))
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None = None
+    ) -> Context:
         resources: Resources = request.app.state.resources
+        if isinstance(request, WebSocket):  # the viewer comes with connection_init (on_ws_connect)
+            context = self._context(resources)
+            context.connection = request
+            context.event_source = SocketEvents(resources.events, request)
+            return context
         viewer: Viewer | None = None
         auth_error: Unauthenticated | None = None
         user = None
@@ -246,13 +284,21 @@ class GraphQLView(GraphQL[Context, None]):
                     viewer, user = await load_viewer(db, claims)
         except Unauthenticated as error:
             auth_error = error
+        context = self._context(resources, viewer=viewer, auth_error=auth_error)
+        if user is not None:
+            context.loaders.users.prime(user.id, UserRecord.of(user))
+        if isinstance(response, Response):
+            response.headers["X-Request-Id"] = context.request_id
+        return context
+
+    @staticmethod
+    def _context(
+        resources: Resources, *, viewer: Viewer | None = None, auth_error: Unauthenticated | None = None
+    ) -> Context:
         context = Context.create(
             resources.engine, resources.sessions, resources.tokens, viewer=viewer, auth_error=auth_error
         )
-        if user is not None:
-            context.loaders.users.prime(user.id, UserRecord.of(user))
-        if response is not None:
-            response.headers["X-Request-Id"] = context.request_id
+        context.after_writes = resources.after_writes
         return context
 
 
@@ -285,6 +331,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         guard = RedisGuard(redis, open_seconds=settings.redis_circuit_open_seconds)
         assert settings.redis_url
         pipe = PipelinedRedis(settings.redis_url, timeout=settings.redis_socket_timeout_seconds)
+        hub = EventHub(
+            redis,
+            retention_seconds=settings.events_retention_seconds,
+            max_per_stream=settings.events_max_per_stream,
+            max_queue=settings.events_max_queue,
+        )
+        await hub.start()
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
@@ -298,6 +351,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
             if settings.response_cache
             else None,
+            events=hub,
             persisted=PersistedQueries(
                 mode=settings.persisted_queries,
                 guard=guard,
@@ -315,6 +369,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await hub.close_all(1001, "Server shutting down")
+            await hub.stop()
             pipe.close()
             await redis.aclose()
             await engine.dispose()
@@ -324,6 +380,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         allow_queries_via_get=True,
         multipart_uploads_enabled=False,
+        keep_alive=True,  # the legacy graphql-ws protocol's "ka" messages
+        keep_alive_interval=15,
+        connection_init_wait_timeout=timedelta(seconds=10),
+        allowed_origins=settings.cors_origins,  # WebSockets from browsers: the CORS allowlist
     )
     middleware = [
         Middleware(
@@ -337,6 +397,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     routes = [
         Route("/graphql", CachedGraphQL(graphql), methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
         Route(graphiql.PREFIX + "{name}", graphiql_asset, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

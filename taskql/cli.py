@@ -62,6 +62,7 @@ def serve(
     import uvicorn
 
     from taskql import migrate as migrations
+    from taskql.websocket import GoingAwayWebSocketProtocol
 
     settings = _settings()
     if migrate and migrations.upgrade(settings.database_url or ""):
@@ -82,6 +83,7 @@ def serve(
             access_log=settings.log_level in {"DEBUG", "INFO"},  # not even filtered per request above
             proxy_headers=True,
             timeout_graceful_shutdown=20,
+            ws=GoingAwayWebSocketProtocol,  # closes sockets with 1001 on shutdown
         )
     finally:
         services.stop_embedded()

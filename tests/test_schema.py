@@ -60,6 +60,7 @@ def test_the_server_guards_exactly_the_fields_the_sdl_marks() -> None:
         "Mutation.deleteTask": Role.USER,
         "Mutation.setUserRole": Role.ADMIN,
         "Mutation.setUserActive": Role.ADMIN,
+        "Subscription.taskEvents": Role.USER,
     }
 
 

@@ -1,0 +1,89 @@
+"""Task events: what a write tells subscribers, and the ``taskEvents`` subscription.
+
+Every write to a task produces one event, told to each audience that may see it: the owner, and the admins
+(audience ``*``). A task given to another owner is, for the old owner, DELETED (it left their view, and they
+learn nothing more about it) and, for the new owner, CREATED. The events of one write share one cursor.
+Delivery (Redis streams for resume, pub/sub to every instance) is the app's: ``EventSource``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from core.errors import AppError
+from models import Role, TaskRecord
+from resolvers.visibility import visible_owner
+
+if TYPE_CHECKING:
+    from resolvers.context import Context
+
+EVERYONE = "*"  # the admins' audience: every task
+
+
+class TaskEventKind(StrEnum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    DELETED = "DELETED"
+
+
+class CursorExpired(AppError):
+    """The cursor is older than what the server keeps: refetch, then subscribe without it."""
+
+    code = "CURSOR_EXPIRED"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    cursor: str
+    kind: TaskEventKind
+    task_id: uuid.UUID
+    task: TaskRecord | None  # None for DELETED
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """One audience's view of a write, before it has a cursor."""
+
+    audience: str  # an owner's user id, or EVERYONE
+    kind: TaskEventKind
+    task_id: uuid.UUID
+    task: TaskRecord | None
+
+
+class EventSource(Protocol):
+    def stream(self, audience: str, after: str | None) -> AsyncIterator[TaskEvent]:
+        """The audience's events after ``after`` (all it missed, then live ones, each once and in order)."""
+        ...
+
+
+def drafts_for_write(
+    kind: TaskEventKind, task_id: uuid.UUID, task: TaskRecord | None, owner: uuid.UUID, previous: uuid.UUID
+) -> list[EventDraft]:
+    drafts = [EventDraft(EVERYONE, kind, task_id, task)]
+    if previous != owner:  # a move: it left the previous owner's view and entered the new owner's
+        drafts.append(EventDraft(str(previous), TaskEventKind.DELETED, task_id, None))
+        drafts.append(EventDraft(str(owner), TaskEventKind.CREATED, task_id, task))
+    else:
+        drafts.append(EventDraft(str(owner), kind, task_id, task))
+    return drafts
+
+
+async def task_events(
+    ctx: Context, *, after: str | None, owner_id: uuid.UUID | None
+) -> AsyncIterator[TaskEvent]:
+    """The viewer's task events: its own tasks; an admin's, every task or one owner's."""
+    viewer = ctx.require_viewer()
+    if owner_id is not None:
+        audience = str(await visible_owner(ctx, viewer, owner_id))
+    else:
+        audience = EVERYONE if viewer.role is Role.ADMIN else str(viewer.user_id)
+    if ctx.event_source is None:
+        raise AppError("Subscriptions are not available on this server.")
+    async for event in ctx.event_source.stream(audience, after):
+        yield event

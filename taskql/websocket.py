@@ -1,0 +1,123 @@
+"""WebSocket connections: who is on the other end, and when the server ends them.
+
+- The access token travels in ``connection_init``'s payload (browsers cannot set headers on a WebSocket):
+  ``{"authorization": "Bearer …"}``, or ``Authorization``, ``authToken``, ``token``, or Apollo's old
+  ``{"headers": {"authorization": …}}``; a non-browser client may send the ``Authorization`` header on the
+  handshake instead. A missing, invalid or expired token, or a session that ended, closes the socket 4403.
+- When the token expires, the socket is closed (4403) at that moment: clients reconnect with a fresh one
+  (graphql-ws calls its ``connectionParams`` again). A logout, a deactivation or a role change closes the
+  user's sockets on every instance (``EventHub``'s control channel).
+- A subscriber that falls too far behind is closed 1013 (try again later): it resumes with its last cursor.
+- On shutdown, sockets are closed 1001 (going away), so that clients reconnect elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.exceptions import ConnectionRejectionError
+from uvicorn.protocols.websockets.websockets_impl import WebSocketProtocol
+
+from auth.sessions import load_viewer
+from core.errors import Unauthenticated
+from resolvers.context import Context
+from resolvers.events import TaskEvent
+from taskql.events import TOO_FAR_BEHIND, Connection, EventHub
+
+if TYPE_CHECKING:
+    from taskql.app import Resources
+
+TOKEN_KEYS = ("authorization", "Authorization", "authToken", "token")
+CONNECTION_STATE = "taskql.connection"
+
+
+def token_of(payload: Mapping[str, Any] | None, handshake_authorization: str | None) -> str | None:
+    """The access token a client sent, in any of the usual places; None if it sent none."""
+    payload = payload or {}
+    headers = payload.get("headers")
+    candidates = [payload.get(key) for key in TOKEN_KEYS]
+    if isinstance(headers, Mapping):
+        candidates += [headers.get("authorization"), headers.get("Authorization")]
+    candidates.append(handshake_authorization)
+    for value in candidates:
+        if isinstance(value, str) and value.strip():
+            scheme, _, rest = value.strip().partition(" ")
+            return rest.strip() if scheme.lower() == "bearer" and rest.strip() else value.strip()
+    return None
+
+
+@dataclass(eq=False)
+class SocketEvents:
+    """The event source of one socket: a subscriber that falls behind closes it."""
+
+    hub: EventHub
+    websocket: WebSocket
+    closing: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def stream(self, audience: str, after: str | None) -> AsyncIterator[TaskEvent]:
+        return self.hub.stream(audience, after, on_overflow=self._too_far_behind)
+
+    def _too_far_behind(self) -> None:
+        task = asyncio.create_task(
+            close(self.websocket, TOO_FAR_BEHIND, "Too far behind: subscribe again with your last cursor")
+        )
+        self.closing.add(task)
+        task.add_done_callback(self.closing.discard)
+
+
+async def close(websocket: WebSocket, code: int, reason: str) -> None:
+    if websocket.application_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(RuntimeError, OSError):
+            await websocket.close(code=code, reason=reason)
+
+
+async def authenticate(resources: Resources, context: Context, websocket: WebSocket) -> None:
+    """``connection_init``: the viewer from the token, checked in PostgreSQL; else 4403."""
+    token = token_of(context.connection_params, websocket.headers.get("authorization"))
+    if token is None:
+        raise ConnectionRejectionError({"message": "Send the access token in connection_init."})
+    try:
+        claims = resources.verified_tokens.decode(token)
+        async with resources.sessions() as db:
+            context.viewer, _ = await load_viewer(db, claims)
+    except Unauthenticated as error:
+        raise ConnectionRejectionError({"message": error.message, **error.extensions}) from None
+    connection = Connection(
+        claims.user_id, claims.session_id, lambda code, reason: close(websocket, code, reason)
+    )
+    resources.events.add_connection(connection)
+    websocket.scope.setdefault("state", {})[CONNECTION_STATE] = connection
+    # Ends the socket when the token does: a subscription never outlives the right to read it.
+    delay = max(0.0, claims.expires_at.timestamp() - time.time())
+    handle = asyncio.get_running_loop().call_later(
+        delay, lambda: asyncio.ensure_future(close(websocket, 4403, "Forbidden: the access token expired"))
+    )
+    websocket.scope["state"]["taskql.expiry"] = handle
+
+
+def forget(resources: Resources, websocket: WebSocket) -> None:
+    state = websocket.scope.get("state", {})
+    connection = state.pop(CONNECTION_STATE, None)
+    if isinstance(connection, Connection):
+        resources.events.remove_connection(connection)
+    expiry = state.pop("taskql.expiry", None)
+    if isinstance(expiry, asyncio.TimerHandle):
+        expiry.cancel()
+
+
+class GoingAwayWebSocketProtocol(WebSocketProtocol):
+    """uvicorn's WebSocket protocol, closing with 1001 (going away) on shutdown instead of 1012."""
+
+    def shutdown(self) -> None:
+        self.ws_server.closing = True
+        if self.handshake_completed_event.is_set():
+            self.fail_connection(1001)
+        else:
+            self.send_500_response()
+        self.transport.close()
