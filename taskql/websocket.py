@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.exceptions import ConnectionRejectionError
-from uvicorn.protocols.websockets.websockets_impl import WebSocketProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from auth.sessions import load_viewer
 from core.errors import Unauthenticated
@@ -111,13 +111,16 @@ def forget(resources: Resources, websocket: WebSocket) -> None:
         expiry.cancel()
 
 
-class GoingAwayWebSocketProtocol(WebSocketProtocol):
-    """uvicorn's WebSocket protocol, closing with 1001 (going away) on shutdown instead of 1012."""
+class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol (the websockets sans-I/O one, uvicorn's default), closing with 1001
+    (going away) on shutdown instead of 1012."""
 
     def shutdown(self) -> None:
-        self.ws_server.closing = True
-        if self.handshake_completed_event.is_set():
-            self.fail_connection(1001)
-        else:
-            self.send_500_response()
+        if self.close_sent or not self.handshake_complete:
+            super().shutdown()
+            return
+        self.stop_keepalive()
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": 1001})
+        self.conn.send_close(1001, "Server shutting down")
+        self.transport.write(b"".join(self.conn.data_to_send()))
         self.transport.close()
