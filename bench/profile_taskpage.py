@@ -46,6 +46,37 @@ def login_body() -> dict[str, Any]:
     }
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of these processes so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids(data_dir: Path) -> list[int]:
+    """The embedded PostgreSQL's processes (the postmaster and its backends) of this data folder."""
+    postmaster = data_dir.resolve() / "postgres" / "postmaster.pid"
+    try:
+        root = int(postmaster.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return []
+    pids = [root]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except OSError:
+                continue
+            if parent == root:
+                pids.append(int(entry.name))
+    return pids
+
+
 def check(payload: dict[str, Any], first: int) -> None:
     assert "errors" not in payload, payload
     assert len(payload["data"]["tasks"]["edges"]) == first, payload
@@ -138,9 +169,13 @@ def load(args: argparse.Namespace) -> None:
             )
             time.sleep(1)
         for concurrency in args.concurrency:
+            database = postgres_pids(args.data_dir)
+            server_cpu, database_cpu = cpu_seconds([server.pid]), cpu_seconds(database)
             count, latencies = asyncio.run(
                 raw_load("127.0.0.1", args.port, token, args.first, args.seconds, concurrency)
             )
+            server_cpu = cpu_seconds([server.pid]) - server_cpu
+            database_cpu = cpu_seconds(database) - database_cpu
             ms = sorted(latency * 1000 for latency in latencies)
             print(
                 json.dumps(
@@ -152,6 +187,10 @@ def load(args: argparse.Namespace) -> None:
                         "requests_per_s": round(count / args.seconds, 1),
                         "median_ms": round(statistics.median(ms), 2),
                         "p95_ms": round(statistics.quantiles(ms, n=100)[94], 2),
+                        # CPU per request: what decides the rate once the cores are busy, and far less
+                        # sensitive than the rate to other work on a shared machine.
+                        "server_cpu_ms": round(server_cpu / count * 1000, 2),
+                        "postgres_cpu_ms": round(database_cpu / count * 1000, 2),
                     }
                 ),
                 flush=True,
