@@ -45,16 +45,17 @@ def _by_id(
     return load
 
 
+# Made once (with their statements), not per request.
+_load_users = _by_id(UserRecord, USER_COLUMNS)
+_load_tasks = _by_id(TaskRecord, TASK_COLUMNS)
+
+
 class Loaders:
     """Created per request (never shared: its cache holds what this viewer's request has read)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.users: DataLoader[uuid.UUID, UserRecord | None] = _loader(
-            engine, _by_id(UserRecord, USER_COLUMNS)
-        )
-        self.tasks: DataLoader[uuid.UUID, TaskRecord | None] = _loader(
-            engine, _by_id(TaskRecord, TASK_COLUMNS)
-        )
+        self.users: DataLoader[uuid.UUID, UserRecord | None] = _loader(engine, _load_users)
+        self.tasks: DataLoader[uuid.UUID, TaskRecord | None] = _loader(engine, _load_tasks)
         self.stats: DataLoader[uuid.UUID, TaskStatsData] = _loader(engine, load_stats_by_owner)
 
     def forget_owner(self, owner_id: uuid.UUID) -> None:
