@@ -4,7 +4,7 @@ statement per tick, whatever the size of the query."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
@@ -17,6 +17,7 @@ from resolvers.reads import fetch
 from resolvers.stats import TaskStatsData, load_stats_by_owner
 
 Record = TypeVar("Record", TaskRecord, UserRecord)
+Key = TypeVar("Key", bound=Hashable)
 Value = TypeVar("Value")
 MAX_BATCH = 500
 
@@ -61,3 +62,18 @@ class Loaders:
     def forget_owner(self, owner_id: uuid.UUID) -> None:
         """After a write, drop what this request cached about an owner's tasks."""
         self.stats.clear(owner_id)
+
+
+async def prefetch(loader: DataLoader[Key, Value], keys: Iterable[Key]) -> None:
+    """Load ``keys`` now, those not cached yet in one batch, so that the loads that follow find their
+    values ready. Cheaper than ``load_many`` (no gather over one future per key); a failure stays with the
+    loads of those keys, exactly as without the prefetch."""
+    pending = [future for future in map(loader.load, dict.fromkeys(keys)) if not future.done()]
+    if not pending:
+        return
+    try:
+        await pending[-1]  # one batch answers them all (a larger set just completes a little later)
+    except Exception:
+        for future in pending:  # marked as retrieved here; each load still raises it
+            if future.done() and not future.cancelled():
+                future.exception()

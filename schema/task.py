@@ -10,6 +10,7 @@ from core.errors import BadUserInput
 from core.ids import encode_id
 from models import TaskPriority, TaskRecord, TaskStatus
 from resolvers import tasks
+from resolvers.loaders import prefetch
 from resolvers.pagination import PageRequest
 from schema.connections import Connection, connection, selects
 from schema.context import Info
@@ -101,5 +102,5 @@ async def task_connection(
     if selects(info, "edges", "node", "owner"):
         # The same single statement the dataloader would send once the rows ask, sent now: every row's
         # owner is then ready and resolves without awaiting.
-        await info.context.loaders.users.load_many({task.owner_id for task in result.page.items})
+        await prefetch(info.context.loaders.users, (task.owner_id for task in result.page.items))
     return connection(result.page, Task.from_model, result.count)
