@@ -180,7 +180,8 @@ def load(args: argparse.Namespace) -> None:
                 raw_load("127.0.0.1", args.port, token, args.first, args.seconds, concurrency)
             )
             server_cpu = cpu_seconds([server.pid]) - server_cpu
-            database_cpu = cpu_seconds(database) - database_cpu
+            # Backends the pool opened during the run count in full (all their CPU is from this run).
+            database_cpu = cpu_seconds(postgres_pids(args.data_dir)) - database_cpu
             ms = sorted(latency * 1000 for latency in latencies)
             print(
                 json.dumps(
