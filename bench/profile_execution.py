@@ -10,6 +10,8 @@ Both are prototypes measured here, not used by the app:
   non-null ones is completed in a few lines instead of graphql-core's path (resolve info, ``Path``,
   awaitable checks, non-null and list recursion). Anything unusual (a null in a non-null field, a value
   that does not coerce, an exception) falls back to the normal path, which reports it exactly as before.
+  Such fields returning an object or a list of non-null objects skip the resolve info and the resolver
+  call, and complete their objects as graphql-core does (same error handling, same paths).
   To adopt it: ``execution_context_class=LeanExecutionContext`` in ``schema/build.py``.
 - ``pool_pre_ping=False`` (``taskql/db.py``): with asyncpg, SQLAlchemy's pre-ping of a connection outside a
   transaction is ``BEGIN; ;ROLLBACK`` (three round trips) at every checkout, three checkouts per TaskPage.
@@ -17,8 +19,8 @@ Both are prototypes measured here, not used by the app:
 ``ab`` runs TaskPage's context and execution in process (as ``GraphQLView.get_context`` and the schema do,
 without HTTP), alternating the variants in rounds on one process, and prints CPU per request (the minimum
 round is the least disturbed by other work on the machine). Variants: ``base``, ``lean``, ``noping``,
-``lean+noping``. ``serve`` is ``python -m taskql serve`` with the prototypes switched on, for
-``bench.profile_taskpage load --server-module bench.profile_execution``.
+``lean+noping``, and ``leanleaves`` (the leaf fields' short path only). ``serve`` is
+``python -m taskql serve`` with the prototypes switched on, for ``bench.profile_taskpage load --server``.
 """
 
 from __future__ import annotations
@@ -43,9 +45,60 @@ from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, is_leaf_type
 
 QUERY = (ROOT / "graphql" / "queries" / "TaskPage.graphql").read_text()
 
-# (attribute, coerce, nullable, a list of non-null items)
+# A leaf field: (attribute, coerce, nullable, a list of non-null items)
 Plan = tuple[str, Any, bool, bool]
 _PLANS: dict[GraphQLObjectType, dict[str, Plan]] = {}
+
+
+class ObjectPlan:
+    """A basic field whose value is an object, or a list of non-null objects, of ``object_type``."""
+
+    __slots__ = ("check", "item_type", "listed", "name", "nullable", "object_type", "return_type")
+
+    def __init__(self, name: str, return_type: Any, object_type: GraphQLObjectType, listed: bool) -> None:
+        self.name, self.return_type, self.object_type, self.listed = name, return_type, object_type, listed
+        self.nullable = not isinstance(return_type, GraphQLNonNull)
+        self.item_type: Any = GraphQLNonNull(object_type) if listed else None
+        # Strawberry's generated is_type_of never reads its info argument.
+        self.check: Any = object_type.is_type_of
+
+
+_OBJECT_PLANS: dict[GraphQLObjectType, dict[str, ObjectPlan]] = {}
+
+
+def _object_plan(field: Any) -> ObjectPlan | None:
+    definition = (field.extensions or {}).get("strawberry-definition")
+    if (
+        definition is None
+        or not definition.is_basic_field
+        or getattr(field.resolve, "__name__", "") != "_get_basic_result"
+        or definition.default_resolver is not getattr
+        or field.args
+    ):
+        return None
+    field_type = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+    listed = isinstance(field_type, GraphQLList)
+    if listed:
+        if not isinstance(field_type.of_type, GraphQLNonNull):
+            return None
+        field_type = field_type.of_type.of_type
+    if not isinstance(field_type, GraphQLObjectType):
+        return None
+    check = field_type.is_type_of
+    if check is not None and "_get_is_type_of" not in getattr(check, "__qualname__", ""):
+        return None
+    return ObjectPlan(definition.python_name, field.type, field_type, listed)
+
+
+def _object_plans(parent_type: GraphQLObjectType) -> dict[str, ObjectPlan]:
+    plans = _OBJECT_PLANS.get(parent_type)
+    if plans is None:
+        plans = _OBJECT_PLANS[parent_type] = {
+            name: plan
+            for name, field in parent_type.fields.items()
+            if (plan := _object_plan(field)) is not None
+        }
+    return plans
 
 
 def _plan(field: Any) -> Plan | None:
@@ -83,6 +136,9 @@ def _plans(parent_type: GraphQLObjectType) -> dict[str, Plan]:
     return plans
 
 
+_SLOW: Any = object()  # take graphql-core's normal path
+
+
 class _Unusual(Exception):  # not an error: the normal path takes over
     pass
 
@@ -109,7 +165,10 @@ def _completed(plan: Plan, source: Any) -> Any:
 
 
 class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core's ``execute_fields`` with a short path for attribute-reading leaf fields."""
+    """graphql-core's ``execute_fields`` with a short path for attribute-reading leaf fields, and for
+    attribute-reading object fields (``objects``: no resolve info, no resolver call)."""
+
+    objects = True
 
     def execute_fields(
         self,
@@ -124,7 +183,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
-        plans = _plans(parent_type)
+        plans, object_plans = _plans(parent_type), _object_plans(parent_type)
         results: dict[str, Any] = {}
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
@@ -138,6 +197,17 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         continue
                     except Exception:  # noqa: S110  the normal path below reports it, as it always did
                         pass
+                object_plan = None if node.arguments else object_plans.get(node.name.value)
+                if object_plan is not None and position_context is None and self.objects:
+                    result = self._complete_object(
+                        object_plan, source_value, field_details_list, path, response_name, parent_type
+                    )
+                    if result is not _SLOW:
+                        if result is not Undefined:
+                            results[response_name] = result
+                            if is_awaitable(result):
+                                awaitable_fields.append(response_name)
+                        continue
                 result = self.execute_field(
                     parent_type,
                     source_value,
@@ -166,6 +236,93 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return results
 
         return get_results()
+
+    def _complete_object(
+        self,
+        plan: ObjectPlan,
+        source: Any,
+        field_details_list: Any,
+        path: ResponsePath | None,
+        response_name: str,
+        parent_type: GraphQLObjectType,
+    ) -> Any:
+        """What ``execute_field`` and ``complete_value`` do for such a field, without resolve info; ``_SLOW``
+        (before anything ran) when the value is unusual, so that the normal path reports it."""
+        if any(details.node.directives for details in field_details_list):  # @stream, ...
+            return _SLOW
+        value = getattr(source, plan.name)
+        if value is None:
+            return None if plan.nullable else _SLOW
+        grouped, new_defer_usages, _forbidden = self.collect_subfields(plan.object_type, field_details_list)
+        if new_defer_usages:
+            return _SLOW
+        check = plan.check
+        if plan.listed:
+            if type(value) is not list:
+                return _SLOW
+            for item in value:
+                if item is None or (check is not None and not check(item, None)):
+                    return _SLOW
+        elif check is not None and not check(value, None):
+            return _SLOW
+        field_path = ResponsePath(path, response_name, parent_type.name)
+        try:
+            if plan.listed:
+                completed = self._complete_items(plan, value, grouped, field_details_list, field_path)
+            else:
+                completed = self.execute_fields(plan.object_type, value, field_path, grouped, None)
+            if self.is_awaitable(completed):
+                return self._await_field(completed, plan.return_type, field_details_list, field_path)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, plan.return_type, field_details_list, field_path)
+            return None
+        return completed
+
+    def _complete_items(
+        self, plan: ObjectPlan, items: list[Any], grouped: Any, field_details_list: Any, path: ResponsePath
+    ) -> Any:
+        """``complete_iterable_value`` for non-null objects (no @stream)."""
+        is_awaitable = self.is_awaitable
+        completed: list[Any] = []
+        awaitable_indices: list[int] = []
+        try:
+            for index, item in enumerate(items):
+                item_path = path.add_key(index, None)
+                try:
+                    result = self.execute_fields(plan.object_type, item, item_path, grouped, None)
+                    if is_awaitable(result):
+                        result = self._await_field(result, plan.item_type, field_details_list, item_path)
+                        awaitable_indices.append(index)
+                except Exception as raw_error:
+                    self.handle_field_error(raw_error, plan.item_type, field_details_list, item_path)
+                    result = None
+                completed.append(result)
+        except Exception:
+            if awaitable_indices:
+                self.settle_in_background([completed[index] for index in awaitable_indices])
+            raise
+        if not awaitable_indices:
+            return completed
+
+        async def get_completed() -> list[Any]:
+            if len(awaitable_indices) == 1:
+                completed[awaitable_indices[0]] = await completed[awaitable_indices[0]]
+            else:
+                awaited = await gather_with_cancel(*(completed[index] for index in awaitable_indices))
+                for index, result in zip(awaitable_indices, awaited, strict=True):
+                    completed[index] = result
+            return completed
+
+        return get_completed()
+
+    async def _await_field(
+        self, completed: Any, return_type: Any, field_details_list: Any, path: ResponsePath
+    ) -> Any:
+        try:
+            return await completed
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
 
 
 async def ab(args: argparse.Namespace) -> None:
@@ -201,7 +358,8 @@ async def ab(args: argparse.Namespace) -> None:
         return json.dumps({"data": result.data})
 
     def switch(variant: str) -> None:
-        lean = "lean" in variant.split("+")
+        LeanExecutionContext.objects = "leanleaves" not in variant.split("+")
+        lean = {"lean", "leanleaves"} & set(variant.split("+"))
         schema.execution_context_class = (
             LeanExecutionContext if lean else StrawberryGraphQLCoreExecutionContext
         )
