@@ -10,7 +10,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
+from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,7 +25,7 @@ from auth.tokens import (
 )
 from auth.viewer import Viewer
 from core.errors import Unauthenticated
-from models import AuthSession, RefreshToken, User
+from models import USER_COLUMNS, AuthSession, RefreshToken, User, UserRecord
 
 
 class RefreshTokenReused(Unauthenticated):
@@ -143,19 +144,30 @@ async def revoke_all_sessions(db: AsyncSession, user_id: uuid.UUID, now: datetim
     )
 
 
-async def load_viewer(db: AsyncSession, claims: AccessClaims) -> tuple[Viewer, User]:
+# SQLModel's table classes carry their Core table untyped.
+_USERS: Table = User.__table__  # type: ignore[attr-defined]
+_SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]
+# Built once, as it runs on every request: the user's read columns (never the password hash) and whether
+# the session is revoked, in one statement.
+_VIEWER_QUERY = (
+    select_columns(*USER_COLUMNS, _SESSIONS.c.revoked_at)
+    .join_from(_USERS, _SESSIONS, _SESSIONS.c.user_id == _USERS.c.id)
+    .where(_USERS.c.id == bindparam("user_id"), _SESSIONS.c.id == bindparam("session_id"))
+)
+
+
+async def load_viewer(db: AsyncSession, claims: AccessClaims) -> tuple[Viewer, UserRecord]:
     """The viewer of a verified access token, checked against the database (one statement): a revoked
-    session, a deactivated account or a changed role take effect on the very next request."""
+    session, a deactivated account or a changed role take effect on the very next request. ``db`` is a
+    fresh session, for this read only."""
+    # A single read, so in autocommit (no BEGIN/ROLLBACK round trips), and Core rows, not ORM objects.
+    connection = await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     row = (
-        await db.exec(
-            select(User, AuthSession.revoked_at)
-            .join(AuthSession, col(AuthSession.user_id) == col(User.id))
-            .where(col(User.id) == claims.user_id, col(AuthSession.id) == claims.session_id)
-        )
+        await connection.execute(_VIEWER_QUERY, {"user_id": claims.user_id, "session_id": claims.session_id})
     ).first()
     if row is None:
         raise Unauthenticated("This session has ended: log in again.", reason="SESSION_REVOKED")
-    user, revoked_at = row
+    user, revoked_at = UserRecord.from_row(row[:-1]), row[-1]
     if not user.is_active:  # said first: deactivation also revokes, but this is the reason to show
         raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
     if revoked_at is not None:

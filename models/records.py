@@ -22,7 +22,8 @@ from models.user import User
 
 
 class Record:
-    """Built from a Core row (columns in field order) or from a model instance just written."""
+    """Built from a Core row (columns in field order), or from a model instance just written (or another
+    record with the same fields)."""
 
     __slots__ = ()
 
@@ -31,7 +32,7 @@ class Record:
         return cls(*row)
 
     @classmethod
-    def of(cls, model: SQLModel) -> Self:
+    def of(cls, model: SQLModel | Record) -> Self:
         return cls(*(getattr(model, name) for name in FIELDS[cls]))
 
 

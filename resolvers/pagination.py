@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from json.encoder import encode_basestring_ascii
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, literal, tuple_
@@ -120,9 +121,25 @@ CURSOR_ERRORS = (
 MAX_CURSOR_LENGTH = 2048  # ours are far shorter; bounds the JSON a client can make us parse
 
 
+# A page has up to 100 cursors: each is written directly as the JSON ``[scope, value, id]`` that
+# json.dumps(..., separators=(",", ":")) would write (same bytes), without building an encoder per call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _json_value(value: Any) -> str:
+    if type(value) is str:
+        return encode_basestring_ascii(value)
+    if value is None:
+        return "null"
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
+    return _COMPACT_JSON.encode(value)
+
+
 def encode_cursor(scope: str, value: Any, row_id: uuid.UUID) -> str:
-    payload = json.dumps([scope, value, str(row_id)], separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    payload = f'[{encode_basestring_ascii(scope)},{_json_value(value)},"{row_id}"]'
+    return binascii.b2a_base64(payload.encode(), newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
 def decode_cursor(key: SortKey, scope: str, cursor: str, *, field: str) -> tuple[Any, uuid.UUID]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
 from resolvers.pagination import Page
 from schema.cache_control import INHERIT
@@ -57,3 +58,28 @@ def connection(
         ),
         count=count,
     )
+
+
+def selects(info: strawberry.Info[Any, Any], *path: str) -> bool:
+    """Whether the current field's query selects ``path`` below it (GraphQL names, e.g. ``"edges",
+    "node", "owner"``), through fragments and not turned off by ``@skip``/``@include``. A list uses it to
+    load in one statement, before its rows complete, what every row will ask for, so that the rows
+    complete without awaiting."""
+    return _selects([child for field in info.selected_fields for child in field.selections], path)
+
+
+def _selects(selections: Iterable[Selection], path: tuple[str, ...]) -> bool:
+    name, rest = path[0], path[1:]
+    for selection in selections:
+        if _excluded(selection.directives):
+            continue
+        if not isinstance(selection, SelectedField):  # a fragment: its selections are on this level
+            if _selects(selection.selections, path):
+                return True
+        elif selection.name == name and (not rest or _selects(selection.selections, rest)):
+            return True
+    return False
+
+
+def _excluded(directives: dict[str, dict[str, Any]]) -> bool:
+    return directives.get("skip", {}).get("if") is True or directives.get("include", {}).get("if") is False

@@ -31,13 +31,11 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from auth.sessions import load_viewer
-from auth.token_cache import VerifiedTokens
-from auth.tokens import TokenConfig
+from auth.tokens import TokenConfig, decode_access_token
 from auth.viewer import Viewer
 from core.cache_tags import Policy
 from core.errors import Unauthenticated
 from core.settings import Settings
-from models import UserRecord
 from resolvers.context import Context
 from resolvers.events import EventDraft
 from schema.build import build_schema
@@ -66,7 +64,6 @@ class Resources:
     redis: Redis
     guard: RedisGuard
     tokens: TokenConfig
-    verified_tokens: VerifiedTokens
     persisted: PersistedQueries
     cache: ResponseCache | None  # None when RESPONSE_CACHE is off
     events: EventHub
@@ -279,14 +276,14 @@ class GraphQLView(GraphQL[Context, None]):
             viewer = probe.viewer() if probe is not None else None
             token = bearer_token(request.headers.get("authorization"))
             if token is not None and viewer is None:
-                claims = resources.verified_tokens.decode(token)
+                claims = decode_access_token(resources.tokens, token)
                 async with resources.sessions() as db:
                     viewer, user = await load_viewer(db, claims)
         except Unauthenticated as error:
             auth_error = error
         context = self._context(resources, viewer=viewer, auth_error=auth_error)
         if user is not None:
-            context.loaders.users.prime(user.id, UserRecord.of(user))
+            context.loaders.users.prime(user.id, user)
         if isinstance(response, Response):
             response.headers["X-Request-Id"] = context.request_id
         return context
@@ -345,7 +342,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             redis=redis,
             guard=guard,
             tokens=tokens,
-            verified_tokens=VerifiedTokens(tokens),
             cache=ResponseCache(
                 guard, pipe, schema_id=schema_id, viewer_ttl_seconds=settings.access_token_ttl_seconds
             )

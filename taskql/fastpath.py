@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth.tokens import AccessClaims
+from auth.tokens import AccessClaims, decode_access_token
 from core.errors import Unauthenticated
 from taskql.cache import Hit, Probe
 
@@ -112,7 +112,7 @@ def _claims(resources: Resources, authorization: str | None) -> AccessClaims | N
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("malformed authorization")  # the view explains it to the client
-    return resources.verified_tokens.decode(token.strip())
+    return decode_access_token(resources.tokens, token.strip())
 
 
 async def _buffered(receive: Receive) -> tuple[bytes | None, Receive] | None:

@@ -25,6 +25,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from auth.sessions import load_viewer
+from auth.tokens import decode_access_token
 from core.errors import Unauthenticated
 from resolvers.context import Context
 from resolvers.events import TaskEvent
@@ -83,7 +84,7 @@ async def authenticate(resources: Resources, context: Context, websocket: WebSoc
     if token is None:
         raise ConnectionRejectionError({"message": "Send the access token in connection_init."})
     try:
-        claims = resources.verified_tokens.decode(token)
+        claims = decode_access_token(resources.tokens, token)
         async with resources.sessions() as db:
             context.viewer, _ = await load_viewer(db, claims)
     except Unauthenticated as error:
