@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -24,18 +22,13 @@ import pytest
 from tests.conftest import delete_redis_keys
 from tests.factories import PASSWORD
 from tests.graphql_client import operation
-from tests.processes import ROOT, TEST_SECRET, environment, free_port, start_server, stop, wait_ready
+from tests.node import JS, needs_node, node_with_packages
+from tests.processes import TEST_SECRET, environment, free_port, start_server, stop, wait_ready
 from tests.services import Services
 
-JS = ROOT / "tests" / "js"
-NODE = shutil.which("node")
-NPM = shutil.which("npm")
 TASK_TITLE = "Read the persisted-query docs"
 
-pytestmark = pytest.mark.skipif(
-    (NODE is None or NPM is None) and not os.environ.get("CI"),
-    reason="needs Node.js 20+ and npm (apt-get install nodejs npm); with CI set these tests always run",
-)
+pytestmark = needs_node
 
 
 @dataclass(frozen=True)
@@ -57,22 +50,6 @@ class Exchange:
         return f"{json.dumps(self.runs[run], indent=2)}\n--- server log ---\n{self.server_log}"
 
 
-def install_packages() -> None:
-    """``npm ci`` in tests/js, unless node_modules was installed from the current lock file already."""
-    installed = JS / "node_modules" / ".package-lock.json"  # npm writes it at the end of an install
-    if installed.exists() and installed.stat().st_mtime >= (JS / "package-lock.json").stat().st_mtime:
-        return
-    assert NPM is not None
-    result = subprocess.run(
-        [NPM, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=JS,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"npm ci failed in {JS}:\n{result.stdout}{result.stderr}"
-
-
 def register_with_a_task(url: str, email: str) -> str:
     """A new account, made through the API, with one task; its access token."""
     variables = {"input": {"email": email, "password": PASSWORD, "name": "Apollo"}}
@@ -88,9 +65,7 @@ def register_with_a_task(url: str, email: str) -> str:
 
 
 def run_apollo_clients(services: Services, folder: Path) -> Exchange:
-    assert NODE is not None, "node is required in CI: install Node.js 20+ (Debian: apt-get install nodejs)"
-    assert NPM is not None, "npm is required in CI (Debian: apt-get install npm)"
-    install_packages()
+    node = node_with_packages()
     env = environment(
         DATABASE_URL=services.database_url, REDIS_URL=services.redis_url, JWT_SECRET=TEST_SECRET
     )
@@ -102,7 +77,7 @@ def run_apollo_clients(services: Services, folder: Path) -> Exchange:
         wait_ready(server, port)
         token = register_with_a_task(url, email)
         script = subprocess.run(
-            [NODE, "apollo_apq.mjs"],
+            [node, "apollo_apq.mjs"],
             cwd=JS,
             env={**env, "TASKQL_URL": url, "TASKQL_TOKEN": token},
             capture_output=True,
