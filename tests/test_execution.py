@@ -1,0 +1,118 @@
+"""Planned completion answers as graphql-core does: the same data, the same errors at the same paths."""
+
+from __future__ import annotations
+
+import asyncio
+from enum import Enum
+from typing import Any
+
+import pytest
+import strawberry
+from strawberry.types import ExecutionResult
+
+from schema.execution import PlannedExecutionContext
+
+
+@strawberry.enum
+class Colour(Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@strawberry.type
+class Leaf:
+    name: str
+    colour: Colour
+    tags: list[str]
+    maybe: str | None
+
+    @strawberry.field
+    def shout(self) -> str:
+        return self.name.upper()
+
+    @strawberry.field
+    def broken(self) -> str:
+        raise ValueError("broken resolver")
+
+    @strawberry.field
+    async def later(self) -> str:
+        await asyncio.sleep(0)
+        return f"later {self.name}"
+
+
+@strawberry.type
+class Branch:
+    label: str
+    leaves: list[Leaf]
+    first: Leaf | None
+    required: Leaf
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def branches(self) -> list[Branch]:
+        good = [Leaf(name=f"leaf {i}", colour=Colour.RED, tags=["a", "b"], maybe=None) for i in range(3)]
+        null_name = Leaf(name=None, colour=Colour.BLUE, tags=[], maybe="m")  # type: ignore[arg-type]
+        return [
+            Branch(label="fine", leaves=good, first=good[0], required=good[1]),
+            Branch(label="bad leaf", leaves=[good[0], null_name], first=None, required=good[2]),
+            Branch(label="bad required", leaves=[], first=None, required=None),  # type: ignore[arg-type]
+        ]
+
+
+PLANNED = strawberry.Schema(query=Query, execution_context_class=PlannedExecutionContext)
+GENERAL = strawberry.Schema(query=Query)
+
+DOCUMENTS = [
+    "{ branches { label leaves { name colour tags maybe } } }",
+    "{ branches { label first { name } required { name shout } } }",
+    "{ branches { __typename label leaves { __typename alias: name shout } } }",
+    "{ branches { ...B } } fragment B on Branch { label leaves { ...L } } fragment L on Leaf { name }",
+    "{ branches { label leaves { ... on Leaf { name colour } } } }",
+    "{ branches { label leaves { name broken } } }",
+    "{ branches { leaves { name later } } }",
+    "query($skip: Boolean!) { branches { label @skip(if: $skip) leaves { name @include(if: $skip) } } }",
+]
+
+
+def answer(result: ExecutionResult) -> dict[str, Any]:
+    return {
+        "data": result.data,
+        "errors": sorted((e.message, tuple(e.path or ())) for e in result.errors or []),
+    }
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+@pytest.mark.parametrize("skip", [True, False])
+async def test_planned_completion_answers_as_graphql_core_does(document: str, skip: bool) -> None:
+    variables = {"skip": skip} if "$skip" in document else None
+    planned = await PLANNED.execute(document, variable_values=variables)
+    general = await GENERAL.execute(document, variable_values=variables)
+    assert answer(planned) == answer(general)
+
+
+async def test_a_null_in_a_non_null_field_nulls_its_parent_with_the_error_at_its_path() -> None:
+    result = await PLANNED.execute("{ branches { label leaves { name } } }")
+    assert result.data is None  # branches is a non-null list of non-null branches
+    assert [(e.message, e.path) for e in result.errors or []] == [
+        ("Cannot return null for non-nullable field Leaf.name.", ["branches", 1, "leaves", 1, "name"])
+    ]
+
+
+async def test_rows_are_completed_by_the_plan_not_field_by_field() -> None:
+    calls: dict[str, int] = {}
+
+    def counting(base: type) -> type:
+        class Counting(base):  # type: ignore[misc]
+            def execute_field(self, *args: Any, **kwargs: Any) -> Any:
+                calls[base.__name__] = calls.get(base.__name__, 0) + 1
+                return super().execute_field(*args, **kwargs)
+
+        return Counting
+
+    document = DOCUMENTS[0]
+    for base, schema in ((PlannedExecutionContext, PLANNED), (GENERAL.execution_context_class, GENERAL)):
+        counted = strawberry.Schema(query=Query, execution_context_class=counting(base))
+        assert answer(await counted.execute(document)) == answer(await schema.execute(document))
+    assert calls["PlannedExecutionContext"] < calls["StrawberryGraphQLCoreExecutionContext"] / 5, calls
