@@ -61,7 +61,8 @@ def _direct(field: Any, definition: Any) -> Callable[[Any, Any], Any] | None:
         or definition.extensions
         or getattr(definition, "permission_classes", None)
         or getattr(field.resolve, "required_role", None) is not None
-        or set(resolver.reserved_parameters) - {SELF_PARAMSPEC, INFO_PARAMSPEC}
+        or {spec for spec, parameter in resolver.reserved_parameters.items() if parameter is not None}
+        - {SELF_PARAMSPEC, INFO_PARAMSPEC}
     ):
         return None
     function = resolver.wrapped_func
