@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_statement_timeout_ms: int = Field(default=15_000, ge=100)
     redis_socket_timeout_seconds: float = Field(default=0.5, gt=0)
+    redis_max_connections: int = Field(
+        default=16, ge=2, le=1000, description="Redis connections per process (the pub/sub one included)."
+    )
     redis_circuit_open_seconds: float = Field(
         default=1.0,
         gt=0,

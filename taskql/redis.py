@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from core.settings import Settings
@@ -25,14 +25,20 @@ T = TypeVar("T")
 
 
 def create_redis(settings: Settings) -> Redis:
+    """A bounded pool: however many requests and subscribers an instance serves, it holds at most
+    ``redis_max_connections`` connections (plus the cache's one pipelined connection); a caller waits
+    for a free one (up to 2 s, then it is treated as Redis being unavailable)."""
     assert settings.redis_url, "the Redis URL is resolved before the client is made"
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=2,
         socket_timeout=settings.redis_socket_timeout_seconds,
         socket_connect_timeout=settings.redis_socket_timeout_seconds,
         health_check_interval=30,
         decode_responses=False,
     )
+    return Redis.from_pool(pool)  # closing the client closes its pool
 
 
 class RedisUnavailable(Exception):
