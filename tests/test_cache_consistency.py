@@ -16,7 +16,6 @@ import os
 import random
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +23,7 @@ import pytest
 
 from tests.factories import PASSWORD, Account, promote_to_admin
 from tests.graphql_client import operation
-from tests.processes import TEST_SECRET, environment, free_port, start_server, stop, wait_ready
+from tests.processes import servers_on
 from tests.services import Services
 
 SEED = int(os.environ.get("CONSISTENCY_SEED", "20261201"))
@@ -137,23 +136,9 @@ def check_stats(
 
 @pytest.fixture(scope="module")
 def servers(database: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    env = environment(
-        DATABASE_URL=database.database_url,
-        REDIS_URL=database.redis_url,
-        JWT_SECRET=TEST_SECRET,
-        LOG_LEVEL="WARNING",
-    )
-    folder: Path = tmp_path_factory.mktemp("consistency")
-    ports = [free_port(), free_port()]
-    processes = [start_server(env, folder, port) for port in ports]
-    try:
-        for process, port in zip(processes, ports, strict=True):
-            wait_ready(process, port)
-        yield [f"http://127.0.0.1:{port}" for port in ports]
-    finally:
-        for process in processes:
-            output = stop(process)
-            assert "Traceback" not in output, output
+    folder = tmp_path_factory.mktemp("consistency")
+    with servers_on(database.database_url, database.redis_url, folder, count=2) as bases:
+        yield bases
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ import pytest
 from tests.factories import Account, create_task, register
 from tests.graphql_client import GraphQLClient
 from tests.node import JS, needs_node, node_with_packages
-from tests.processes import TEST_SECRET, environment, free_port, start_server, stop, wait_ready
+from tests.processes import servers_on
 from tests.services import Services
 
 pytestmark = needs_node
@@ -125,20 +124,9 @@ class Script:
 @pytest.fixture(scope="module")
 def server(database: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     node_with_packages()  # before the server starts: fails at once in CI without node
-    env = environment(
-        DATABASE_URL=database.database_url,
-        REDIS_URL=database.redis_url,
-        JWT_SECRET=TEST_SECRET,
-        LOG_LEVEL="WARNING",
-    )
-    folder: Path = tmp_path_factory.mktemp("graphql-ws")
-    port = free_port()
-    process = start_server(env, folder, port)
-    try:
-        wait_ready(process, port)
-        yield Server(port)
-    finally:
-        stop(process)
+    folder = tmp_path_factory.mktemp("graphql-ws")
+    with servers_on(database.database_url, database.redis_url, folder) as (base,):
+        yield Server(int(base.rsplit(":", 1)[1]))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from auth.tokens import ALGORITHM
 from taskql.events import encode_cursor
 from tests.factories import Account, create_task, promote_to_admin, register
 from tests.graphql_client import GraphQLClient
-from tests.processes import TEST_SECRET, environment, free_port, start_server, stop, wait_ready
+from tests.processes import TEST_SECRET, environment, free_port, servers_on, start_server, stop, wait_ready
 from tests.services import Services
 from tests.ws_client import Subscriber, refused
 
@@ -33,7 +33,6 @@ ALLOWED_ORIGIN = "https://app.example.com"
 @dataclass
 class Server:
     base: str
-    process: object
 
     @property
     def ws(self) -> str:
@@ -42,27 +41,10 @@ class Server:
 
 @pytest.fixture(scope="module")
 def servers(database: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
-    env = environment(
-        DATABASE_URL=database.database_url,
-        REDIS_URL=database.redis_url,
-        JWT_SECRET=TEST_SECRET,
-        LOG_LEVEL="WARNING",
-        EVENTS_MAX_QUEUE=str(MAX_QUEUE),
-        CORS_ORIGINS=json.dumps([ALLOWED_ORIGIN]),
-    )
-    folder: Path = tmp_path_factory.mktemp("subscriptions")
-    ports = [free_port(), free_port()]
-    processes = [start_server(env, folder, port) for port in ports]
-    try:
-        for process, port in zip(processes, ports, strict=True):
-            wait_ready(process, port)
-        yield [
-            Server(f"http://127.0.0.1:{port}", process)
-            for port, process in zip(ports, processes, strict=True)
-        ]
-    finally:
-        for process in processes:
-            stop(process)
+    folder = tmp_path_factory.mktemp("subscriptions")
+    settings = {"EVENTS_MAX_QUEUE": str(MAX_QUEUE), "CORS_ORIGINS": json.dumps([ALLOWED_ORIGIN])}
+    with servers_on(database.database_url, database.redis_url, folder, count=2, **settings) as bases:
+        yield [Server(base) for base in bases]
 
 
 @pytest.fixture
