@@ -37,7 +37,7 @@ class Context:
     # The operation's @cacheControl policy, set before execution (None: a mutation, not cacheable).
     cache_policy: Policy | None = None
     # What this request's writes tell subscribers: published after commit, with the cache bumps.
-    events: list[EventDraft] = field(default_factory=list)
+    events: list[list[EventDraft]] = field(default_factory=list)  # one list per write
     # Where subscriptions read events from (the app's), and a WebSocket's connection_init payload.
     event_source: EventSource | None = None
     connection_params: dict[str, Any] | None = None
@@ -64,7 +64,8 @@ class Context:
         self.changed.update(tags)
 
     def tell(self, drafts: list[EventDraft]) -> None:
-        self.events.extend(drafts)
+        """One write's events (they share one cursor)."""
+        self.events.append(drafts)
 
     def holds_until(self, moment: datetime) -> None:
         """This request's answer may change by itself at ``moment``: a cached copy must not outlive it."""

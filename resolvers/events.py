@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from core.errors import AppError
 from models import Role, TaskRecord
+from resolvers.loaders import Loaders
 from resolvers.visibility import visible_owner
 
 if TYPE_CHECKING:
@@ -86,4 +87,5 @@ async def task_events(
     if ctx.event_source is None:
         raise AppError("Subscriptions are not available on this server.")
     async for event in ctx.event_source.stream(audience, after):
+        ctx.loaders = Loaders(ctx.engine)  # what the event's fields read is read now, not once per socket
         yield event

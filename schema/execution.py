@@ -145,7 +145,9 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if completer is None:
             return None
         definition: Any = (field.extensions or {}).get("strawberry-definition")
-        plain_field = getattr(field.resolve, "_is_default", False)
+        plain_field = getattr(field.resolve, "_is_default", False) and getattr(
+            definition, "is_basic_field", False
+        )
         if plain_field and getattr(definition, "default_resolver", None) is getattr:
             read = operator.attrgetter(definition.python_name)  # Strawberry's plain field: an attribute
 

@@ -49,7 +49,7 @@ from taskql.health import healthz, readyz
 from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifest
 from taskql.redis import RedisGuard, create_redis
 from taskql.redis_pipe import PipelinedRedis
-from taskql.websocket import SocketEvents, authenticate, forget
+from taskql.websocket import LegacyWSHandler, SocketEvents, TransportWSHandler, authenticate, forget
 
 logger = logging.getLogger("taskql.app")
 
@@ -74,7 +74,7 @@ class Resources:
         the request is cancelled (the writes are committed)."""
         await asyncio.shield(self._settle(list(context.changed), list(context.events), context.now()))
 
-    async def _settle(self, changed: list[str], drafts: list[EventDraft], now: datetime) -> None:
+    async def _settle(self, changed: list[str], drafts: list[list[EventDraft]], now: datetime) -> None:
         if self.cache is not None and changed:
             await self.cache.bump(changed)
         try:
@@ -149,6 +149,9 @@ def _entry_ttl(context: Context) -> int:
 
 
 class GraphQLView(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     @property
     def graphql_ide_html(self) -> str:
         return graphiql.page()
@@ -164,7 +167,15 @@ class GraphQLView(GraphQL[Context, None]):
         )
 
     def parse_json(self, data: str | bytes) -> Any:
-        return _document_id_into_extensions(super().parse_json(data))
+        try:
+            parsed = super().parse_json(data)
+        except (UnicodeDecodeError, RecursionError):
+            raise HTTPException(
+                400, "The request body is not valid JSON (UTF-8, reasonably nested)."
+            ) from None
+        if not isinstance(parsed, (dict, list)):
+            raise HTTPException(400, 'The request body must be a JSON object: {"query": ...}.')
+        return _document_id_into_extensions(parsed)
 
     def parse_query_params(self, params: Mapping[str, str | None]) -> dict[str, Any]:
         return dict(_document_id_into_extensions(super().parse_query_params(params)))

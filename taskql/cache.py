@@ -195,8 +195,10 @@ class ResponseCache:
         self.pipe = pipe  # the lookups' own connection, auto-pipelined (taskql.redis_pipe)
         self.schema_id = schema_id
         self.viewer_ttl_seconds = viewer_ttl_seconds
-        # Set when a bump could not be delivered; cleared once the epoch has been replaced.
+        # Set when a bump could not be delivered; cleared once the epoch has been replaced after it (a
+        # failure during the recovery keeps it set: it is counted).
         self._undelivered = False
+        self._failures = 0
         self._store = guard.redis.register_script(STORE)
         guard.on_recovery(self._recover)
 
@@ -336,12 +338,14 @@ class ResponseCache:
         except RedisUnavailable:
             # Not lost: no hit is served until the epoch is replaced (``_recover``, before the next call).
             self._undelivered = True
+            self._failures += 1
             logger.warning("cache invalidation of %d tags deferred: Redis unavailable", len(tags))
 
     async def _recover(self, redis: Redis) -> None:
         if self._undelivered:
+            failures = self._failures
             await bump_tags(redis, [cache_tags.EPOCH])
-            self._undelivered = False
+            self._undelivered = self._failures != failures
             logger.warning("cache epoch replaced after a deferred invalidation")
 
 

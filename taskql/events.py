@@ -181,16 +181,25 @@ class EventHub:
     _subscribers: defaultdict[str, set[Subscriber]] = field(default_factory=lambda: defaultdict(set))
     _connections: set[Connection] = field(default_factory=set)
     _listener: asyncio.Task[None] | None = None
+    _closing: set[asyncio.Future[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._publish = self.redis.register_script(PUBLISH)
 
     # Publishing -------------------------------------------------------------------------------------
 
-    async def publish(self, drafts: Iterable[EventDraft], now: datetime) -> None:
-        drafts = sorted(drafts, key=lambda draft: draft.audience != "*")  # the admins' stream first
-        if not drafts:
+    async def publish(self, writes: Iterable[list[EventDraft]], now: datetime) -> None:
+        """Each write's events under one id, write after write (one round trip for all)."""
+        writes = [write for write in writes if write]
+        if not writes:
             return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for write in writes:
+                await self._publish_write(write, now, pipe)
+            await pipe.execute()
+
+    async def _publish_write(self, drafts: list[EventDraft], now: datetime, pipe: Any) -> None:
+        drafts = sorted(drafts, key=lambda draft: draft.audience != "*")  # the admins' stream first
         payloads = [_payload(draft, now) for draft in drafts]
         bundle = json.dumps(
             {draft.audience: payload for draft, payload in zip(drafts, payloads, strict=True)}
@@ -199,6 +208,7 @@ class EventHub:
         await self._publish(
             keys=[stream_key(draft.audience) for draft in drafts],
             args=[self.max_per_stream, min_id, self.retention_seconds * 1000, bundle, *payloads],
+            client=pipe,
         )
 
     async def tell_connections(self, tags: Iterable[str]) -> None:
@@ -219,12 +229,17 @@ class EventHub:
     def connections(self) -> int:
         return len(self._connections)
 
-    async def _control(self, tags: list[str]) -> None:
+    def _control(self, tags: list[str]) -> None:
         users = {tag.removeprefix("user:") for tag in tags if tag.startswith("user:")}
         sessions = {tag.removeprefix("session:") for tag in tags if tag.startswith("session:")}
         for connection in list(self._connections):
             if str(connection.user_id) in users or str(connection.session_id) in sessions:
-                await connection.close(4403, "Forbidden: the session, role or account changed")
+                # Closed in the background: the listener never waits on a client's socket.
+                task = asyncio.ensure_future(
+                    connection.close(4403, "Forbidden: the session, role or account changed")
+                )
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     async def close_all(self, code: int, reason: str) -> None:
         await asyncio.gather(
@@ -251,18 +266,21 @@ class EventHub:
                     await pubsub.subscribe(LIVE_CHANNEL, CONTROL_CHANNEL)
                     self._everyone(GAP)  # anything published while we were not listening is in the streams
                     async for message in pubsub.listen():
-                        await self._dispatch(message)
+                        try:
+                            self._dispatch(message)
+                        except Exception:  # one bad message must not end delivery for the instance
+                            logger.exception("could not dispatch a task event message")
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as error:
                 logger.warning("event listener lost Redis (%s); reconnecting", type(error).__name__)
                 await asyncio.sleep(0.5)
 
-    async def _dispatch(self, message: dict[str, Any]) -> None:
+    def _dispatch(self, message: dict[str, Any]) -> None:
         data = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
         channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
         if channel == CONTROL_CHANNEL:
-            await self._control(json.loads(data))
+            self._control(json.loads(data))
             return
         event_id, _, bundle = data.partition(" ")
         for audience, payload in json.loads(bundle).items():

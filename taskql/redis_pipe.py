@@ -35,6 +35,11 @@ def encode(*args: str | bytes | int) -> bytes:
     return b"".join(parts)
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self, pipe: PipelinedRedis) -> None:
         self.pipe = pipe
@@ -87,6 +92,7 @@ class PipelinedRedis:
         futures: list[asyncio.Future[Any]] = []
         for _ in range(replies):
             future: asyncio.Future[Any] = loop.create_future()
+            future.add_done_callback(_retrieved)  # a caller that stopped waiting leaves no warning
             futures.append(future)
             self.pending.append((future, deadline))
         self._buffer.append(data)
@@ -121,6 +127,9 @@ class PipelinedRedis:
         if protocol is not self._protocol:
             return
         self._protocol = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if protocol.transport is not None:
             protocol.transport.abort()
         pending, self.pending = self.pending, deque()
@@ -157,12 +166,16 @@ class PipelinedRedis:
             raise ConnectionError(f"cannot reach Redis: {error}") from error
         self._protocol = protocol
         self.pending = deque()
+        # Sent together, first in the buffer: no command of another caller can run before them.
+        setup: list[tuple[str | bytes | int, ...]] = []
         if url.password is not None:
             user = unquote(url.username) if url.username else None
-            await self.execute("AUTH", *((user,) if user else ()), unquote(url.password))
+            setup.append(("AUTH", *((user,) if user else ()), unquote(url.password)))
         database = parse_qs(url.query).get("db", [""])[0] if url.scheme == "unix" else url.path.lstrip("/")
         if database not in {"", "0"}:
-            await self.execute("SELECT", int(database))
+            setup.append(("SELECT", int(database)))
+        if setup:
+            await self.pipeline(*setup)
         return protocol
 
     def close(self) -> None:

@@ -14,19 +14,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from auth.sessions import load_viewer
 from auth.tokens import decode_access_token
 from core.errors import Unauthenticated
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from resolvers.context import Context
 from resolvers.events import TaskEvent
 from taskql.events import TOO_FAR_BEHIND, Connection, EventHub
@@ -72,10 +74,22 @@ class SocketEvents:
         task.add_done_callback(self.closing.discard)
 
 
+CLOSE_TIMEOUT_SECONDS = 5.0
+
+
 async def close(websocket: WebSocket, code: int, reason: str) -> None:
-    if websocket.application_state is WebSocketState.CONNECTED:
-        with contextlib.suppress(RuntimeError, OSError):
+    """Close the socket; a peer that is gone, or stalled so the close frame cannot leave, is cut off."""
+    if websocket.application_state is not WebSocketState.CONNECTED:
+        return
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
             await websocket.close(code=code, reason=reason)
+    except TimeoutError:
+        transport = getattr(websocket.scope.get("extensions", {}).get("taskql.transport"), "abort", None)
+        if transport is not None:
+            transport()
+    except Exception:  # noqa: S110  (the peer went away first: nothing left to close)
+        pass
 
 
 async def authenticate(resources: Resources, context: Context, websocket: WebSocket) -> None:
@@ -125,3 +139,39 @@ class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn.send_close(1001, "Server shutting down")
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.transport.close()
+
+
+def _subscription_only(query: object, operation_name: object) -> str | None:
+    """Why an operation may not run over the socket (None: it may). Queries and mutations go over HTTP:
+    there each one gets its own context, cache and invalidation."""
+    try:
+        operation = get_operation_ast(
+            parse(str(query)), operation_name if isinstance(operation_name, str) else None
+        )
+    except GraphQLError:
+        return None  # the handler answers the syntax error itself
+    if operation is not None and operation.operation is not OperationType.SUBSCRIPTION:
+        return "Only subscriptions are served over WebSocket: send queries and mutations over HTTP."
+    return None
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    async def handle_subscribe(self, message: Any) -> None:
+        payload = message.get("payload") or {}
+        refusal = _subscription_only(payload.get("query"), payload.get("operationName"))
+        if refusal is not None and self.connection_acknowledged:
+            error = {"message": refusal, "extensions": {"code": "BAD_REQUEST"}}
+            await self.send_message(cast("Any", {"id": message["id"], "type": "error", "payload": [error]}))
+            return
+        await super().handle_subscribe(message)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    async def handle_start(self, message: Any) -> None:
+        payload = message.get("payload") or {}
+        refusal = _subscription_only(payload.get("query"), payload.get("operationName"))
+        if refusal is not None and self.connection_acknowledged:
+            error = {"message": refusal, "extensions": {"code": "BAD_REQUEST"}}
+            await self.send_message(cast("Any", {"type": "error", "id": message["id"], "payload": error}))
+            return
+        await super().handle_start(message)

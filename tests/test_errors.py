@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
 import pytest
 
 from resolvers import tasks
@@ -91,3 +92,11 @@ async def test_literal_values_of_the_wrong_type_are_bad_user_input(
     ):
         response = await gql.query(document, token=alice.token)
         assert response.codes == ["BAD_USER_INPUT"], (document, response.body)
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"query": "{ me { id } }", "x": "\xff"}', b"1", b'"query"', b"null", b"[" * 5000 + b"]" * 5000]
+)
+async def test_a_malformed_json_body_is_a_400_not_a_500(http: httpx.AsyncClient, body: bytes) -> None:
+    response = await http.post("/graphql", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text

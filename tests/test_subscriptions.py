@@ -298,3 +298,35 @@ def _reissued(token: str, *, expires_in: float) -> str:
     claims["iat"] = int((now - timedelta(seconds=30)).timestamp())
     claims["exp"] = int((now + timedelta(seconds=expires_in)).timestamp())
     return jwt.encode(claims, TEST_SECRET, algorithm=ALGORITHM)
+
+
+async def test_every_write_of_a_multi_field_mutation_has_its_own_event_live_and_on_resume(
+    servers: list[Server], clients: list[GraphQLClient], people: dict[str, Account]
+) -> None:
+    alice = people["alice"]
+    live = await Subscriber.open(servers[0].ws, init(alice))
+    await live.subscribe()
+    await asyncio.sleep(0.3)
+    await create_task(clients[0], alice, title="before")
+    cursor = (await live.event())["cursor"]
+    two = (
+        'mutation { a: createTask(input: {title: "one"}) { id } b: createTask(input: {title: "two"}) { id } }'
+    )
+    (await clients[1].query(two, token=alice.token)).ok()
+    seen = [await live.event(), await live.event()]
+    assert [event["task"]["title"] for event in seen] == ["one", "two"]
+    assert len({event["cursor"] for event in seen}) == 2
+    resumed = await Subscriber.open(servers[1].ws, init(alice))
+    await resumed.subscribe({"after": cursor})
+    assert [(await resumed.event())["task"]["title"] for _ in range(2)] == ["one", "two"]
+    assert await resumed.silent_for(0.5)
+
+
+async def test_queries_and_mutations_go_over_http_not_the_socket(
+    servers: list[Server], people: dict[str, Account]
+) -> None:
+    subscriber = await Subscriber.open(servers[0].ws, init(people["alice"]))
+    await subscriber.subscribe(query="query { me { id } }")
+    message = await subscriber.receive()
+    assert message["type"] == "error"
+    assert message["payload"][0]["extensions"]["code"] == "BAD_REQUEST"
