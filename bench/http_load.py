@@ -32,12 +32,12 @@ import hashlib
 import json
 import os
 import secrets
-import time
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
