@@ -80,6 +80,16 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
         manager = self.middleware_manager
         self._planning = not (manager is not None and manager.middlewares)
 
+    def build_per_event_executor(self, payload: Any) -> PlannedExecutionContext:
+        """Each subscription event gets its own memos. graphql-core copies the subscription's executor
+        per event, memos included, and keys them by field lists each event builds anew: shared, they
+        would grow by an entry per nested object per event for as long as the subscription lives."""
+        executor = super().build_per_event_executor(payload)
+        assert isinstance(executor, PlannedExecutionContext)
+        executor._relevant_sub_fields = {}
+        executor._plans = {}
+        return executor
+
     def complete_object_value(
         self,
         return_type: GraphQLObjectType,
