@@ -495,7 +495,13 @@ class Figures:
 
 
 async def warm_up(client: httpx.AsyncClient, url: str, users: list[User], run: str) -> None:
-    """Run every code path once (subscribe, publish, deliver, close), so that RSS_0 includes them."""
+    """Run every code path once (subscribe, publish, deliver, close), so that RSS_0 includes them, and one
+    request per user, so that it includes what the server keeps per user (its verified token)."""
+
+    async def me(user: User) -> None:
+        await graphql(client, "query { me { id } }", {}, user.token)
+
+    await bounded(PROBE_CONCURRENCY, (lambda user=user: me(user) for user in users))
     subscribers = await open_all(url, users, WARM_UP_SUBSCRIBERS, WARM_UP_SUBSCRIBERS, deflate=False)
     await confirm_live(client, subscribers, f"{run}-warm")
     for user in users[:10]:
