@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from core.errors import AppError
 from models import Role, TaskRecord
+from resolvers.loaders import Loaders
 from resolvers.visibility import visible_owner
 
 if TYPE_CHECKING:
@@ -86,4 +87,7 @@ async def task_events(
     if ctx.event_source is None:
         raise AppError("Subscriptions are not available on this server.")
     async for event in ctx.event_source.stream(audience, after):
+        # Each event's fields are read afresh: the context lives as long as the socket, and loaders kept
+        # that long would serve what they cached then (an owner's old name) and grow with every task seen.
+        ctx.loaders = Loaders(ctx.engine)
         yield event
