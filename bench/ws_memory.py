@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import json
 import os
 import secrets
 import signal
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ from bench.subscriptions import (
     TOKEN_TTL_SECONDS,
     close_all,
     confirm_live,
+    drive,
     log_in,
     open_all,
     settled_rss,
@@ -62,21 +66,40 @@ def protocol(name: str) -> type[Any]:
     return WSProtocol
 
 
-def serve(port: int, ws: str, snapshots: Path | None) -> None:
-    """``python -m taskql serve --no-migrate`` with another WebSocket protocol, and tracemalloc."""
+def collect_garbage(folder: Path, number: int) -> None:
+    """A full collection, keeping what it found (DEBUG_SAVEALL) to count it by type, into a JSON file."""
+    generations = [len(gc.get_objects(generation)) for generation in range(3)]
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        collected = gc.collect()
+        types = Counter(type(item).__qualname__ for item in gc.garbage)
+    finally:
+        gc.garbage.clear()
+        gc.set_debug(0)
+    report = {"collected": collected, "generations": generations, "types": types.most_common(25)}
+    path = folder / f"garbage-{number}.json"
+    path.with_suffix(".partial").write_text(json.dumps(report))
+    path.with_suffix(".partial").rename(path)
+
+
+def serve(port: int, ws: str, folder: Path, trace: bool) -> None:
+    """``python -m taskql serve --no-migrate`` with another WebSocket protocol, and tracemalloc; SIGUSR1
+    writes a tracemalloc snapshot into ``folder``, SIGUSR2 a full collection's findings."""
     import taskql.websocket
     from taskql import cli
 
-    if snapshots is not None:
+    taken = iter(range(1000))
+    collections = iter(range(1000))
+    if trace:
         tracemalloc.start(25)
-        taken = iter(range(1000))
 
         def snapshot(*_: object) -> None:
-            path = snapshots / f"{next(taken)}.snapshot"
+            path = folder / f"{next(taken)}.snapshot"
             tracemalloc.take_snapshot().dump(str(path.with_suffix(".partial")))
             path.with_suffix(".partial").rename(path)
 
         signal.signal(signal.SIGUSR1, snapshot)
+    signal.signal(signal.SIGUSR2, lambda *_: collect_garbage(folder, next(collections)))
     taskql.websocket.GoingAwayWebSocketProtocol = protocol(ws)  # type: ignore[misc]  # what `serve` imports
     cli.serve(host=HOST, port=port, workers=1, migrate=False)
 
@@ -84,15 +107,27 @@ def serve(port: int, ws: str, snapshots: Path | None) -> None:
 # The client ------------------------------------------------------------------------------------------
 
 
+async def garbage(pid: int, folder: Path, number: int) -> dict[str, Any]:
+    os.kill(pid, signal.SIGUSR2)
+    path = folder / f"garbage-{number}.json"
+    await wait_for_file(path)
+    report: dict[str, Any] = json.loads(path.read_text())
+    return report
+
+
 async def take_snapshot(pid: int, folder: Path, number: int) -> tracemalloc.Snapshot:
     os.kill(pid, signal.SIGUSR1)
     path = folder / f"{number}.snapshot"
-    deadline = time.monotonic() + 300
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the server wrote no snapshot {path} within 300 s")
-        await asyncio.sleep(0.2)
+    await wait_for_file(path)
     return tracemalloc.Snapshot.load(str(path))
+
+
+async def wait_for_file(path: Path) -> None:
+    deadline = time.monotonic() + 300
+    while not await asyncio.to_thread(path.exists):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the server wrote no {path} within 300 s")
+        await asyncio.sleep(0.2)
 
 
 STDLIB = str(Path(os.__file__).parent)
@@ -106,20 +141,26 @@ def short(filename: str) -> str:
     return filename.replace(str(ROOT) + "/", "").replace(".venv/lib/python3.11/site-packages/", "")
 
 
-def show(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, count: int, top: int) -> None:
+def show(
+    before: tracemalloc.Snapshot,
+    after: tracemalloc.Snapshot,
+    count: int,
+    top: int,
+    unit: str = "subscription",
+) -> None:
     noise = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen *>")]
     before, after = before.filter_traces(noise), after.filter_traces(noise)
     total = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
-    print(f"\nPython allocations added: {total / count:,.0f} bytes per subscription (tracemalloc)")
+    print(f"\nPython allocations added: {total / count:,.0f} bytes per {unit} (tracemalloc)")
     for key in ("filename", "lineno"):
-        print(f"\nby {key}: bytes and blocks per subscription")
+        print(f"\nby {key}: bytes and blocks per {unit}")
         for stat in after.compare_to(before, key)[:top]:
             frame = stat.traceback[0]
             where = f"{short(frame.filename)}:{frame.lineno}"
             if key == "filename":
                 where = short(frame.filename)
             print(f"{stat.size_diff / count:>10,.0f} B {stat.count_diff / count:>7.1f}  {where}")
-    print("\nby caller: the innermost frame outside the standard library (bytes, blocks per subscription)")
+    print(f"\nby caller: the innermost frame outside the standard library (bytes, blocks per {unit})")
     callers: dict[str, list[float]] = {}
     for stat in after.compare_to(before, "traceback"):
         frames = [frame for frame in stat.traceback if not is_stdlib(frame.filename)] or list(stat.traceback)
@@ -131,7 +172,7 @@ def show(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, count: int, 
         print(f"{size:>10,.0f} B {blocks:>7.1f}  {where}")
     print("\nby traceback (the largest, innermost frames first)")
     for stat in after.compare_to(before, "traceback")[: min(top, 12)]:
-        print(f"\n{stat.size_diff / count:>10,.0f} B {stat.count_diff / count:>7.1f} blocks per subscription")
+        print(f"\n{stat.size_diff / count:>10,.0f} B {stat.count_diff / count:>7.1f} blocks per {unit}")
         for frame in list(stat.traceback)[::-1][:10]:
             print(f"      {short(frame.filename)}:{frame.lineno}")
 
@@ -150,6 +191,13 @@ async def measure(args: argparse.Namespace, pid: int, folder: Path) -> None:
             await confirm_live(client, subscribers, run)
             rss_n = await settled_rss(pid, 3)
             after = await take_snapshot(pid, folder, 1) if args.trace else None
+            if args.garbage:
+                found = await garbage(pid, folder, 0)
+                rss_collected = await settled_rss(pid, 2)
+            if args.mutations:
+                await drive(client, users, args.mutation_rate, args.mutations / args.mutation_rate, run)
+                rss_m = await settled_rss(pid, 3)
+                mutated = await take_snapshot(pid, folder, 2) if args.trace else None
         finally:
             await close_all(subscribers)
     per = (rss_n - rss_0) / args.subscribers
@@ -158,8 +206,23 @@ async def measure(args: argparse.Namespace, pid: int, folder: Path) -> None:
         end="",
     )
     print(f"RSS {rss_0 / 2**20:.1f} -> {rss_n / 2**20:.1f} MiB, {per / 1000:.1f} kB per idle subscription")
+    if args.garbage:
+        print(
+            f"a full collection then found {found['collected']} unreachable objects "
+            f"({found['collected'] / args.subscribers:.1f} per subscription; objects per generation before: "
+            f"{found['generations']}); RSS after it {rss_collected / 2**20:.1f} MiB"
+        )
+        for name, number in found["types"][:15]:
+            print(f"  {number:>8}  {name}")
     if before is not None and after is not None:
         show(before, after, args.subscribers, args.top)
+    if args.mutations:
+        print(
+            f"\n{args.mutations} mutations at {args.mutation_rate:g}/s: RSS {rss_n / 2**20:.1f} -> "
+            f"{rss_m / 2**20:.1f} MiB, {(rss_m - rss_n) / args.mutations / 1000:.1f} kB per mutation"
+        )
+        if after is not None and mutated is not None:
+            show(after, mutated, args.mutations, args.top, unit="mutation")
 
 
 def main() -> None:
@@ -168,9 +231,10 @@ def main() -> None:
         parser.add_argument("serve")
         parser.add_argument("--port", type=int, required=True)
         parser.add_argument("--ws", default="sansio")
-        parser.add_argument("--snapshots", type=Path)
+        parser.add_argument("--folder", type=Path, required=True)
+        parser.add_argument("--trace", action="store_true")
         served = parser.parse_args()
-        serve(served.port, served.ws, served.snapshots)
+        serve(served.port, served.ws, served.folder, served.trace)
         return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -180,6 +244,9 @@ def main() -> None:
     parser.add_argument("--ws", choices=["sansio", "websockets", "wsproto"], default="sansio")
     parser.add_argument("--deflate", action="store_true", help="Negotiate permessage-deflate.")
     parser.add_argument("--trace", action="store_true", help="tracemalloc in the server.")
+    parser.add_argument("--garbage", action="store_true", help="Then count what a full collection finds.")
+    parser.add_argument("--mutations", type=int, default=0, help="Then drive this many, and compare.")
+    parser.add_argument("--mutation-rate", type=float, default=40, help="Mutations per second.")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--keep", type=Path, help="Keep the snapshots in this folder.")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "bench-subs")
@@ -199,7 +266,7 @@ def main() -> None:
         folder = args.keep or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
         serve_command = [sys.executable, "-m", "bench.ws_memory", "serve", "--port", str(args.port)]
-        serve_command += ["--ws", args.ws, *(["--snapshots", str(folder)] if args.trace else [])]
+        serve_command += ["--ws", args.ws, "--folder", str(folder), *(["--trace"] if args.trace else [])]
         log = (args.data_dir / "ws_memory-taskql.log").open("wb")
         with (
             log,
