@@ -14,6 +14,7 @@ from graphql import GraphQLError
 from schema.cache_control import CachePolicies, CachePolicyExtension
 from schema.effects import AfterWrites
 from schema.errors import ErrorCodes, coded, is_coded
+from schema.execution import TaskqlExecutionContext
 from schema.limits import QueryLimits
 from schema.mutation import Mutation
 from schema.query import Query
@@ -50,6 +51,7 @@ def build_schema(extensions: list[Any] | None = None) -> TaskqlSchema:
         subscription=Subscription,
         types=[Task, User],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        execution_context_class=TaskqlExecutionContext,
         # Classes, not instances (Strawberry 0.34x); the caches skip re-parsing and re-validating a document
         # seen before, which is most of the fixed cost of a request.
         extensions=[
