@@ -40,6 +40,7 @@ import resource
 import secrets
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -509,6 +510,15 @@ async def warm_up(client: httpx.AsyncClient, url: str, users: list[User], run: s
     await close_all(subscribers)
 
 
+def record(args: argparse.Namespace, pid: int) -> subprocess.Popen[bytes] | None:
+    """py-spy recording the server during the mutations, if asked."""
+    if args.py_spy is None:
+        return None
+    command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate", "250"]
+    command += ["--duration", str(int(args.duration)), "--format", args.py_spy_format]
+    return subprocess.Popen([*command, "--output", str(args.py_spy)], stdout=subprocess.DEVNULL)
+
+
 async def measure(args: argparse.Namespace, base: str, pid: int) -> Figures:
     figures = Figures()
     url = base.replace("http://", "ws://") + "/graphql"
@@ -541,12 +551,16 @@ async def measure(args: argparse.Namespace, base: str, pid: int) -> Figures:
             figures.server_cpu_idle = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
             print(f"RSS with {len(subscribers)} idle subscribers: {figures.rss_n / 2**20:.1f} MiB")
 
+            spy = record(args, pid)
             lag = LoopLag()
             lag.start()
             cpu, started = cpu_seconds(pid), time.monotonic()
             print(f"driving {args.rate:g} mutations/s for {args.duration:g} s")
             figures.mutations = await drive(client, users, args.rate, args.duration, run)
             figures.server_cpu_load = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
+            if spy is not None:
+                await asyncio.to_thread(spy.wait)
+                print(f"py-spy: {args.py_spy} (it slows the server it samples: these figures are not clean)")
             per_user = Counter(subscriber.user.index for subscriber in subscribers)
             expected = sum(per_user[mutation.user.index] for mutation in figures.mutations)
             figures.drain_s = await wait_delivered(subscribers, expected, run, args.drain)
@@ -729,6 +743,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--deflate", action="store_true", help="Negotiate permessage-deflate, as browsers do."
     )
+    parser.add_argument("--py-spy", type=Path, help="Record the server with py-spy during the mutations.")
+    parser.add_argument("--py-spy-format", default="flamegraph", choices=["flamegraph", "raw", "speedscope"])
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "bench-subs")
     parser.add_argument("--port", type=int, default=8097)
     args = parser.parse_args()

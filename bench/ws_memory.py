@@ -70,13 +70,16 @@ def collect_garbage(folder: Path, number: int) -> None:
     """A full collection, keeping what it found (DEBUG_SAVEALL) to count it by type, into a JSON file."""
     generations = [len(gc.get_objects(generation)) for generation in range(3)]
     gc.set_debug(gc.DEBUG_SAVEALL)
+    started = time.perf_counter()
     try:
         collected = gc.collect()
+        seconds = time.perf_counter() - started
         types = Counter(type(item).__qualname__ for item in gc.garbage)
     finally:
         gc.garbage.clear()
         gc.set_debug(0)
-    report = {"collected": collected, "generations": generations, "types": types.most_common(25)}
+    report = {"collected": collected, "seconds": seconds, "generations": generations}
+    report["types"] = types.most_common(25)
     path = folder / f"garbage-{number}.json"
     path.with_suffix(".partial").write_text(json.dumps(report))
     path.with_suffix(".partial").rename(path)
@@ -209,8 +212,10 @@ async def measure(args: argparse.Namespace, pid: int, folder: Path) -> None:
     if args.garbage:
         print(
             f"a full collection then found {found['collected']} unreachable objects "
-            f"({found['collected'] / args.subscribers:.1f} per subscription; objects per generation before: "
-            f"{found['generations']}); RSS after it {rss_collected / 2**20:.1f} MiB"
+            f"({found['collected'] / args.subscribers:.1f} per subscription) "
+            f"in {found['seconds'] * 1000:.0f} ms "
+            f"(objects per generation before: {found['generations']}); RSS after it "
+            f"{rss_collected / 2**20:.1f} MiB"
         )
         for name, number in found["types"][:15]:
             print(f"  {number:>8}  {name}")
