@@ -189,9 +189,14 @@ async def measure(args: argparse.Namespace, pid: int, folder: Path) -> None:
         await warm_up(client, url, users, run)
         rss_0 = await settled_rss(pid, 3)
         before = await take_snapshot(pid, folder, 0) if args.trace else None
-        subscribers = await open_all(url, users, args.subscribers, 200, deflate=args.deflate)
+        half = args.subscribers // 2
+        subscribers = await open_all(url, users, half, 200, deflate=args.deflate)
         try:
             await confirm_live(client, subscribers, run)
+            rss_half = await settled_rss(pid, 3)
+            more = await open_all(url, users, args.subscribers - half, 200, deflate=args.deflate)
+            subscribers += more
+            await confirm_live(client, more, f"{run}-2")
             rss_n = await settled_rss(pid, 3)
             after = await take_snapshot(pid, folder, 1) if args.trace else None
             if args.garbage:
@@ -209,6 +214,11 @@ async def measure(args: argparse.Namespace, pid: int, folder: Path) -> None:
         end="",
     )
     print(f"RSS {rss_0 / 2**20:.1f} -> {rss_n / 2**20:.1f} MiB, {per / 1000:.1f} kB per idle subscription")
+    marginal = (rss_n - rss_half) / (args.subscribers - half)
+    print(
+        f"  the first half {(rss_half - rss_0) / half / 1000:.1f} kB each, "
+        f"the second {marginal / 1000:.1f} kB each"
+    )
     if args.garbage:
         print(
             f"a full collection then found {found['collected']} unreachable objects "
