@@ -28,7 +28,7 @@ import json
 import logging
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -149,14 +149,14 @@ GAP = _Gap()
 
 @dataclass(eq=False, slots=True)
 class Subscriber:
-    """One subscriber's live events, at most ``max_queue`` of them: a deque, and a future only while the
-    subscriber waits. (An asyncio.Queue holds four deques and an Event, about 3 kB on every idle
-    subscriber; thousands of them idle per instance.)"""
+    """One subscriber's live events, at most ``max_queue`` of them: a list, and a future only while the
+    subscriber waits. (An asyncio.Queue holds four deques and an Event, about 3 kB, and a deque alone 0.7
+    kB, on every idle subscriber; thousands of them idle per instance, with nothing queued.)"""
 
     max_queue: int
     on_overflow: Callable[[], None]
     overflowed: bool = False
-    items: deque[tuple[str, TaskEvent] | _Gap] = field(default_factory=deque)
+    items: list[tuple[str, TaskEvent] | _Gap] = field(default_factory=list)
     waiter: asyncio.Future[None] | None = None
 
     def offer(self, item: tuple[str, TaskEvent] | _Gap) -> None:
@@ -177,7 +177,7 @@ class Subscriber:
                 await self.waiter
             finally:
                 self.waiter = None
-        return self.items.popleft()
+        return self.items.pop(0)  # at most max_queue long, and mostly one: cheaper than a deque's block
 
 
 @dataclass(eq=False)
