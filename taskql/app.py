@@ -49,7 +49,7 @@ from taskql.health import healthz, readyz
 from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifest
 from taskql.redis import RedisGuard, create_redis
 from taskql.redis_pipe import PipelinedRedis
-from taskql.websocket import SocketEvents, authenticate, forget
+from taskql.websocket import SocketEvents, TransportWSHandler, authenticate, forget
 
 logger = logging.getLogger("taskql.app")
 
@@ -149,6 +149,8 @@ def _entry_ttl(context: Context) -> int:
 
 
 class GraphQLView(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+
     @property
     def graphql_ide_html(self) -> str:
         return graphiql.page()

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from auth.sessions import load_viewer
@@ -81,6 +83,7 @@ async def close(websocket: WebSocket, code: int, reason: str) -> None:
 async def authenticate(resources: Resources, context: Context, websocket: WebSocket) -> None:
     """``connection_init``: the viewer from the token, checked in PostgreSQL; else 4403."""
     token = token_of(context.connection_params, websocket.headers.get("authorization"))
+    context.connection_params = None  # read once: the token is not kept with the socket
     if token is None:
         raise ConnectionRejectionError({"message": "Send the access token in connection_init."})
     try:
@@ -110,6 +113,19 @@ def forget(resources: Resources, websocket: WebSocket) -> None:
     expiry = state.pop("taskql.expiry", None)
     if isinstance(expiry, asyncio.TimerHandle):
         expiry.cancel()
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """Strawberry's graphql-transport-ws handler, letting go of what it needs only until connection_init."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        # The init timeout is cancelled by now, and done, as on_ws_connect awaited PostgreSQL. Kept, the
+        # task (its coroutine, its CancelledError) would stay as long as the socket: about 1 kB.
+        # shutdown() skips a None.
+        timeout = self.connection_init_timeout_task
+        if timeout is not None and timeout.done():
+            self.connection_init_timeout_task = None
 
 
 def _wake_next(waiters: list[asyncio.Future[None]]) -> None:
