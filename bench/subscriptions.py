@@ -2,7 +2,8 @@
 and how completely a steady stream of mutations reaches them.
 
     python -m bench.subscriptions [--subscribers 5000] [--users 1000] [--rate 20] [--duration 30]
-                                  [--open-batch 200] [--data-dir .data/bench-subs] [--port 8097]
+                                  [--open-batch 200] [--deflate] [--py-spy FILE [--py-spy-format raw]]
+                                  [--data-dir .data/bench-subs] [--port 8097]
 
 1. Seeds SEED_USERS users (password ``seeded-user-password``) into DATA_DIR, once.
 2. Serves taskql as production would: `python -m taskql serve`, ENVIRONMENT=production, a random JWT_SECRET,
@@ -23,6 +24,8 @@ and how completely a steady stream of mutations reaches them.
 6. Checks that every subscriber got every event of its user, and nothing else, exactly once and in order;
    prints a table and one JSON line, and exits 1 if delivered != expected or any check failed.
 
+``--deflate`` offers permessage-deflate, as browsers do; ``--py-spy`` records the server during the
+mutations (which slows it). ``python -m bench.ws_memory`` shows where the memory per subscription goes.
 Not a test: the figures go into closing notes and the README.
 """
 
