@@ -87,5 +87,7 @@ async def task_events(
     if ctx.event_source is None:
         raise AppError("Subscriptions are not available on this server.")
     async for event in ctx.event_source.stream(audience, after):
-        ctx.loaders = Loaders(ctx.engine)  # what the event's fields read is read now, not once per socket
+        # Each event's fields are read afresh: the context lives as long as the socket, and loaders kept
+        # that long would serve what they cached then (an owner's old name) and grow with every task seen.
+        ctx.loaders = Loaders(ctx.engine)
         yield event

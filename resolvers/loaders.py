@@ -3,6 +3,7 @@ statement per tick, whatever the size of the query."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -52,16 +53,28 @@ _load_tasks = _by_id(TaskRecord, TASK_COLUMNS)
 
 
 class Loaders:
-    """Created per request (never shared: its cache holds what this viewer's request has read)."""
+    """Created per request (never shared: its cache holds what this viewer's request has read). Each loader
+    is made when first used: a WebSocket's context (thousands of them idle per instance) may use none."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.users: DataLoader[uuid.UUID, UserRecord | None] = _loader(engine, _load_users)
-        self.tasks: DataLoader[uuid.UUID, TaskRecord | None] = _loader(engine, _load_tasks)
-        self.stats: DataLoader[uuid.UUID, TaskStatsData] = _loader(engine, load_stats_by_owner)
+        self._engine = engine
+
+    @functools.cached_property
+    def users(self) -> DataLoader[uuid.UUID, UserRecord | None]:
+        return _loader(self._engine, _load_users)
+
+    @functools.cached_property
+    def tasks(self) -> DataLoader[uuid.UUID, TaskRecord | None]:
+        return _loader(self._engine, _load_tasks)
+
+    @functools.cached_property
+    def stats(self) -> DataLoader[uuid.UUID, TaskStatsData]:
+        return _loader(self._engine, load_stats_by_owner)
 
     def forget_owner(self, owner_id: uuid.UUID) -> None:
         """After a write, drop what this request cached about an owner's tasks."""
-        self.stats.clear(owner_id)
+        if "stats" in self.__dict__:
+            self.stats.clear(owner_id)
 
 
 async def prefetch(loader: DataLoader[Key, Value], keys: Iterable[Key]) -> None:

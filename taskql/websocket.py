@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
@@ -92,6 +93,7 @@ async def close(websocket: WebSocket, code: int, reason: str) -> None:
 async def authenticate(resources: Resources, context: Context, websocket: WebSocket) -> None:
     """``connection_init``: the viewer from the token, checked in PostgreSQL; else 4403."""
     token = token_of(context.connection_params, websocket.headers.get("authorization"))
+    context.connection_params = None  # read once: the token is not kept with the socket
     if token is None:
         raise ConnectionRejectionError({"message": "Send the access token in connection_init."})
     try:
@@ -123,9 +125,106 @@ def forget(resources: Resources, websocket: WebSocket) -> None:
         expiry.cancel()
 
 
+def _wake_next(waiters: list[asyncio.Future[None]]) -> None:
+    while waiters:
+        waiter = waiters.pop(0)
+        if not waiter.done():
+            waiter.set_result(None)
+            return
+
+
+class Inbox:
+    """What uvicorn's protocol uses of its receive queue (``put_nowait``, ``get``, ``empty``), with
+    asyncio.Queue's semantics but in two lists: an asyncio.Queue holds four deques, about 3 kB, on every
+    idle socket. uvicorn pauses reading after each message until the app has taken them all, so the lists
+    stay short."""
+
+    __slots__ = ("_getters", "_items")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._getters: list[asyncio.Future[None]] = []
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        _wake_next(self._getters)
+
+    async def get(self) -> Any:
+        while not self._items:
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                getter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._getters.remove(getter)
+                if self._items and not getter.cancelled():
+                    _wake_next(self._getters)  # the wake-up this getter will not use
+                raise
+        return self._items.pop(0)
+
+
+class Flag:
+    """asyncio.Event's ``set``, ``clear``, ``is_set`` and ``wait``, its waiters in a list (an Event holds a
+    deque, 0.8 kB): uvicorn's ``writable``."""
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self) -> None:
+        self._value = False
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        if not self._value:
+            self._value = True
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> bool:
+        if self._value:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            self._waiters.remove(waiter)
+
+
 class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol (the websockets sans-I/O one, uvicorn's default), closing with 1001
-    (going away) on shutdown instead of 1012."""
+    (going away) on shutdown instead of 1012, and keeping less per idle socket."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = Inbox()  # type: ignore[assignment]
+        self.writable = Flag()  # type: ignore[assignment]
+        self.writable.set()
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # uvicorn keeps the handshake's response (with its headers) and request for the socket's whole
+            # life, and never reads them after the accept; the response goes (about 2.5 kB of RSS per
+            # socket). The request stays alive all the same, a local of websockets' parser generator: its
+            # headers are emptied (about 2 kB more; the ASGI scope has its own copy, which the app reads).
+            self.request.headers.clear()
+            self.request = self.response = None  # type: ignore[assignment]
 
     def shutdown(self) -> None:
         if self.close_sent or not self.handshake_complete:
@@ -153,6 +252,18 @@ def _subscription_only(query: object, operation_name: object) -> str | None:
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """Strawberry's graphql-transport-ws handler: subscriptions only, and letting go of what it needs only
+    until connection_init."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        # The init timeout is cancelled by now, and done, as on_ws_connect awaited PostgreSQL. Kept, the
+        # task (its coroutine, its CancelledError) would stay as long as the socket: about 1 kB.
+        # shutdown() skips a None.
+        timeout = self.connection_init_timeout_task
+        if timeout is not None and timeout.done():
+            self.connection_init_timeout_task = None
+
     async def handle_subscribe(self, message: Any) -> None:
         payload = message.get("payload") or {}
         refusal = _subscription_only(payload.get("query"), payload.get("operationName"))
