@@ -1,6 +1,6 @@
 """Benchmark and profile TaskPage (`tasks(first: 50)` with owners, cursors and pageInfo) as an admin.
 
-    python -m bench.profile_taskpage load [--seconds 10] [--concurrency 8] [--py-spy FILE] [--server lean]
+    python -m bench.profile_taskpage load [--seconds 10] [--concurrency 8] [--py-spy FILE]
     python -m bench.profile_taskpage inprocess [--requests 300] [--pyinstrument]
 
 ``load`` starts `python -m taskql serve` (one uvicorn worker) on the data set of ``bench.tasks_query``
@@ -123,10 +123,6 @@ def load(args: argparse.Namespace) -> None:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     prepare(env, args.data_dir, args.users, args.tasks)
     command = [sys.executable, "-m", "taskql", "serve", "--port", str(args.port)]
-    if args.server != "base":  # the prototypes of bench.profile_execution switched on
-        variant = args.server.split("+")
-        command = [sys.executable, "-m", "bench.profile_execution", "serve", "--port", str(args.port)]
-        command += ["--lean"] * ("lean" in variant) + ["--no-pre-ping"] * ("noping" in variant)
     server = subprocess.Popen(
         command,
         env=env,
@@ -263,12 +259,6 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, default=None)
     parser.add_argument("--py-spy-format", default="flamegraph", choices=["flamegraph", "raw", "speedscope"])
     parser.add_argument("--pyinstrument", action="store_true")
-    parser.add_argument(
-        "--server",
-        default="base",
-        choices=["base", "lean", "noping", "lean+noping"],
-        help="load only: serve with bench.profile_execution's prototypes",
-    )
     args = parser.parse_args()
     if args.mode == "load":
         load(args)
