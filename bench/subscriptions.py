@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -184,7 +185,7 @@ async def log_in(client: httpx.AsyncClient, count: int) -> list[User]:
     async def one(user: User) -> None:
         user.token = await login(client, user.email, SEED_PASSWORD)
 
-    await bounded(LOGIN_CONCURRENCY, (lambda user=user: one(user) for user in users))
+    await bounded(LOGIN_CONCURRENCY, (functools.partial(one, user) for user in users))
     return users
 
 
@@ -216,7 +217,7 @@ class Subscriber:
         except ConnectionClosed as closed:
             self.closed = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "no close frame")
         else:
-            received = self.socket.close_rcvd
+            received = getattr(self.socket, "close_rcvd", None)  # websockets' connection, not in its stubs
             self.closed = (received.code, received.reason) if received else (None, "no close frame")
 
 
@@ -326,7 +327,7 @@ async def confirm_live(
         silent = sum(not subscriber.live.is_set() for subscriber in group)
         raise Failed(f"{silent} subscribers of {user.email} received no event after {PROBE_ATTEMPTS} probes")
 
-    await bounded(PROBE_CONCURRENCY, (lambda group=group: probe(group) for group in by_user.values()))
+    await bounded(PROBE_CONCURRENCY, (functools.partial(probe, group) for group in by_user.values()))
     return probes, owners
 
 
@@ -450,9 +451,10 @@ def check(subscribers: list[Subscriber], mutations: list[Mutation], owners: dict
         for arrived, event in subscriber.events:
             if owners.get(event["taskId"], subscriber.user.index) != subscriber.user.index:
                 foreign += 1
-            mutation = by_title.get((event.get("task") or {}).get("title", ""))
-            if mutation is None:
+            found = by_title.get((event.get("task") or {}).get("title", ""))
+            if found is None:
                 continue  # a probe
+            mutation = found
             if (event["kind"], event["taskId"]) != (mutation.kind, mutation.task_id):
                 result.wrong += 1
             if mutation.seq not in received:
@@ -505,7 +507,7 @@ async def warm_up(client: httpx.AsyncClient, url: str, users: list[User], run: s
     async def me(user: User) -> None:
         await graphql(client, "query { me { id } }", {}, user.token)
 
-    await bounded(PROBE_CONCURRENCY, (lambda user=user: me(user) for user in users))
+    await bounded(PROBE_CONCURRENCY, (functools.partial(me, user) for user in users))
     subscribers = await open_all(url, users, WARM_UP_SUBSCRIBERS, WARM_UP_SUBSCRIBERS, deflate=False)
     await confirm_live(client, subscribers, f"{run}-warm")
     for user in users[:10]:
