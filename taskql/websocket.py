@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 TOKEN_KEYS = ("authorization", "Authorization", "authToken", "token")
 CONNECTION_STATE = "taskql.connection"
+INIT_TIMEOUT_SECONDS = 10
 
 
 def token_of(payload: Mapping[str, Any] | None, handshake_authorization: str | None) -> str | None:
@@ -275,6 +276,29 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """Strawberry's handler of the legacy graphql-ws protocol, with the rules graphql-transport-ws has:
+    one connection_init, within ``INIT_TIMEOUT_SECONDS`` (4408), and subscriptions only."""
+
+    async def handle(self) -> None:
+        timer = asyncio.get_running_loop().call_later(INIT_TIMEOUT_SECONDS, self._init_timed_out)
+        try:
+            await super().handle()
+        finally:
+            timer.cancel()
+
+    def _init_timed_out(self) -> None:
+        if not self.connection_acknowledged:
+            self._closing = asyncio.ensure_future(self._close(4408, "Connection initialisation timeout"))
+
+    async def _close(self, code: int, reason: str) -> None:
+        await close(cast("Any", self.websocket).ws, code, reason)
+
+    async def handle_connection_init(self, message: Any) -> None:
+        if self.connection_acknowledged:
+            await self._close(4429, "Too many initialisation requests")
+            return
+        await super().handle_connection_init(message)
+
     async def handle_start(self, message: Any) -> None:
         payload = message.get("payload") or {}
         refusal = _subscription_only(payload.get("query"), payload.get("operationName"))

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from auth.tokens import ALGORITHM
 from taskql.events import encode_cursor
@@ -285,6 +286,15 @@ async def test_shutdown_closes_sockets_with_going_away(
         stop(process)
 
 
+async def _close_code(socket: ClientConnection) -> int | None:
+    """Read until the server closes the socket; the code it closed with."""
+    try:
+        while True:
+            await asyncio.wait_for(socket.recv(), 20)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
 async def _create_later(gql: GraphQLClient, account: Account, titles: list[str]) -> None:
     await asyncio.sleep(0.3)
     for title in titles:
@@ -330,3 +340,18 @@ async def test_queries_and_mutations_go_over_http_not_the_socket(
     message = await subscriber.receive()
     assert message["type"] == "error"
     assert message["payload"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+async def test_the_legacy_protocol_wants_one_init_and_soon(
+    servers: list[Server], people: dict[str, Account]
+) -> None:
+    async with connect(servers[0].ws, subprotocols=["graphql-ws"], compression=None) as socket:  # type: ignore[list-item]
+        init_message = json.dumps({"type": "connection_init", "payload": init(people["alice"])})
+        await socket.send(init_message)
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+        await socket.send(init_message)
+        assert await _close_code(socket) == 4429
+    started = time.monotonic()
+    async with connect(servers[0].ws, subprotocols=["graphql-ws"], compression=None) as silent:  # type: ignore[list-item]
+        assert await _close_code(silent) == 4408
+    assert 9 <= time.monotonic() - started < 15
