@@ -7,21 +7,22 @@ How it holds:
   Each tag has a version in Redis: a random token, replaced by every write that touches the tag.
 - **Read before, checked at every hit.** The versions are read *before* the data is (in the same round trip
   as the failed lookup), and stored with the response. A hit is served only if every stored version is still
-  the current one, checked atomically in Redis (one Lua call). A missing version never matches.
+  the current one: the lookup reads the session state, the entry and the current versions in one pipelined
+  round trip (a write acknowledged before the request began has bumped them already). A missing version
+  never matches.
 - **Bumped after commit, before the answer.** A mutation replaces the versions of the tags it touched after
   its transaction commits and before its response is sent. So once a write is acknowledged, every response
   computed from older data has a stale version and is never served again, by any instance.
-- **Per viewer.** The key holds the user id; the entry records the user and role it was computed for and
-  the hit is checked against the requester, in Redis and again on the reply (which also names its key), so a
-  crossed reply can never reach another user.
+- **Per viewer.** The key holds the user id; the entry records the user and role it was computed for, and a
+  hit is served only when both are the requester's, so an entry can never reach another user.
 - **The viewer too.** Whether an access token's session is still live (not logged out, account active, same
   role) is cached the same way, depending on the ``session`` and ``user`` tags; so a hit needs no SQL, and a
   logout or a role change is seen by the very next request. If Redis cannot answer, the viewer is loaded from
-  PostgreSQL: security state never fails open.
+  PostgreSQL: security state never fails open. Mutations are always authorized by PostgreSQL.
 - **Redis failures.** Every call goes through ``RedisGuard``. A bump that cannot be delivered is not lost:
   the instance serves no hit until it has replaced the epoch (every entry's first tag), which its guard does
   before the first successful call after the failure.
-- **Writes outside GraphQL** (``migrate``, ``seed``, ``create-admin``, ``cache flush``) bump tags too.
+- **Writes outside GraphQL** (``migrate``, ``seed``, ``create-admin``, ``flush-cache``) bump tags too.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -379,7 +379,3 @@ class EventHub:
             if len(entries) < REPLAY_PAGE:
                 return
             start = "(" + entries[-1][0]
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
