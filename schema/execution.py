@@ -1,11 +1,11 @@
-"""Planned completion: graphql-core's executor, with object values completed by plans built once per request.
+"""Planned completion: graphql-core's executor, with object values completed by compiled plans.
 
 graphql-core completes every field of every row the same general way: a resolve info, a path, the field's
 resolver, then a walk down the return type. For a page of 50 tasks that is some 600 fields, and most of the
-time of a request. Here, the first time a request completes an object type for a selection, a plan is built
-for it: for each selected field, how to read it (an attribute read for Strawberry's plain fields, the field's
-own resolver otherwise) and how to complete it (leaf coercion, lists, nulls, nested plans). Every row after
-that runs the plan: plain dictionaries, no resolve info for plain fields.
+time of a request. Here, an object type's selection is compiled once into a Python function (see
+``schema.plans``): each selected field read (an attribute for Strawberry's plain fields, the field's own
+resolver otherwise) and completed inline (leaf checks, lists, nulls, nested objects' functions). Every row
+then costs one call per object. Plans are kept across requests for documents seen before.
 
 Semantics stay graphql-core's. A plan is only built for selections it fully understands (no arguments, no
 abstract types, no ``@defer``, no resolver middleware); anything else, and any surprise while a plan runs (a
@@ -16,10 +16,8 @@ Reading again is safe: queries only read, and the values are already loaded.
 
 from __future__ import annotations
 
-import inspect
-import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -28,25 +26,14 @@ from strawberry.types.info import Info
 
 from graphql import (
     GraphQLEnumType,
-    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLScalarType,
-    GraphQLString,
-    Undefined,
 )
-
-Completer = Callable[[Any, Path], Any]
-
-
-class _Fallback(Exception):
-    """This object must be completed by graphql-core's general path."""
-
-
-def _fallback() -> Any:
-    raise _Fallback
+from schema import plans
+from schema.plans import Plan
 
 
 def _direct(field: Any, definition: Any) -> Callable[[Any, Any], Any] | None:
@@ -76,9 +63,11 @@ def _direct(field: Any, definition: Any) -> Callable[[Any, Any], Any] | None:
 class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._plans: dict[tuple[str, int], tuple[Any, Completer | None]] = {}
+        # This request's plans, by object type and field list (graphql-core's own memo key).
+        self._plans: dict[tuple[str, int], tuple[Any, Plan | None]] = {}
         manager = self.middleware_manager
         self._planning = not (manager is not None and manager.middlewares)
+        self._shared = self._planning and plans.shareable(self.operation, self.fragments)
 
     def build_per_event_executor(self, payload: Any) -> PlannedExecutionContext:
         """Each subscription event gets its own memos. graphql-core copies the subscription's executor
@@ -103,124 +92,156 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
             plan = self._plan(return_type, field_details_list)
             if plan is not None:
                 try:
-                    return plan(result, path)
+                    return plan(self, result, path)
                 except Exception:  # noqa: S110  graphql-core completes it again and reports any error
                     pass
         return super().complete_object_value(
             return_type, field_details_list, info, path, result, position_context
         )
 
-    def _plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> Completer | None:
-        # Keyed like graphql-core's own subfield memo: the list is kept alive, so its id stays unique.
+    def _plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
         key = (return_type.name, id(field_details_list))
         known = self._plans.get(key)
         if known is not None:
             return known[1]
-        self._plans[key] = (field_details_list, None)  # a recursive selection plans to "no plan"
-        plan = self._build_object_plan(return_type, field_details_list)
-        self._plans[key] = (field_details_list, plan)
+        plan = self._shared_plan(return_type, field_details_list)
+        self._plans[key] = (field_details_list, plan)  # the list is kept alive, so its id stays unique
         return plan
 
-    def _build_object_plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> Completer | None:
-        grouped, new_defer_usages, _ = self.collect_subfields(return_type, field_details_list)
+    def _shared_plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
+        if not self._shared:
+            return _Compiler(self).compile(return_type, field_details_list)
+        grouped = self.collect_subfields(return_type, field_details_list)[0]
+        nodes = [details.node for sub_fields in grouped.values() for details in sub_fields]
+        key = (return_type, tuple(grouped), tuple(map(id, nodes)))
+        kept = plans.SHARED_PLANS.get(key)
+        if kept is None:
+            kept = (nodes, _Compiler(self).compile(return_type, field_details_list))
+            plans.SHARED_PLANS.keep(key, kept)
+        else:
+            plans.SHARED_PLANS.move_to_end(key)
+        return cast("Plan | None", kept[1])
+
+
+class _Compiler:
+    """Generates one module of plans: a function per object type of a selection, nested ones called by
+    their parent's. Returns None for anything it does not fully understand (graphql-core then completes)."""
+
+    def __init__(self, executor: PlannedExecutionContext) -> None:
+        self._executor = executor
+        self._module = plans.Module()
+        self._building: set[tuple[str, int]] = set()
+
+    def compile(self, return_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
+        built = self._object(return_type, field_details_list)
+        return None if built is None else self._module.compile(built[0])
+
+    def _object(self, type_: GraphQLObjectType, field_details_list: Any) -> tuple[str, bool] | None:
+        """The name of the function completing ``type_`` for this selection, and whether it needs a path."""
+        key = (type_.name, id(field_details_list))
+        if key in self._building:  # a recursive selection is left to graphql-core
+            return None
+        self._building.add(key)
+        grouped, new_defer_usages, _ = self._executor.collect_subfields(type_, field_details_list)
         if new_defer_usages:
             return None
-        steps: list[tuple[str, Callable[[Any, Path], Any]]] = []
+        body: list[str] = []
+        entries: list[str] = []
+        needs_path = False
         for response_name, sub_fields in grouped.items():
-            step = self._field_step(return_type, response_name, sub_fields)
-            if step is None:
+            var = self._module.fresh("v")
+            field = self._field(type_, response_name, sub_fields, var)
+            if field is None:
                 return None
-            steps.append((response_name, step))
-        is_type_of: Any = return_type.is_type_of  # Strawberry's reads only the object, never the info
+            body += field[0]
+            needs_path = needs_path or field[1]
+            entries.append(f"{response_name!r}: {var}")
+        name = self._module.fresh(f"complete_{type_.name}_")
+        lines = [f"def {name}(ctx, source, path):"]
+        if type_.is_type_of is not None:  # Strawberry's reads only the object, never the info
+            lines.append(f"    if not {self._module.bind('is_type_of', type_.is_type_of)}(source, None):")
+            lines.append("        raise Fallback")
+        lines += body
+        lines.append(f"    return {{{', '.join(entries)}}}")
+        self._module.lines += lines
+        return name, needs_path
 
-        def complete(source: Any, path: Path) -> dict[str, Any]:
-            if is_type_of is not None and not is_type_of(source, None):
-                raise _Fallback
-            return {name: step(source, path) for name, step in steps}
-
-        return complete
-
-    def _field_step(
-        self, parent: GraphQLObjectType, response_name: str, sub_fields: Any
-    ) -> Callable[[Any, Path], Any] | None:
+    def _field(
+        self, parent: GraphQLObjectType, response_name: str, sub_fields: Any, var: str
+    ) -> tuple[list[str], bool] | None:
+        """Lines that set ``var`` to the completed value of one field, and whether they need the path."""
         node = sub_fields[0].node
         name = node.name.value
         if name == "__typename":
-            type_name = parent.name
-            return lambda _source, _path: type_name
+            return [f"    {var} = {parent.name!r}"], False
         field = parent.fields.get(name)
         if field is None or node.arguments or field.args or field.resolve is None:
             return None
-        completer = self._completer(field.type, sub_fields)
-        if completer is None:
-            return None
         definition: Any = (field.extensions or {}).get("strawberry-definition")
-        plain_field = getattr(field.resolve, "_is_default", False) and getattr(
-            definition, "is_basic_field", False
+        plain = (
+            getattr(field.resolve, "_is_default", False)
+            and getattr(definition, "is_basic_field", False)
+            and getattr(definition, "default_resolver", None) is getattr
+            and plans.attribute(definition.python_name)
         )
-        if plain_field and getattr(definition, "default_resolver", None) is getattr:
-            read = operator.attrgetter(definition.python_name)  # Strawberry's plain field: an attribute
-
-            def plain(source: Any, path: Path) -> Any:
-                return completer(read(source), path)
-
-            return plain
-        resolve = _direct(field, definition) or field.resolve
-        nodes = [details.node for details in sub_fields]
-
-        def resolved(source: Any, path: Path) -> Any:
-            field_path = Path(path, response_name, parent.name)
-            value = resolve(source, self.build_resolve_info(field, nodes, parent, field_path))
-            if self.is_awaitable(value):
-                if inspect.iscoroutine(value):
-                    value.close()
-                raise _Fallback
-            return completer(value, field_path)
-
-        return resolved
-
-    def _completer(self, type_: GraphQLOutputType, sub_fields: Any) -> Completer | None:
-        if isinstance(type_, GraphQLNonNull):
-            required = self._completer(type_.of_type, sub_fields)
-            if required is None:
-                return None
-            return lambda value, path: _fallback() if value is None else required(value, path)
-        optional = self._nullable_completer(type_, sub_fields)
-        if optional is None:
+        module = self._module
+        if plain:
+            path = f"Path(path, {response_name!r}, {parent.name!r})"
+            lines = [f"    {var} = source.{plain}"]
+        else:
+            path = module.fresh("path")
+            resolve = module.bind("resolve", _direct(field, definition) or field.resolve)
+            info = (
+                f"ctx.build_resolve_info({module.bind('field', field)}, "
+                f"{module.bind('nodes', [details.node for details in sub_fields])}, "
+                f"{module.bind('parent', parent)}, {path})"
+            )
+            lines = [
+                f"    {path} = Path(path, {response_name!r}, {parent.name!r})",
+                f"    {var} = {resolve}(source, {info})",
+                f"    if ctx.is_awaitable({var}): refuse_awaitable({var})",
+            ]
+        completed = self._value(field.type, sub_fields, var, path, "    ")
+        if completed is None:
             return None
-        return lambda value, path: None if value is None else optional(value, path)
+        return lines + completed[0], (not plain) or completed[1]
 
-    def _nullable_completer(self, type_: GraphQLOutputType, sub_fields: Any) -> Completer | None:
-        if isinstance(type_, GraphQLList):
-            item = self._completer(type_.of_type, sub_fields)
-            if item is None:
+    def _value(
+        self, type_: GraphQLOutputType, sub_fields: Any, var: str, path: str, pad: str
+    ) -> tuple[list[str], bool] | None:
+        """Lines that complete ``var`` in place (``path`` is an expression for its path)."""
+        if isinstance(type_, GraphQLNonNull):
+            inner = self._present(type_.of_type, sub_fields, var, path, pad)
+            if inner is None:
                 return None
+            return [f"{pad}if {var} is None: raise Fallback", *inner[0]], inner[1]
+        inner = self._present(type_, sub_fields, var, path, pad + "    ")
+        if inner is None:
+            return None
+        return [f"{pad}if {var} is not None:", *inner[0]] if inner[0] else [], inner[1]
 
-            def complete_list(value: Any, path: Path) -> list[Any]:
-                if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
-                    raise _Fallback
-                return [item(element, Path(path, index, None)) for index, element in enumerate(value)]
-
-            return complete_list
+    def _present(
+        self, type_: GraphQLOutputType, sub_fields: Any, var: str, path: str, pad: str
+    ) -> tuple[list[str], bool] | None:
+        """Lines that complete ``var``, known not to be None."""
+        module = self._module
         if isinstance(type_, (GraphQLScalarType, GraphQLEnumType)):
-            coerce = type_.coerce_output_value
-            text = type_ is GraphQLString or type_ is GraphQLID
-
-            def complete_leaf(value: Any, _path: Path) -> Any:
-                if text and type(value) is str:
-                    return value
-                coerced = coerce(value)
-                if coerced is Undefined or coerced is None:
-                    raise _Fallback
-                return coerced
-
-            return complete_leaf
+            return plans.leaf_lines(module, type_, var, pad), False
         if isinstance(type_, GraphQLObjectType):
-            key = (type_.name, id(sub_fields))
-            if key in self._plans and self._plans[key][1] is None:
-                return None  # being built: a recursive selection is left to graphql-core
-            plan = self._plan(type_, sub_fields)
-            if plan is None:
+            built = self._object(type_, sub_fields)
+            if built is None:
                 return None
-            return plan
+            plan, needs_path = built
+            return [f"{pad}{var} = {plan}(ctx, {var}, {path if needs_path else None})"], needs_path
+        if isinstance(type_, GraphQLList):
+            item = module.fresh("item")
+            completed = self._value(type_.of_type, sub_fields, "x", "path", "    ")
+            if completed is None:
+                return None
+            lines, needs_path = completed
+            module.lines += [f"def {item}(ctx, x, path):", *lines, "    return x"]
+            each = f"{item}(ctx, x, Path({path}, i, None))" if needs_path else f"{item}(ctx, x, None)"
+            source = f"({var} if type({var}) is list else as_list({var}))"
+            loop = f"for i, x in enumerate({source})" if needs_path else f"for x in {source}"
+            return [f"{pad}{var} = [{each} {loop}]"], needs_path
         return None  # interfaces and unions: graphql-core resolves the concrete type

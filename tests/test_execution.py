@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 import strawberry
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import ExecutionResult
 
+from schema import execution
 from schema.execution import PlannedExecutionContext
 
 
@@ -25,6 +27,11 @@ class Leaf:
     colour: Colour
     tags: list[str]
     maybe: str | None
+    count: int = 1
+    flag: bool = True
+    ratio: float = 0.5
+    ident: strawberry.ID = strawberry.ID("id-1")
+    shade: Colour | None = None
 
     @strawberry.field
     def shout(self) -> str:
@@ -54,10 +61,17 @@ class Query:
     def branches(self) -> list[Branch]:
         good = [Leaf(name=f"leaf {i}", colour=Colour.RED, tags=["a", "b"], maybe=None) for i in range(3)]
         null_name = Leaf(name=None, colour=Colour.BLUE, tags=[], maybe="m")  # type: ignore[arg-type]
+        odd = Leaf(
+            name="odd", colour="blue", tags=["x", 1], maybe="m", count=2**40, flag=1, ratio=float("inf")
+        )  # type: ignore[arg-type]
+        numbers = Leaf(
+            name="n", colour=Colour.RED, tags=[], maybe=None, count=-5, flag=False, ident=7, shade=Colour.BLUE
+        )  # type: ignore[arg-type]
         return [
             Branch(label="fine", leaves=good, first=good[0], required=good[1]),
             Branch(label="bad leaf", leaves=[good[0], null_name], first=None, required=good[2]),
             Branch(label="bad required", leaves=[], first=None, required=None),  # type: ignore[arg-type]
+            Branch(label="odd values", leaves=[numbers, odd], first=numbers, required=odd),
         ]
 
 
@@ -73,6 +87,10 @@ DOCUMENTS = [
     "{ branches { label leaves { name broken } } }",
     "{ branches { leaves { name later } } }",
     "query($skip: Boolean!) { branches { label @skip(if: $skip) leaves { name @include(if: $skip) } } }",
+    "{ branches { label leaves { count flag ratio ident shade } } }",
+    "{ branches { first { count ident shade colour tags } } }",
+    "{ branches { required { tags } } }",
+    "{ branches { label @skip(if: true) first { name @include(if: false) maybe } } }",
 ]
 
 
@@ -116,3 +134,34 @@ async def test_rows_are_completed_by_the_plan_not_field_by_field() -> None:
         counted = strawberry.Schema(query=Query, execution_context_class=counting(base))
         assert answer(await counted.execute(document)) == answer(await schema.execute(document))
     assert calls["PlannedExecutionContext"] < calls["StrawberryGraphQLCoreExecutionContext"] / 5, calls
+
+
+CACHED = strawberry.Schema(
+    query=Query, execution_context_class=PlannedExecutionContext, extensions=[ParserCache, ValidationCache]
+)
+
+
+async def test_a_document_seen_before_reuses_its_plans(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled: list[str] = []
+    compile_plan = execution._Compiler.compile
+
+    def counting(self: Any, return_type: Any, field_details_list: Any) -> Any:
+        compiled.append(return_type.name)
+        return compile_plan(self, return_type, field_details_list)
+
+    monkeypatch.setattr(execution._Compiler, "compile", counting)
+    document = "{ branches { label leaves { name colour count } } }"
+    first = await CACHED.execute(document)
+    made = len(compiled)
+    second = await CACHED.execute(document)
+    assert made > 0
+    assert len(compiled) == made  # the second request compiled nothing
+    assert answer(first) == answer(second) == answer(await GENERAL.execute(document))
+
+
+async def test_a_selection_that_depends_on_variables_is_planned_for_each_request() -> None:
+    document = "query($on: Boolean!) { branches { label leaves { name @include(if: $on) colour } } }"
+    for on in (True, False, True):
+        planned = await CACHED.execute(document, variable_values={"on": on})
+        general = await GENERAL.execute(document, variable_values={"on": on})
+        assert answer(planned) == answer(general)
