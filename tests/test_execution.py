@@ -61,12 +61,14 @@ class Query:
     def branches(self) -> list[Branch]:
         good = [Leaf(name=f"leaf {i}", colour=Colour.RED, tags=["a", "b"], maybe=None) for i in range(3)]
         null_name = Leaf(name=None, colour=Colour.BLUE, tags=[], maybe="m")  # type: ignore[arg-type]
-        odd = Leaf(
-            name="odd", colour="blue", tags=["x", 1], maybe="m", count=2**40, flag=1, ratio=float("inf")
-        )  # type: ignore[arg-type]
+        # Values of the wrong Python type, as a careless resolver could return them: coerced or refused
+        # exactly as graphql-core does.
+        wrong: Any = {"colour": "blue", "tags": ["x", 1], "flag": 1, "ident": 7}
+        odd = Leaf(name="odd", maybe="m", count=2**40, ratio=float("inf"), **{**wrong, "ident": "i"})
         numbers = Leaf(
-            name="n", colour=Colour.RED, tags=[], maybe=None, count=-5, flag=False, ident=7, shade=Colour.BLUE
-        )  # type: ignore[arg-type]
+            name="n", colour=Colour.RED, tags=[], maybe=None, count=-5, flag=False, shade=Colour.BLUE
+        )
+        numbers.ident = wrong["ident"]
         return [
             Branch(label="fine", leaves=good, first=good[0], required=good[1]),
             Branch(label="bad leaf", leaves=[good[0], null_name], first=None, required=good[2]),
