@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from auth.tokens import AccessClaims
 from auth.viewer import Viewer
@@ -200,7 +201,7 @@ class ResponseCache:
         # failure during the recovery keeps it set: it is counted).
         self._undelivered = False
         self._failures = 0
-        self._store = guard.redis.register_script(STORE)
+        self._store_sha = hashlib.sha1(STORE.encode(), usedforsecurity=False).hexdigest()  # as Redis names it
         guard.on_recovery(self._recover)
 
     @staticmethod
@@ -311,7 +312,17 @@ class ResponseCache:
         ]
         viewer_key = VIEWER_PREFIX + (str(viewer.session_id) if viewer else "")
         with contextlib.suppress(RedisUnavailable):
-            await self.guard.call(lambda _: self._store(keys=[probe.key, viewer_key], args=args))
+            await self.guard.call(lambda _: self._run_store([probe.key, viewer_key], args))
+
+    async def _run_store(self, keys: list[str], args: list[str | int | bytes]) -> None:
+        """The store script on the pipelined connection (as the lookup): by its hash, and by its text the
+        first time a Redis has not seen it (after a restart or a SCRIPT FLUSH)."""
+        try:
+            await self.pipe.execute("EVALSHA", self._store_sha, len(keys), *keys, *args)
+        except ResponseError as error:
+            if not str(error).startswith("NOSCRIPT"):
+                raise
+            await self.pipe.execute("EVAL", STORE, len(keys), *keys, *args)
 
     @staticmethod
     def _joined(tags: Iterable[str]) -> str:

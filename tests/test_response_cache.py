@@ -49,6 +49,18 @@ async def test_a_repeated_query_is_a_hit_that_runs_no_sql(
     assert len(statements) == 0, statements.executed
 
 
+async def test_answers_are_still_kept_after_redis_forgets_its_scripts(
+    gql: GraphQLClient, alice: Account, services: Services
+) -> None:
+    redis = Redis.from_url(services.redis_url)
+    try:
+        await redis.script_flush()  # as after a Redis restart: the store script is sent again by its text
+    finally:
+        await redis.aclose()
+    assert await cache_of(gql, MY_TASKS + " # after flush", alice.token) == "MISS"
+    assert await cache_of(gql, MY_TASKS + " # after flush", alice.token) == "HIT"
+
+
 async def test_an_uncached_query_with_a_session_redis_vouches_for_skips_the_viewer_sql(
     app: Starlette, gql: GraphQLClient, alice: Account
 ) -> None:
