@@ -8,9 +8,18 @@ import uuid
 
 from core.errors import BadUserInput
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
 
 def encode_id(type_name: str, key: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{type_name}:{key}".encode()).decode().rstrip("=")
+    # base64url without padding; binascii directly (twice as fast as base64's wrappers, and every row of a
+    # list encodes one or two)
+    return (
+        binascii.b2a_base64(f"{type_name}:{key}".encode(), newline=False)
+        .translate(_URLSAFE)
+        .rstrip(b"=")
+        .decode()
+    )
 
 
 def decode_id(global_id: str, *, field: str = "id") -> tuple[str, uuid.UUID]:
