@@ -17,7 +17,10 @@ MIN_DISTINCT_CHARACTERS = 8  # refuses "xxxx...", "changemechangeme..." and othe
 class Settings(BaseSettings):
     """Every setting taskql reads. Environment variables have the same names in upper case."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a refused setting never prints the others (JWT_SECRET among them).
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["development", "production"] = "development"
     database_url: str | None = Field(

@@ -25,9 +25,15 @@ INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
 
 
 class IntrospectionRefusedRule(NoSchemaIntrospectionCustomRule):
-    """graphql-core's rule, with a code of its own and a message that says where the schema is."""
+    """graphql-core's rule, with a code of its own, a message that says where the schema is, and one error
+    per document (graphql-core reports every field below ``__schema`` as well)."""
+
+    reported = False
 
     def report_error(self, error: GraphQLError) -> None:
+        if self.reported:
+            return
+        self.reported = True
         super().report_error(
             GraphQLError(
                 "Introspection is disabled on this server: the schema is published as "

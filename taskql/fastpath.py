@@ -68,7 +68,8 @@ class CachedGraphQL:
         self.express = express
         self.path = path
         self.csrf_prevention = security is not None and security.csrf_prevention
-        self.extra_headers = list(security.headers) if security is not None else []
+        # Behind the security middleware (not express), it adds these and the request id itself.
+        self.extra_headers = list(security.headers) if security is not None and express else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self._handles(scope):
@@ -171,14 +172,14 @@ def http_cache_headers(etag: str, *, public: bool, max_age: int) -> list[tuple[b
 
 
 async def _send_hit(
-    hit: Hit, scope: Scope, headers: Mapping[str, str], send: Send, extra: list[tuple[bytes, bytes]]
+    hit: Hit, scope: Scope, headers: Mapping[str, str], send: Send, extra: list[tuple[bytes, bytes]] | None
 ) -> None:
-    response_headers = [
-        (b"content-type", b"application/json"),
-        (b"x-cache", b"HIT"),
-        (request_ids.HEADER, request_ids.accepted(headers.get("x-request-id")).encode()),
-        *extra,
-    ]
+    response_headers = [(b"content-type", b"application/json"), (b"x-cache", b"HIT")]
+    if extra is not None:
+        response_headers.append(
+            (request_ids.HEADER, request_ids.accepted(headers.get("x-request-id")).encode())
+        )
+        response_headers += extra
     status, body = 200, hit.body
     if scope["method"] == "GET":
         response_headers += http_cache_headers(hit.etag, public=hit.public, max_age=hit.max_age)
