@@ -82,10 +82,13 @@ class CachedGraphQL:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        if self.csrf_prevention and not csrf_safe(
-            headers.get("content-type"), any(map(headers.get, PREFLIGHT_NAMES))
+        # (A POST is only looked up with a JSON Content-Type, which CSRF prevention lets through.)
+        if (
+            self.csrf_prevention
+            and scope["method"] == "GET"
+            and not csrf_safe(headers.get("content-type"), any(map(headers.get, PREFLIGHT_NAMES)))
         ):
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send)  # refused there, with the same headers as the rest
             return
         body: bytes | None = b""
         if scope["method"] == "POST":
