@@ -77,8 +77,10 @@ class Scenario:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         content = None
         if self.body is not None:
-            headers["content-type"] = "application/json"
             content = self.body.replace(NONCE, nonce.encode())
+        # On GETs too, as Apollo Client does: production's CSRF prevention refuses a GET without it (or an
+        # Apollo-Require-Preflight header). bench/wrk/get.lua sends the same.
+        headers["content-type"] = "application/json"
         return client.request(self.method, self.url, content=content, headers=headers)
 
     def wrk_args(self, folder: Path, run_id: str) -> list[str]:

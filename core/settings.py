@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.startup_checks import check_origins, check_passwords
+
 MIN_SECRET_LENGTH = 32
 MIN_DISTINCT_CHARACTERS = 8  # refuses "xxxx...", "changemechangeme..." and other padded placeholders
 
@@ -15,7 +17,10 @@ MIN_DISTINCT_CHARACTERS = 8  # refuses "xxxx...", "changemechangeme..." and othe
 class Settings(BaseSettings):
     """Every setting taskql reads. Environment variables have the same names in upper case."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a refused setting never prints the others (JWT_SECRET among them).
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["development", "production"] = "development"
     database_url: str | None = Field(
@@ -59,6 +64,16 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list)
     graphiql: bool | None = Field(default=None, description="Serve GraphiQL. Default: on in development.")
+    introspection: bool | None = Field(
+        default=None,
+        description='Answer introspection (__schema, __type) and suggest names in errors ("Did you mean '
+        '...?"). Default: on in development, off in production.',
+    )
+    csrf_prevention: bool | None = Field(
+        default=None,
+        description="Refuse requests a browser could send cross-site without a preflight, as Apollo Server "
+        "does. Default: on in production.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     persisted_queries: Literal["off", "apq", "trusted-only"] = Field(
         default="apq",
@@ -87,6 +102,25 @@ class Settings(BaseSettings):
         if secret is None and self.environment == "production":
             raise ValueError("JWT_SECRET must be set in production (it is generated only in development).")
         return self
+
+    @model_validator(mode="after")
+    def _refuse_exposed_configuration(self) -> Settings:
+        production = self.environment == "production"
+        problems = check_passwords(
+            {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url}, production=production
+        )
+        problems += check_origins(self.cors_origins, production=production)
+        if problems:
+            raise ValueError(" ".join(problems))
+        return self
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else self.environment == "development"
+
+    @property
+    def csrf_prevention_enabled(self) -> bool:
+        return self.csrf_prevention if self.csrf_prevention is not None else self.environment == "production"
 
     @property
     def graphiql_enabled(self) -> bool:

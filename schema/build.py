@@ -12,6 +12,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from auth.directive import enforce_auth_directives
 from graphql import GraphQLError
 from schema.cache_control import CachePolicies, CachePolicyExtension
+from schema.disclosure import ConcealedExecutionContext, ConcealSchema
 from schema.effects import AfterWrites
 from schema.errors import ErrorCodes, coded, is_coded
 from schema.execution import PlannedExecutionContext
@@ -44,14 +45,15 @@ class TaskqlSchema(strawberry.Schema):
         """Logging happens in ``ErrorCodes``: client mistakes are not logged, bugs are, once, in full."""
 
 
-def build_schema(extensions: list[Any] | None = None) -> TaskqlSchema:
+def build_schema(extensions: list[Any] | None = None, *, introspection: bool = True) -> TaskqlSchema:
+    """The schema; with ``introspection`` off, it keeps itself to itself (``schema.disclosure``)."""
     schema = TaskqlSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[Task, User],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        execution_context_class=PlannedExecutionContext,
+        execution_context_class=PlannedExecutionContext if introspection else ConcealedExecutionContext,
         # Classes, not instances (Strawberry 0.34x); the caches skip re-parsing and re-validating a document
         # seen before, which is most of the fixed cost of a request.
         extensions=[
@@ -59,6 +61,7 @@ def build_schema(extensions: list[Any] | None = None) -> TaskqlSchema:
             AfterWrites,
             QueryLimits,
             CachePolicyExtension,
+            *(() if introspection else (ConcealSchema,)),
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
             *(extensions or []),

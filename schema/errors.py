@@ -94,8 +94,18 @@ class ErrorCodes(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         self._validation_errors = frozenset()
         yield
-        result = self.execution_context.result
-        if result is not None and result.errors:
+        self._code(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """Each result a subscription sends (over WebSocket), before it goes: the same codes, masking and
+        logging as an HTTP answer. (The last one is the operation's result too: coded already, it is
+        neither coded nor logged again.)"""
+        self._code(result)
+        yield
+
+    def _code(self, result: Any) -> None:
+        errors = getattr(result, "errors", None)
+        if errors:
             result.errors = [
                 coded(
                     error,
@@ -103,5 +113,5 @@ class ErrorCodes(SchemaExtension):
                     operation=self.execution_context.operation_name,
                     validation=id(error) in self._validation_errors,
                 )
-                for error in result.errors
+                for error in errors
             ]

@@ -39,7 +39,7 @@ from core.settings import Settings
 from resolvers.context import Context
 from resolvers.events import EventDraft
 from schema.build import build_schema
-from taskql import graphiql
+from taskql import graphiql, request_ids
 from taskql.cache import Probe, ResponseCache, etag_of
 from taskql.db import create_engine, create_sessionmaker
 from taskql.events import EventHub
@@ -49,6 +49,7 @@ from taskql.health import healthz, readyz
 from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifest
 from taskql.redis import RedisGuard, create_redis
 from taskql.redis_pipe import PipelinedRedis
+from taskql.security import SecurityMiddleware, SecurityPolicy
 from taskql.websocket import LegacyWSHandler, SocketEvents, TransportWSHandler, authenticate, forget
 
 logger = logging.getLogger("taskql.app")
@@ -275,6 +276,7 @@ class GraphQLView(GraphQL[Context, None]):
         resources: Resources = request.app.state.resources
         if isinstance(request, WebSocket):  # the viewer comes with connection_init (on_ws_connect)
             context = self._context(resources)
+            context.request_id = request_ids.of(request.scope) or context.request_id
             context.connection = request
             context.event_source = SocketEvents(resources.events, request)
             return context
@@ -295,8 +297,8 @@ class GraphQLView(GraphQL[Context, None]):
         context = self._context(resources, viewer=viewer, auth_error=auth_error)
         if user is not None:
             context.loaders.users.prime(user.id, user)
-        if isinstance(response, Response):
-            response.headers["X-Request-Id"] = context.request_id
+        # The security middleware gave the request its id, and puts it on the response.
+        context.request_id = request_ids.of(request.scope) or context.request_id
         return context
 
     @staticmethod
@@ -313,9 +315,9 @@ class GraphQLView(GraphQL[Context, None]):
 class TaskqlApp(Starlette):
     """Starlette, with the response cache's express lane in front of its middleware (``taskql.fastpath``)."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, security: SecurityPolicy, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._express = CachedGraphQL(super().__call__, express=True)
+        self._express = CachedGraphQL(super().__call__, express=True, security=security)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self
@@ -326,10 +328,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app. ``settings`` must be resolved (``taskql.services.resolve``); by default they are read
     from the environment, where ``serve`` put them for its workers."""
     settings = settings or Settings()
-    schema = build_schema()
-    # Entries are keyed by the schema and the persisted-query mode too: a deploy that changes either never
-    # serves answers computed under the old one.
-    schema_id = hashlib.sha256(f"{settings.persisted_queries}\0{schema.as_str()}".encode()).hexdigest()[:16]
+    schema = build_schema(introspection=settings.introspection_enabled)
+    security = SecurityPolicy.of(settings)
+    # Entries are keyed by the schema, the persisted-query mode and whether introspection answers: a deploy
+    # that changes any of them never serves answers computed under the old one.
+    modes = f"{settings.persisted_queries}\0{settings.introspection_enabled}"
+    schema_id = hashlib.sha256(f"{modes}\0{schema.as_str()}".encode()).hexdigest()[:16]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -393,14 +397,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         allowed_origins=settings.cors_origins,  # WebSockets from browsers: the CORS allowlist
     )
     middleware = [
+        Middleware(SecurityMiddleware, policy=security),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["authorization", "content-type", "apollo-require-preflight", "x-request-id"],
+            allow_headers=[
+                "authorization",
+                "content-type",
+                "apollo-require-preflight",
+                "x-apollo-operation-name",
+                "x-request-id",
+            ],
             expose_headers=["x-request-id"],
             max_age=600,
-        )
+        ),
     ]
     routes = [
         Route("/graphql", CachedGraphQL(graphql), methods=["GET", "POST"]),
@@ -410,4 +421,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/", lambda _: JSONResponse({"graphql": "/graphql"}), methods=["GET"]),
     ]
-    return TaskqlApp(routes=routes, middleware=middleware, lifespan=lifespan)
+    return TaskqlApp(routes=routes, middleware=middleware, lifespan=lifespan, security=security)

@@ -12,8 +12,6 @@ Redis vouched for the session, skip the viewer's SQL.
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -22,19 +20,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.tokens import AccessClaims, decode_access_token
 from core.errors import Unauthenticated
+from taskql import request_ids
 from taskql.cache import Hit, Probe
+from taskql.security import PREFLIGHT_HEADERS, SecurityPolicy, csrf_safe
 
 if TYPE_CHECKING:
     from taskql.app import Resources
 
 PROBE_STATE = "taskql.cache_probe"
 LOOKED_UP = "taskql.cache_looked_up"
-# Request ids of hits: unique (a random prefix per process, then a counter) and cheaper than uuid4.
-REQUEST_ID_PREFIX = os.urandom(8).hex()
-REQUEST_NUMBERS = itertools.count()
-WANTED_HEADERS = frozenset((b"content-type", b"authorization", b"if-none-match"))
+WANTED_HEADERS = frozenset(
+    (b"content-type", b"authorization", b"if-none-match", request_ids.HEADER, *PREFLIGHT_HEADERS)
+)
 MAX_BODY_BYTES = 1 << 20  # larger bodies skip the cache (and meet the view's own limits)
 JSON = "application/json"
+PREFLIGHT_NAMES = tuple(name.decode() for name in PREFLIGHT_HEADERS)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -51,13 +51,25 @@ class CachedGraphQL:
     It runs twice over: outermost (``express``), before any middleware, for the requests that need none of
     it (no ``Origin``: API clients, mobile apps, same-origin GETs); and in front of the view, for the rest
     (browsers' cross-origin requests, which the CORS middleware must see). The second skips what the first
-    already looked up.
+    already looked up. What the security middleware (``taskql.security``) does for every other response,
+    the express lane does for its hits: the same headers (``security``, built once), the same request id
+    rule, and no answer to a request CSRF prevention refuses (it goes on, to be refused there).
     """
 
-    def __init__(self, app: ASGIApp, *, express: bool = False, path: str = "/graphql") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        express: bool = False,
+        path: str = "/graphql",
+        security: SecurityPolicy | None = None,
+    ) -> None:
         self.app = app
         self.express = express
         self.path = path
+        self.csrf_prevention = security is not None and security.csrf_prevention
+        # Behind the security middleware (not express), it adds these and the request id itself.
+        self.extra_headers = list(security.headers) if security is not None and express else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self._handles(scope):
@@ -69,19 +81,27 @@ class CachedGraphQL:
         if resources is None or resources.cache is None or scope["method"] not in {"GET", "POST"}:
             await self.app(scope, receive, send)
             return
+        headers = _headers(scope)
+        # (A POST is only looked up with a JSON Content-Type, which CSRF prevention lets through.)
+        if (
+            self.csrf_prevention
+            and scope["method"] == "GET"
+            and not csrf_safe(headers.get("content-type"), any(map(headers.get, PREFLIGHT_NAMES)))
+        ):
+            await self.app(scope, receive, send)  # refused there, with the same headers as the rest
+            return
         body: bytes | None = b""
         if scope["method"] == "POST":
             buffered = await _buffered(receive)
             if buffered is None:
                 return  # the client went away before sending its request: nobody to answer
             body, receive = buffered
-        headers = _headers(scope)
         try:
             found = None if body is None else await self._lookup(resources, scope, body, headers)
         except (ValueError, TypeError, UnicodeError, Unauthenticated):
             found = None  # the view answers it, with the right error
         if isinstance(found, Hit):
-            await _send_hit(found, scope, headers, send)
+            await _send_hit(found, scope, headers, send, self.extra_headers)
             return
         if isinstance(found, Probe) and b"mutation" in (body or scope["query_string"]):
             # A write is authorized by PostgreSQL, never by session state cached in Redis (a mutation
@@ -154,12 +174,15 @@ def http_cache_headers(etag: str, *, public: bool, max_age: int) -> list[tuple[b
     return [(b"cache-control", control.encode()), (b"etag", etag.encode()), (b"vary", b"authorization")]
 
 
-async def _send_hit(hit: Hit, scope: Scope, headers: Mapping[str, str], send: Send) -> None:
-    response_headers = [
-        (b"content-type", b"application/json"),
-        (b"x-cache", b"HIT"),
-        (b"x-request-id", f"{REQUEST_ID_PREFIX}{next(REQUEST_NUMBERS):08x}".encode()),
-    ]
+async def _send_hit(
+    hit: Hit, scope: Scope, headers: Mapping[str, str], send: Send, extra: list[tuple[bytes, bytes]] | None
+) -> None:
+    response_headers = [(b"content-type", b"application/json"), (b"x-cache", b"HIT")]
+    if extra is not None:
+        response_headers.append(
+            (request_ids.HEADER, request_ids.accepted(headers.get("x-request-id")).encode())
+        )
+        response_headers += extra
     status, body = 200, hit.body
     if scope["method"] == "GET":
         response_headers += http_cache_headers(hit.etag, public=hit.public, max_age=hit.max_age)

@@ -1,5 +1,5 @@
 """APQ with the real ``@apollo/client`` from npm: its persisted-query link, unmodified, against a live
-server, over POST and over GET (``useGETForHashedQueries``).
+server in production mode, over POST and over GET (``useGETForHashedQueries``).
 
 ``tests/js/apollo_apq.mjs`` runs four fresh clients one after the other (see its header) and prints every
 HTTP request their links made, with the answers and each client's result; these tests read that record.
@@ -66,8 +66,12 @@ def register_with_a_task(url: str, email: str) -> str:
 
 def run_apollo_clients(services: Services, folder: Path) -> Exchange:
     node = node_with_packages()
+    # Served as in production: CSRF prevention on, which Apollo Client's GETs must pass as they are.
     env = environment(
-        DATABASE_URL=services.database_url, REDIS_URL=services.redis_url, JWT_SECRET=TEST_SECRET
+        DATABASE_URL=services.database_url,
+        REDIS_URL=services.redis_url,
+        JWT_SECRET=TEST_SECRET,
+        ENVIRONMENT="production",
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}/graphql"
@@ -177,3 +181,16 @@ def test_with_get_for_hashed_queries_a_fresh_client_reads_a_known_document_with_
     assert by_hash["persistedQuery"] == exchange.requests("get-first")[0]["persistedQuery"]
     assert (by_hash["status"], "errors" in by_hash["body"]) == (200, False)
     assert exchange.result("get-second") == exchange.result("get-first")
+
+
+def test_apollo_clients_gets_pass_csrf_prevention_by_the_json_content_type_they_send(
+    exchange: Exchange,
+) -> None:
+    # Apollo Client sends Content-Type: application/json on a GET too, which no page can send cross-site
+    # without a preflight: CSRF prevention lets it through with no header configured.
+    gets = [request for run in ("get-first", "get-second") for request in exchange.requests(run)]
+    gets = [request for request in gets if request["method"] == "GET"]
+    assert len(gets) == 2, exchange.explain("get-first")
+    for request in gets:
+        assert request["headers"]["content-type"] == "application/json", request["headers"]
+        assert request["status"] == 200

@@ -4,3 +4,7 @@
 --   wrk ... -s get.lua URL
 
 dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
+
+-- As Apollo Client does on its GETs: without it (or an Apollo-Require-Preflight header), production's
+-- CSRF prevention refuses the request.
+wrk.headers["Content-Type"] = "application/json"
