@@ -219,7 +219,10 @@ class Client:
         self.phase.latencies.append(time.perf_counter() - started)
         self.phase.requests += 1
         self.phase.served_by[response.headers.get(balancer.UPSTREAM_HEADER, "?")] += 1
-        body: dict[str, Any] = response.json()
+        try:
+            body: dict[str, Any] = response.json()
+        except ValueError:  # not taskql's answer (a balancer's error page)
+            body = {"errors": [{"message": response.text[:200]}]}
         if response.status_code != 200:
             self.checks.unexpected.append(f"HTTP {response.status_code}: {body}")
         return body, response.headers
@@ -643,8 +646,8 @@ def main() -> None:
                 print(f"processes on ports {ports}; balancer {args.balancer}")
                 try:
                     outcome = asyncio.run(measure(args, servers, folder))
-                except Failed as failure:
-                    print(f"\n!!! {failure}", file=sys.stderr)
+                except (Failed, httpx.HTTPError) as failure:
+                    print(f"\n!!! {type(failure).__name__}: {failure}", file=sys.stderr)
                     raise SystemExit(1) from None
             logged = tracebacks(servers)
         line = summary(args, outcome, logged)

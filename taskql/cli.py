@@ -109,8 +109,7 @@ def serve(
 ) -> None:
     """Serve the API (and GraphiQL in development) at http://HOST:PORT/graphql.
 
-    On SIGTERM it stops accepting connections, closes WebSockets with 1001, lets in-flight requests finish
-    for up to SHUTDOWN_TIMEOUT_SECONDS, then exits."""
+    SIGTERM: stops accepting, closes WebSockets (1001), lets requests finish within SHUTDOWN_TIMEOUT_SECONDS."""
     import uvicorn
 
     from taskql import migrate as migrations
