@@ -109,7 +109,7 @@ def serve(
 ) -> None:
     """Serve the API (and GraphiQL in development) at http://HOST:PORT/graphql.
 
-    SIGTERM: stops accepting, closes WebSockets (1001), lets requests finish within SHUTDOWN_TIMEOUT_SECONDS."""
+    On SIGTERM: no new connections, WebSockets closed (1001), requests drained (SHUTDOWN_TIMEOUT_SECONDS)."""
     import uvicorn
 
     from taskql import migrate as migrations
