@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -231,14 +232,25 @@ def docker_compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[st
             pytest.fail("docker-compose is required in CI: apt-get install docker-compose (.ci/run does)")
         pytest.skip("needs Debian's docker-compose (apt-get install docker-compose); CI always runs this")
     clean = {key: value for key, value in os.environ.items() if not key.startswith(("JWT_", "COMPOSE_"))}
-    return subprocess.run(
-        [DOCKER_COMPOSE, "--profile", "observability", "config", "--services"],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        no_env_file = Path(folder) / "empty.env"  # a developer's .env must not answer for the environment
+        no_env_file.touch()
+        return subprocess.run(
+            [
+                DOCKER_COMPOSE,
+                "--env-file",
+                str(no_env_file),
+                "--profile",
+                "observability",
+                "config",
+                "--services",
+            ],
+            cwd=ROOT,
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
 
 # The load balancer -------------------------------------------------------------------------------------
