@@ -35,11 +35,17 @@ from tests.processes import ROOT, TEST_SECRET, environment, free_port, start_ser
 from tests.services import Services
 from tests.ws_client import Subscriber
 
-# The key models/migrations/env.py locks (read from there, so the test follows it).
-LOCK_KEY = int(
-    re.search(r"MIGRATION_LOCK_KEY = (0x[0-9A-Fa-f]+)", (ROOT / "models/migrations/env.py").read_text())[1],  # type: ignore[index]
-    16,
-)
+
+def migration_lock_key() -> int:
+    """The key models/migrations/env.py locks (read from there, so the test follows it)."""
+    match = re.search(
+        r"MIGRATION_LOCK_KEY = (0x[0-9A-Fa-f]+)", (ROOT / "models/migrations/env.py").read_text()
+    )
+    assert match, "models/migrations/env.py defines MIGRATION_LOCK_KEY"
+    return int(match.group(1), 16)
+
+
+LOCK_KEY = migration_lock_key()
 
 
 @dataclass
