@@ -83,6 +83,17 @@ class Settings(BaseSettings):
     apq_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
     apq_max_document_bytes: int = Field(default=32_768, ge=256)
     apq_registrations_per_minute: int = Field(default=60, ge=1)
+    shutdown_timeout_seconds: int = Field(
+        default=20,
+        ge=0,
+        le=3600,
+        description="On SIGTERM, how long in-flight requests may take to finish before they are cancelled.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies (comma-separated IPs or networks, or *) whose X-Forwarded-For and "
+        "X-Forwarded-Proto headers are believed.",
+    )
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod

@@ -51,38 +51,97 @@ def _dsn(settings: Settings) -> str:
     return make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _check_schema(settings: Settings) -> None:
+    """When ``serve`` does not migrate: say loudly if the database is not ready for this code. Serving goes
+    on (``/readyz`` answers 503 until it is), so a replica may start before the migration step ends."""
+    from taskql import migrate as migrations
+
+    try:
+        revision, state = migrations.database_state(settings.database_url or "")
+    except Exception as error:  # readiness reports it too; the server may still start before PostgreSQL
+        logger.warning(
+            "could not read the schema revision (%s); /readyz tells when it can", type(error).__name__
+        )
+        return
+    if state == "behind":
+        logger.warning(
+            "the database is at revision %s but this code needs %s: run `python -m taskql migrate` (once, "
+            "as its own step); until then /readyz answers 503",
+            revision or "none (empty)",
+            migrations.head_revision(),
+        )
+    elif state == "ahead":
+        logger.info(
+            "the database is at revision %s, newer than this code's %s", revision, migrations.head_revision()
+        )
+
+
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 in a container).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-    migrate: Annotated[bool, typer.Option(help="Apply migrations before serving.")] = True,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own lifespan.")] = 1,
+    migrate: Annotated[
+        bool | None,
+        typer.Option(
+            "--migrate/--no-migrate",
+            help="Apply migrations before serving. Default: in development only; in production run "
+            "`migrate` as its own step.",
+            show_default=False,
+        ),
+    ] = None,
+    proxy_headers: Annotated[
+        bool,
+        typer.Option(help="Believe X-Forwarded-For/-Proto from the proxies FORWARDED_ALLOW_IPS names."),
+    ] = True,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Trusted proxies (IPs, networks or *); overrides FORWARDED_ALLOW_IPS.", show_default=False
+        ),
+    ] = None,
+    timeout_keep_alive: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Seconds an idle keep-alive connection stays open: above the load balancer's own."
+        ),
+    ] = 5,
 ) -> None:
-    """Serve the API (and GraphiQL in development) at http://HOST:PORT/graphql."""
+    """Serve the API (and GraphiQL in development) at http://HOST:PORT/graphql.
+
+    On SIGTERM: no new connections, WebSockets closed (1001), requests drained (SHUTDOWN_TIMEOUT_SECONDS)."""
     import uvicorn
 
     from taskql import migrate as migrations
     from taskql.websocket import GoingAwayWebSocketProtocol
 
     settings = _settings()
-    if migrate and migrations.upgrade(settings.database_url or ""):
-        _flush_cache(settings, "migrated")
+    if migrate is None:
+        migrate = settings.environment == "development"
+    if migrate:
+        if migrations.upgrade(settings.database_url or ""):
+            _flush_cache(settings, "migrated")
+    else:
+        _check_schema(settings)
     if settings.graphiql_enabled:
         console.print(f"GraphiQL: [bold]http://{host}:{port}/graphql[/bold]")
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; handled as an exit (not the
-    # default kill) it lets the embedded servers stop with us.
+    # default kill) it lets the embedded servers stop with us. With several workers uvicorn's supervisor
+    # takes SIGTERM over: it passes it to each worker, waits for them, and returns.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(
             "taskql.app:create_app",
-            factory=True,
+            factory=True,  # each worker builds its own app (and runs its own lifespan) from the environment
             host=host,
             port=port,
             workers=workers,
             log_level=settings.log_level.lower(),
             access_log=settings.log_level in {"DEBUG", "INFO"},  # not even filtered per request above
-            proxy_headers=True,
-            timeout_graceful_shutdown=20,
+            proxy_headers=proxy_headers,
+            forwarded_allow_ips=forwarded_allow_ips or settings.forwarded_allow_ips,
+            timeout_keep_alive=timeout_keep_alive,
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
             ws=GoingAwayWebSocketProtocol,  # closes sockets with 1001 on shutdown
             # Browsers always offer permessage-deflate. With it, every socket keeps a zlib compressor and
             # decompressor for its whole life (about 40 kB, idle or not), to shrink events of a few hundred
@@ -95,13 +154,19 @@ def serve(
 
 @app.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
-    """Apply database migrations (safe to run from several replicas at once)."""
+    """Apply database migrations. Concurrent runs (several replicas, a job retried) wait for each other on a
+    PostgreSQL advisory lock: one migrates, the others find the database at head."""
     from taskql import migrate as migrations
 
     settings = _settings()
-    if migrations.upgrade(settings.database_url or "", revision):
+    applied = migrations.upgrade(settings.database_url or "", revision)
+    if applied:
         _flush_cache(settings, "migrated")
-    console.print(f"database at revision {revision}")
+    console.print(
+        f"applied {applied} migration{'s' * (applied != 1)}: database at revision {revision}"
+        if applied
+        else f"nothing to apply: database at revision {revision}"
+    )
 
 
 @app.command("create-admin")

@@ -1,9 +1,11 @@
 """``/healthz``: the process answers. ``/readyz``: can this instance serve?
 
-- ``ready`` (200): PostgreSQL answers at the head migration, and Redis answers.
+- ``ready`` (200): PostgreSQL answers at the head migration (or at a newer one this code does not know,
+  written by the next release during a rolling deploy), and Redis answers.
 - ``degraded`` (200): PostgreSQL is fine but Redis is not: requests are served, uncached (and without APQ
   lookups) until Redis is back.
-- ``unavailable`` (503): PostgreSQL does not answer, or its schema is not at the head migration.
+- ``unavailable`` (503): PostgreSQL does not answer, or its schema is behind this code's head (run
+  ``python -m taskql migrate``).
 """
 
 from __future__ import annotations
@@ -11,11 +13,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from taskql.migrate import head_revision
+from taskql.migrate import head_revision, revision_of, state_of
 
 if TYPE_CHECKING:
     from taskql.app import Resources
@@ -29,9 +30,9 @@ async def healthz(_: Request) -> JSONResponse:
 
 async def _postgres(resources: Resources) -> dict[str, Any]:
     async with resources.engine.connect() as connection:
-        revision = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-    head = head_revision()
-    return {"ok": revision == head, "revision": revision, "head": head}
+        revision = await revision_of(connection)
+    state = state_of(revision)
+    return {"ok": state != "behind", "revision": revision, "head": head_revision(), "schema": state}
 
 
 async def _redis(resources: Resources) -> dict[str, Any]:

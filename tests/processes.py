@@ -49,9 +49,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(env: dict[str, str], cwd: Path, port: int) -> subprocess.Popen[str]:
+def start_server(env: dict[str, str], cwd: Path, port: int, *options: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "taskql", "serve", "--port", str(port)],
+        [sys.executable, "-m", "taskql", "serve", "--port", str(port), *options],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,

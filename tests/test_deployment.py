@@ -1,25 +1,65 @@
-"""What can be checked of the Compose file and the image here (no Docker engine on this machine): they
-parse, their commands and flags exist, their variables are settings taskql knows, their probes hit routes."""
+"""What can be checked of the deployment files here (no Docker engine, no cluster): they parse and validate
+where a validator exists (docker-compose's schema, ``nginx -t``), their services, dependencies and
+health checks agree, their variables are settings taskql knows, their commands and flags exist, their
+probes, ports and scrape targets point at the app's real routes and port, and the shipped nginx config
+really passes HTTP and WebSockets to a taskql server."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+import httpx
+import pytest
 import typer.main
 import yaml
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from core.settings import Settings
 from taskql.app import create_app
 from taskql.cli import app as cli
-from tests.processes import ROOT, TEST_SECRET
+from tests import nginx
+from tests.factories import register
+from tests.graphql_client import GraphQLClient
+from tests.processes import ROOT, TEST_SECRET, free_port, servers_on
+from tests.services import Services
+from tests.ws_client import Subscriber
 
 SETTINGS = {name.upper() for name in Settings.model_fields}
+# Named by the deployment files ahead of the telemetry work (JSON logs), which adds it to the settings.
+PENDING_SETTINGS = {"LOG_FORMAT"} - SETTINGS
+STANDARD = re.compile(r"^(OTEL|PROMETHEUS)_[A-Z0-9_]+$")  # read by OpenTelemetry / prometheus_client
+METRICS_PATH = "/metrics"  # served by the telemetry work on the app's port
+SERVE_PORT = 8000
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+REPLICAS = ["api-1", "api-2", "api-3"]
+OBSERVABILITY = {"otel-collector", "jaeger", "prometheus", "grafana"}
+DOCKER_COMPOSE = shutil.which("docker-compose")
+
+
+# Reading the files ------------------------------------------------------------------------------------
 
 
 def compose() -> dict[str, Any]:
     return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+
+
+def services() -> dict[str, dict[str, Any]]:
+    return dict(compose()["services"])
+
+
+def taskql_services() -> dict[str, dict[str, Any]]:
+    """The services that run the taskql image."""
+    return {name: service for name, service in services().items() if service.get("image") == "taskql:local"}
 
 
 def dockerfile_json(instruction: str) -> list[str]:
@@ -38,37 +78,460 @@ def cli_commands() -> dict[str, set[str]]:
     }
 
 
-def test_compose_runs_postgres_redis_a_migration_and_the_api() -> None:
-    services = compose()["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "api"}
-    assert services["migrate"]["command"] == ["python", "-m", "taskql", "migrate"]
-    assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
+def app_routes() -> dict[str, type[BaseRoute]]:
+    routes = create_app(Settings(jwt_secret=TEST_SECRET)).routes
+    return {route.path: type(route) for route in routes if isinstance(route, Route | WebSocketRoute)}
 
 
-def test_every_variable_given_to_taskql_is_a_setting() -> None:
-    services = compose()["services"]
-    for name in ("migrate", "api"):
-        assert set(services[name]["environment"]) <= SETTINGS, name
+def http_routes() -> set[str]:
+    return {path for path, kind in app_routes().items() if kind is Route}
+
+
+def assert_real_command(command: list[str]) -> str:
+    """``command`` is ``python -m taskql <subcommand> [options]`` with options the subcommand takes; the
+    subcommand."""
+    assert command[:3] == ["python", "-m", "taskql"], command
+    subcommand, *options = command[3:]
+    known = cli_commands()
+    assert subcommand in known, subcommand
+    assert {option for option in options if option.startswith("--")} <= known[subcommand], command
+    return subcommand
+
+
+def option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def k8s_documents() -> dict[str, dict[str, Any]]:
+    """Every Kubernetes object of deploy/k8s, by kind (one of each)."""
+    documents: dict[str, dict[str, Any]] = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            assert document["kind"] not in documents, f"two {document['kind']} objects"
+            documents[document["kind"]] = document
+    return documents
+
+
+def pod_spec(kind: str) -> dict[str, Any]:
+    return dict(k8s_documents()[kind]["spec"]["template"]["spec"])
+
+
+def env_file_names(path: Path) -> set[str]:
+    """The variables an env file sets (``NAME=value``), commented out or not."""
+    return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", path.read_text(), re.MULTILINE))
+
+
+def assert_known_variables(names: set[str], where: str) -> None:
+    unknown = {name for name in names if name not in SETTINGS | PENDING_SETTINGS and not STANDARD.match(name)}
+    assert not unknown, f"{where} sets variables taskql does not read: {sorted(unknown)}"
+
+
+def nginx_conf() -> str:
+    return (DEPLOY / "nginx" / "nginx.conf").read_text()
+
+
+def local_nginx_conf(upstream_port: int, listen_port: int) -> str:
+    """The shipped nginx config with its upstream hosts on this machine (the compose service names do not
+    resolve here) and listening on a free loopback port."""
+    text, replaced = re.subn(r"server api-\d+:8000", f"server 127.0.0.1:{upstream_port}", nginx_conf())
+    assert replaced == len(REPLICAS)
+    text, listens = re.subn(r"listen 80;", f"listen 127.0.0.1:{listen_port};", text)
+    assert listens == 1
+    return text
+
+
+# Compose -----------------------------------------------------------------------------------------------
+
+
+def test_compose_runs_postgres_redis_a_migration_three_replicas_and_a_load_balancer() -> None:
+    defined = services()
+    core = {name for name, service in defined.items() if "profiles" not in service}
+    assert core == {"postgres", "redis", "migrate", *REPLICAS, "lb"}
+    assert {name for name, service in defined.items() if service.get("profiles") == ["observability"]} == (
+        OBSERVABILITY
+    )
+    assert "postgres-data:/var/lib/postgresql/data" in defined["postgres"]["volumes"]
+    assert defined["lb"]["ports"] == ["8000:80"]
+    assert all("ports" not in defined[name] for name in REPLICAS), "only the load balancer is published"
+
+
+def test_compose_dependencies_exist_and_wait_for_what_they_need() -> None:
+    defined = services()
+    for name, service in defined.items():
+        depends = service.get("depends_on", {})
+        conditions = depends if isinstance(depends, dict) else {target: {} for target in depends}
+        for target, how in conditions.items():
+            assert target in defined, f"{name} depends on a service that does not exist: {target}"
+            if "profiles" not in service:
+                assert "profiles" not in defined[target], f"{name} needs {target}, which is optional"
+            condition = how.get("condition", "service_started")
+            if condition == "service_healthy":
+                assert "healthcheck" in defined[target], f"{name} waits for {target}'s health, it has none"
+            if condition == "service_completed_successfully":
+                assert defined[target].get("restart") == "no", f"{target} runs once"
+    migrate = defined["migrate"]
+    assert assert_real_command(migrate["command"]) == "migrate"
+    # It flushes the response cache after migrating: Redis must be up too.
+    assert {target: how["condition"] for target, how in migrate["depends_on"].items()} == {
+        "postgres": "service_healthy",
+        "redis": "service_healthy",
+    }
+    for name in REPLICAS:
+        assert defined[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert defined["lb"]["depends_on"][name]["condition"] == "service_healthy"
+
+
+def test_the_replicas_serve_on_the_probed_port_never_migrate_and_outlast_their_drain() -> None:
+    routes = http_routes()
+    for name, service in taskql_services().items():
+        if name == "migrate":
+            continue
+        command = service["command"]
+        assert assert_real_command(command) == "serve"
+        assert "--no-migrate" in command
+        assert int(option(command, "--port")) == SERVE_PORT
+        probe = " ".join(service["healthcheck"]["test"])
+        url = re.search(r"http://127\.0\.0\.1:(\d+)(/\w+)", probe)
+        assert url, probe
+        assert (int(url.group(1)), url.group(2)) == (SERVE_PORT, "/readyz")
+        assert url.group(2) in routes
+        grace = int(str(service["stop_grace_period"]).removesuffix("s"))
+        assert grace > int(service["environment"]["SHUTDOWN_TIMEOUT_SECONDS"]), "Docker kills after it"
+
+
+def test_every_variable_given_to_taskql_is_a_setting_or_a_standard_one() -> None:
+    for name, service in taskql_services().items():
+        assert_known_variables(set(service["environment"]), f"docker-compose.yml ({name})")
+    assert_known_variables(set(k8s_documents()["ConfigMap"]["data"]), "deploy/k8s/configmap.yaml")
+    assert_known_variables(env_file_names(K8S / "secret.env.example"), "deploy/k8s/secret.env.example")
+    assert_known_variables(env_file_names(ROOT / ".env.example"), ".env.example")
+
+
+def test_env_example_names_every_setting() -> None:
+    assert env_file_names(ROOT / ".env.example") == SETTINGS
+
+
+def test_compose_with_a_jwt_secret_passes_docker_composes_own_validation() -> None:
+    result = docker_compose_config({"JWT_SECRET": TEST_SECRET})
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.split()) == set(services())
+
+
+def test_compose_refuses_to_start_without_a_jwt_secret() -> None:
+    result = docker_compose_config({})
+    assert result.returncode != 0
+    assert "set JWT_SECRET to 32 or more random characters" in result.stderr
+    assert ".env" in (ROOT / ".dockerignore").read_text().split()  # local secrets stay out of the image
+
+
+def docker_compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``docker-compose config`` (Debian's docker-compose validates against the Compose schema; it needs no
+    engine). Skipped locally without it; CI installs it."""
+    if DOCKER_COMPOSE is None:
+        if os.environ.get("CI"):
+            pytest.fail("docker-compose is required in CI: apt-get install docker-compose (.ci/run does)")
+        pytest.skip("needs Debian's docker-compose (apt-get install docker-compose); CI always runs this")
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("JWT_", "COMPOSE_"))}
+    with tempfile.TemporaryDirectory() as folder:
+        no_env_file = Path(folder) / "empty.env"  # a developer's .env must not answer for the environment
+        no_env_file.touch()
+        return subprocess.run(
+            [
+                DOCKER_COMPOSE,
+                "--env-file",
+                str(no_env_file),
+                "--profile",
+                "observability",
+                "config",
+                "--services",
+            ],
+            cwd=ROOT,
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+
+# The load balancer -------------------------------------------------------------------------------------
+
+
+def test_the_load_balancer_spreads_over_the_three_replicas_without_sticky_sessions() -> None:
+    text = nginx_conf()
+    upstream = re.search(r"upstream taskql \{(.*?)\}", text, re.DOTALL)
+    assert upstream
+    servers = re.findall(r"^\s*server (\S+?):(\d+)\b", upstream.group(1), re.MULTILINE)
+    assert servers == [(name, str(SERVE_PORT)) for name in REPLICAS]
+    assert not re.search(r"^\s*(ip_hash|hash|sticky)\b", upstream.group(1), re.MULTILINE)
+    assert "proxy_set_header Upgrade $http_upgrade;" in text
+    assert "proxy_set_header Connection $connection_upgrade;" in text
+    assert "proxy_http_version 1.1;" in text
+    volumes = services()["lb"]["volumes"]
+    assert "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in volumes
+
+
+@nginx.needs_nginx
+def test_the_load_balancer_config_passes_nginx_t_with_its_upstreams_resolved(tmp_path: Path) -> None:
+    config = tmp_path / "nginx.conf"
+    config.write_text(local_nginx_conf(SERVE_PORT, 18080))
+    result = nginx.check(config)
+    assert result.returncode == 0, result.stderr
+    assert "syntax is ok" in result.stderr
+
+
+@nginx.needs_nginx
+async def test_the_load_balancer_passes_queries_and_subscriptions_to_a_replica_and_hides_metrics(
+    database: Services, tmp_path: Path
+) -> None:
+    with servers_on(database.database_url, database.redis_url, tmp_path) as [base]:
+        listen = free_port()
+        config = tmp_path / "nginx.conf"
+        config.write_text(local_nginx_conf(int(urlparse(base).port or 0), listen))
+        with nginx.running(config, listen):
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{listen}", timeout=30) as http:
+                gql = GraphQLClient(http)
+                account = await register(gql)
+                subscriber = await Subscriber.open(
+                    f"ws://127.0.0.1:{listen}/graphql", {"authorization": f"Bearer {account.token}"}
+                )
+                try:
+                    await subscriber.subscribe()
+                    await subscriber.silent_for(0.3)  # subscribed before the write
+                    created = (
+                        await gql.run(
+                            "CreateTask", {"input": {"title": "through nginx"}}, token=account.token
+                        )
+                    ).ok()["createTask"]
+                    event = await subscriber.event()
+                finally:
+                    await subscriber.close()
+                hidden = await http.get(METRICS_PATH)
+    assert (event["kind"], event["taskId"]) == ("CREATED", created["id"])
+    assert hidden.status_code == 404
+
+
+# Observability -----------------------------------------------------------------------------------------
+
+
+def test_prometheus_scrapes_the_metrics_of_each_replica_directly() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "taskql"]
+    assert job["metrics_path"] == METRICS_PATH
+    targets = [target for group in job["static_configs"] for target in group["targets"]]
+    assert targets == [f"{name}:{SERVE_PORT}" for name in REPLICAS]
+    mount = "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+    assert mount in services()["prometheus"]["volumes"]
+
+
+def test_the_collector_receives_otlp_where_the_replicas_send_it_and_exports_what_it_defines() -> None:
+    config = yaml.safe_load((DEPLOY / "otel" / "collector.yaml").read_text())
+    for pipeline in config["service"]["pipelines"].values():
+        for part in ("receivers", "processors", "exporters"):
+            assert set(pipeline.get(part, [])) <= set(config.get(part) or {}), part
+    endpoint = urlparse(taskql_services()["api-1"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    assert endpoint.hostname in services()
+    assert config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == f"0.0.0.0:{endpoint.port}"
+    jaeger = urlparse("//" + config["exporters"]["otlp/jaeger"]["endpoint"])
+    assert jaeger.hostname in services()
+    assert any("collector.yaml" in volume for volume in services()["otel-collector"]["volumes"])
+
+
+def test_grafana_is_provisioned_with_prometheus_and_a_dashboard_whose_panels_query_it() -> None:
+    provisioning = DEPLOY / "grafana" / "provisioning"
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert urlparse(source["url"]).hostname == "prometheus"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "taskql.yml").read_text())["providers"]
+    mounts = dict(volume.split(":")[:2] for volume in services()["grafana"]["volumes"])
+    assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "taskql.json").read_text())
+    assert dashboard["panels"]
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+        assert panel["targets"]
+        assert all('job="taskql"' in target["expr"] for target in panel["targets"])
+
+
+# Kubernetes --------------------------------------------------------------------------------------------
+
+API_VERSIONS = {
+    "Namespace": "v1",
+    "ConfigMap": "v1",
+    "Service": "v1",
+    "Deployment": "apps/v1",
+    "Job": "batch/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
+    "PodDisruptionBudget": "policy/v1",
+    "Kustomization": "kustomize.config.k8s.io/v1beta1",
+}
+REQUIRED = {
+    "ConfigMap": ["data"],
+    "Service": ["spec.selector", "spec.ports"],
+    "Deployment": [
+        "spec.selector.matchLabels",
+        "spec.template.metadata.labels",
+        "spec.template.spec.containers",
+    ],
+    "Job": ["spec.template.spec.containers", "spec.template.spec.restartPolicy"],
+    "HorizontalPodAutoscaler": ["spec.scaleTargetRef.name", "spec.maxReplicas", "spec.metrics"],
+    "PodDisruptionBudget": ["spec.selector.matchLabels"],
+    "Kustomization": ["resources"],
+}
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def field(document: dict[str, Any], path: str) -> Any:
+    value: Any = document
+    for key in path.split("."):
+        assert isinstance(value, dict), f"{document['kind']}: {path} is not a mapping"
+        assert key in value, f"{document['kind']} has no {path}"
+        value = value[key]
+    return value
+
+
+def containers() -> Iterator[tuple[str, dict[str, Any]]]:
+    for kind in ("Deployment", "Job"):
+        for container in pod_spec(kind)["containers"]:
+            yield kind, container
+
+
+def test_every_kubernetes_file_is_an_object_of_a_known_kind_with_its_required_fields() -> None:
+    documents = k8s_documents()
+    assert set(documents) == set(API_VERSIONS)
+    for kind, document in documents.items():
+        assert document["apiVersion"] == API_VERSIONS[kind], kind
+        if kind != "Kustomization":
+            assert DNS_LABEL.match(document["metadata"]["name"]), kind
+        for path in REQUIRED.get(kind, []):
+            assert field(document, path), f"{kind}: {path} is empty"
+    for _, container in containers():
+        assert DNS_LABEL.match(container["name"])
+        assert container["image"]
+        for port in container.get("ports", []):
+            assert isinstance(port["containerPort"], int)
+            assert len(port["name"]) <= 15
+
+
+def test_the_kustomization_lists_every_manifest_and_keeps_the_secret_out_of_git() -> None:
+    kustomization = k8s_documents()["Kustomization"]
+    listed = set(kustomization["resources"])
+    assert listed == {path.name for path in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    (generator,) = kustomization["secretGenerator"]
+    for env_file in generator["envs"]:
+        assert env_file == "secret.env"
+        assert (K8S / f"{env_file}.example").exists()
+        assert f"deploy/k8s/{env_file}" in (ROOT / ".gitignore").read_text().split()
+    assert not (K8S / "secret.env").exists() or not _tracked("deploy/k8s/secret.env")
+    assert re.search(r"^JWT_SECRET=$", (K8S / "secret.env.example").read_text(), re.MULTILINE), (
+        "no secret is committed"
+    )
+    references = {
+        source[kind]["name"]
+        for _, container in containers()
+        for source in container["envFrom"]
+        for kind in ("configMapRef", "secretRef")
+        if kind in source
+    }
+    assert references == {k8s_documents()["ConfigMap"]["metadata"]["name"], generator["name"]}
+    assert {image["name"] for image in kustomization["images"]} == {c["image"] for _, c in containers()}
+
+
+def _tracked(path: str) -> bool:
+    result = subprocess.run(["git", "ls-files", "--error-unmatch", path], cwd=ROOT, capture_output=True)
+    return result.returncode == 0
+
+
+def test_the_deployment_serves_on_its_container_port_and_probes_real_routes() -> None:
+    (container,) = pod_spec("Deployment")["containers"]
+    command = container["command"]
+    assert assert_real_command(command) == "serve"
+    assert "--no-migrate" in command
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"http": int(option(command, "--port"))} == {"http": SERVE_PORT}
+    routes = http_routes()
+    probes = {
+        name: container[name]["httpGet"] for name in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+    assert probes["livenessProbe"]["path"] == "/healthz"
+    assert probes["readinessProbe"]["path"] == "/readyz"
+    for probe in probes.values():
+        assert probe["path"] in routes
+        assert probe["port"] in ports
+    template = k8s_documents()["Deployment"]["spec"]["template"]["metadata"]
+    assert template["annotations"]["prometheus.io/port"] == str(SERVE_PORT)
+    assert template["annotations"]["prometheus.io/path"] == METRICS_PATH
+    uid = re.search(r"useradd .*--uid (\d+)", (ROOT / "Dockerfile").read_text())
+    assert uid
+    assert pod_spec("Deployment")["securityContext"]["runAsUser"] == int(uid.group(1))
+
+
+def test_a_pod_is_given_longer_than_its_pre_stop_sleep_and_drain_before_it_is_killed() -> None:
+    spec = pod_spec("Deployment")
+    (container,) = spec["containers"]
+    sleep = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert sleep[0] == "sleep"
+    drain = int(k8s_documents()["ConfigMap"]["data"]["SHUTDOWN_TIMEOUT_SECONDS"])
+    assert spec["terminationGracePeriodSeconds"] > int(sleep[1]) + drain
+    resources = container["resources"]
+    assert resources["requests"]["cpu"]
+    assert resources["requests"]["memory"]
+    assert resources["limits"]["memory"]
+
+
+def test_the_service_hpa_and_budget_select_the_api_pods_and_not_the_migration() -> None:
+    documents = k8s_documents()
+    deployment = documents["Deployment"]
+    pods = deployment["spec"]["template"]["metadata"]["labels"]
+    migration_pods = documents["Job"]["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pods.items()
+    for selector in (
+        documents["Service"]["spec"]["selector"],
+        documents["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
+    ):
+        assert selector.items() <= pods.items()
+        assert not selector.items() <= migration_pods.items()
+    service = documents["Service"]["spec"]
+    assert service["sessionAffinity"] == "None"
+    (container,) = pod_spec("Deployment")["containers"]
+    assert {port["targetPort"] for port in service["ports"]} <= {port["name"] for port in container["ports"]}
+    hpa = documents["HorizontalPodAutoscaler"]["spec"]
+    assert (hpa["scaleTargetRef"]["kind"], hpa["scaleTargetRef"]["name"]) == ("Deployment", "taskql")
+    assert (
+        hpa["minReplicas"]
+        == deployment["spec"]["replicas"]
+        > documents["PodDisruptionBudget"]["spec"]["maxUnavailable"]
+    )
+
+
+def test_at_most_replicas_postgresql_keeps_room_for_the_migration_and_an_operator() -> None:
+    documents = k8s_documents()
+    config = documents["ConfigMap"]["data"]
+    per_pod = int(config["DB_POOL_SIZE"]) + int(config["DB_MAX_OVERFLOW"])
+    most = documents["HorizontalPodAutoscaler"]["spec"]["maxReplicas"] * per_pod
+    assert most + per_pod + 3 <= 100, "PostgreSQL's default max_connections (with 3 for superusers)"
+
+
+def test_the_migration_job_runs_migrate_with_the_api_image_and_configuration() -> None:
+    job = pod_spec("Job")
+    (migrate,) = job["containers"]
+    (api,) = pod_spec("Deployment")["containers"]
+    assert assert_real_command(migrate["command"]) == "migrate"
+    assert migrate["image"] == api["image"]
+    assert migrate["envFrom"] == api["envFrom"]
+    assert job["restartPolicy"] in {"OnFailure", "Never"}
+
+
+# The image ---------------------------------------------------------------------------------------------
 
 
 def test_the_image_command_and_probe_point_at_real_commands_and_routes() -> None:
     command = dockerfile_json("CMD")
-    assert command[:3] == ["python", "-m", "taskql"]
-    subcommand, *options = command[3:]
-    known = cli_commands()
-    assert subcommand in known
-    assert {option for option in options if option.startswith("--")} <= known[subcommand]
+    assert assert_real_command(command) == "serve"
+    assert int(option(command, "--port")) == SERVE_PORT
     probe = " ".join(dockerfile_json("HEALTHCHECK"))
-    path = re.search(r"http://127\.0\.0\.1:8000(/\w+)", probe)
+    path = re.search(rf"http://127\.0\.0\.1:{SERVE_PORT}(/\w+)", probe)
     assert path
-    routes = {
-        route.path
-        for route in create_app(Settings(jwt_secret=TEST_SECRET)).routes
-        if isinstance(route, Route)
-    }
-    assert path.group(1) in routes
-    assert "8000" in command
+    assert path.group(1) in http_routes()
 
 
 def test_the_image_copies_every_package_the_app_imports() -> None:
@@ -78,7 +541,10 @@ def test_the_image_copies_every_package_the_app_imports() -> None:
     assert "graphql" in copied  # the committed schema and the client operations
 
 
-def test_compose_refuses_to_start_without_a_jwt_secret() -> None:
-    text = (ROOT / "docker-compose.yml").read_text()
-    assert "JWT_SECRET: ${JWT_SECRET:?" in text
-    assert ".env" in (ROOT / ".dockerignore").read_text().split()  # local secrets stay out of the image
+def test_the_graphql_endpoint_the_load_balancer_fronts_takes_http_and_websockets() -> None:
+    routes = [
+        route
+        for route in create_app(Settings(jwt_secret=TEST_SECRET)).routes
+        if getattr(route, "path", "") == "/graphql"
+    ]
+    assert {type(route) for route in routes} == {Route, WebSocketRoute}

@@ -1,4 +1,5 @@
-"""The README's curl session works, as written, against a live server."""
+"""The README's curl session works, as written, against a live server; its Deployment section names every
+setting with the default the code has, and the deployment files it names exist."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from core.settings import Settings
 from tests.processes import ROOT, TEST_SECRET, environment, free_port, start_server, stop, wait_ready
 from tests.services import Services
 
@@ -45,3 +47,48 @@ def test_the_readme_curl_session_runs_from_register_to_logout(database: Services
     assert stats["data"]["taskStats"]["completionRate"] == 1.0
     assert logout == {"data": {"logout": True}}
     assert me["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def deployment_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("\n## Deployment\n", 1)[1].split("\n## ", 1)[0]
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) of each row of the Deployment section's settings table."""
+    table = deployment_section().split("\n### Settings\n", 1)[1]
+    return re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \| (.+?) \| (.+?) \|$", table, re.MULTILINE)
+
+
+def rendered(default: object) -> str | None:
+    """How the README writes a default (None: the default is described in words)."""
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    if isinstance(default, list):
+        return f"`{json.dumps(default)}`"
+    return f"`{default}`"
+
+
+def test_the_deployment_settings_table_names_every_setting_once() -> None:
+    names = [name for name, _, _ in settings_table()]
+    assert len(names) == len(set(names)), "a setting is listed twice"
+    assert set(names) == {name.upper() for name in Settings.model_fields}
+
+
+def test_the_deployment_settings_table_gives_each_default_as_the_code_has_it() -> None:
+    documented = {name: default for name, default, _ in settings_table()}
+    for name, field in Settings.model_fields.items():
+        expected = rendered(field.get_default(call_default_factory=True))
+        if expected is None:
+            assert "`" not in documented[name.upper()], f"{name} has no literal default: say it in words"
+        else:
+            assert documented[name.upper()] == expected, name
+
+
+def test_every_deployment_file_the_readme_names_exists() -> None:
+    named = set(re.findall(r"`?(deploy/[\w./-]+\w)", (ROOT / "README.md").read_text()))
+    assert named, "the README names the deployment files"
+    missing = {path for path in named if not (ROOT / path).exists() and path != "deploy/k8s/secret.env"}
+    assert not missing, missing
