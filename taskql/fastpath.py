@@ -20,8 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.tokens import AccessClaims, decode_access_token
 from core.errors import Unauthenticated
-from taskql import request_ids
-from taskql import access_log
+from taskql import access_log, request_ids
 from taskql.cache import Hit, Probe
 from taskql.security import PREFLIGHT_HEADERS, SecurityPolicy, csrf_safe
 
