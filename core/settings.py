@@ -75,6 +75,18 @@ class Settings(BaseSettings):
         "does. Default: on in production.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] | None = Field(
+        default=None, description="json (one object per line) or console. Default: json in production."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="Bearer token a scraper sends for /metrics on the API port (unset: open in development, "
+        "not served in production).",
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="serve: also serve the metrics on this port (no token)."
+    )
     persisted_queries: Literal["off", "apq", "trusted-only"] = Field(
         default="apq",
         description="off; apq (Apollo's automatic persisted queries, plus the trusted documents by hash); "
@@ -138,6 +150,12 @@ class Settings(BaseSettings):
         if self.persisted_queries == "trusted-only":  # GraphiQL sends ad-hoc documents: it follows the mode
             return False
         return self.graphiql if self.graphiql is not None else self.environment == "development"
+
+    @property
+    def log_format_resolved(self) -> Literal["json", "console"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.environment == "production" else "console"
 
     @property
     def secret(self) -> str:

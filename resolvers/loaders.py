@@ -13,6 +13,7 @@ from sqlalchemy import any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core import tracing
 from models import TASK_COLUMNS, USER_COLUMNS, TaskRecord, UserRecord
 from resolvers.reads import fetch
 from resolvers.stats import TaskStatsData, load_stats_by_owner
@@ -24,10 +25,15 @@ MAX_BATCH = 500
 
 
 def _loader(
-    engine: AsyncEngine, load: Callable[[AsyncEngine, Sequence[uuid.UUID]], Awaitable[list[Value]]]
+    engine: AsyncEngine,
+    load: Callable[[AsyncEngine, Sequence[uuid.UUID]], Awaitable[list[Value]]],
+    name: str,
 ) -> DataLoader[uuid.UUID, Value]:
+    span_name = f"dataloader {name}"
+
     async def batch(keys: list[uuid.UUID]) -> list[Value]:
-        return await load(engine, keys)
+        with tracing.span(span_name, {"taskql.dataloader.batch_size": len(keys)}):
+            return await load(engine, keys)
 
     return DataLoader(batch, max_batch_size=MAX_BATCH)
 
@@ -61,15 +67,15 @@ class Loaders:
 
     @functools.cached_property
     def users(self) -> DataLoader[uuid.UUID, UserRecord | None]:
-        return _loader(self._engine, _load_users)
+        return _loader(self._engine, _load_users, "users")
 
     @functools.cached_property
     def tasks(self) -> DataLoader[uuid.UUID, TaskRecord | None]:
-        return _loader(self._engine, _load_tasks)
+        return _loader(self._engine, _load_tasks, "tasks")
 
     @functools.cached_property
     def stats(self) -> DataLoader[uuid.UUID, TaskStatsData]:
-        return _loader(self._engine, load_stats_by_owner)
+        return _loader(self._engine, load_stats_by_owner, "stats")
 
     def forget_owner(self, owner_id: uuid.UUID) -> None:
         """After a write, drop what this request cached about an owner's tasks."""

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -24,7 +25,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
@@ -39,7 +40,8 @@ from core.settings import Settings
 from resolvers.context import Context
 from resolvers.events import EventDraft
 from schema.build import build_schema
-from taskql import graphiql, request_ids
+from taskql import access_log, graphiql, metrics, request_ids, telemetry
+from taskql.access_log import Observed, RequestFacts
 from taskql.cache import Probe, ResponseCache, etag_of
 from taskql.db import create_engine, create_sessionmaker
 from taskql.events import EventHub
@@ -50,6 +52,7 @@ from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifes
 from taskql.redis import RedisGuard, create_redis
 from taskql.redis_pipe import PipelinedRedis
 from taskql.security import SecurityMiddleware, SecurityPolicy
+from taskql.telemetry import ServerSpans
 from taskql.websocket import LegacyWSHandler, SocketEvents, TransportWSHandler, authenticate, forget
 
 logger = logging.getLogger("taskql.app")
@@ -125,6 +128,7 @@ class PendingStore:
     policy: Policy | None
     ttl: int
     method: str
+    operation: str
 
 
 class SubResponse(Response):
@@ -198,7 +202,9 @@ class GraphQLView(GraphQL[Context, None]):
             request_data = await resources.persisted.resolve(request_data, client)
         except PersistedQueryError as error:
             sub_response.status_code = error.status
-            return ExecutionResult(data=None, errors=[error.as_graphql_error()])
+            refused = ExecutionResult(data=None, errors=[error.as_graphql_error()])
+            access_log.note_result(refused)
+            return refused
         try:
             result = await super().execute_single(
                 request, request_adapter, sub_response, context, root_value, request_data
@@ -208,6 +214,7 @@ class GraphQLView(GraphQL[Context, None]):
             if request_adapter.method == "GET" and "mutation" in error.reason.lower():
                 raise HTTPException(405, "Mutations are only accepted over POST.") from error
             raise
+        access_log.note_result(result)
         self._keep(resources, request, sub_response, context, result)
         return result
 
@@ -227,7 +234,13 @@ class GraphQLView(GraphQL[Context, None]):
         if probe is None or result.errors or context.changed or not isinstance(sub_response, SubResponse):
             return
         sub_response.pending_store = PendingStore(
-            resources.cache, probe, context.viewer, context.cache_policy, _entry_ttl(context), request.method
+            resources.cache,
+            probe,
+            context.viewer,
+            context.cache_policy,
+            _entry_ttl(context),
+            request.method,
+            access_log.operation_name(),
         )
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
@@ -252,7 +265,13 @@ class GraphQLView(GraphQL[Context, None]):
         # Stored after the response is sent: the entry is checked against versions read before the data,
         # so storing late can never make it stale.
         response.background = BackgroundTask(
-            pending.cache.store, pending.probe, pending.viewer, body, pending.policy, pending.ttl
+            pending.cache.store,
+            pending.probe,
+            pending.viewer,
+            body,
+            pending.policy,
+            pending.ttl,
+            pending.operation,
         )
         return response
 
@@ -313,11 +332,14 @@ class GraphQLView(GraphQL[Context, None]):
 
 
 class TaskqlApp(Starlette):
-    """Starlette, with the response cache's express lane in front of its middleware (``taskql.fastpath``)."""
+    """Starlette, with the response cache's express lane in front of its middleware (``taskql.fastpath``),
+    and in front of that the access log and metrics (``taskql.access_log``), and the request's span when
+    tracing is on (``taskql.telemetry``)."""
 
-    def __init__(self, *, security: SecurityPolicy, **kwargs: Any) -> None:
+    def __init__(self, *, security: SecurityPolicy, tracer: Tracer | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._express = CachedGraphQL(super().__call__, express=True, security=security)
+        outer: ASGIApp = Observed(CachedGraphQL(super().__call__, express=True, security=security))
+        self._express = ServerSpans(outer, tracer) if tracer is not None else outer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self
@@ -328,7 +350,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app. ``settings`` must be resolved (``taskql.services.resolve``); by default they are read
     from the environment, where ``serve`` put them for its workers."""
     settings = settings or Settings()
-    schema = build_schema(introspection=settings.introspection_enabled)
+    tracer = telemetry.configure()
+    extensions: list[Any] = [RequestFacts]
+    if tracer is not None:
+        extensions.append(telemetry.operation_span_factory(tracer))
+    schema = build_schema(extensions, introspection=settings.introspection_enabled)
+    if tracer is not None:
+        telemetry.trace_resolvers(schema._schema, tracer)
     security = SecurityPolicy.of(settings)
     # Entries are keyed by the schema, the persisted-query mode and whether introspection answers: a deploy
     # that changes any of them never serves answers computed under the old one.
@@ -341,6 +369,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis = create_redis(settings)
         tokens = token_config(settings)
         guard = RedisGuard(redis, open_seconds=settings.redis_circuit_open_seconds)
+        pool_capacity = settings.db_pool_size + settings.db_max_overflow
+        metrics.worker_started()
+        metrics.watch_pool(engine, pool_capacity)
+        metrics.watch_redis(guard)
+        if tracer is not None:
+            telemetry.instrument_redis(redis)
         assert settings.redis_url
         pipe = PipelinedRedis(settings.redis_url, timeout=settings.redis_socket_timeout_seconds)
         hub = EventHub(
@@ -385,6 +419,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             pipe.close()
             await redis.aclose()
             await engine.dispose()
+            metrics.unwatch_pool(pool_capacity)
+            metrics.worker_stopping()
+            telemetry.flush()
 
     graphql = GraphQLView(
         schema,
@@ -409,7 +446,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "x-apollo-operation-name",
                 "x-request-id",
             ],
-            expose_headers=["x-request-id"],
+            expose_headers=["x-request-id", "x-trace-id", "traceresponse"],
             max_age=600,
         ),
     ]
@@ -419,6 +456,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route(graphiql.PREFIX + "{name}", graphiql_asset, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
         Route("/", lambda _: JSONResponse({"graphql": "/graphql"}), methods=["GET"]),
     ]
-    return TaskqlApp(routes=routes, middleware=middleware, lifespan=lifespan, security=security)
+    return TaskqlApp(
+        routes=routes, middleware=middleware, lifespan=lifespan, security=security, tracer=tracer
+    )

@@ -64,7 +64,8 @@ VERSION_NUMBERS = itertools.count()
 # Store the viewer state and the entry, each only if the versions it was computed from are still current.
 # KEYS: entry, viewer state
 # ARGV: user, role, entry tags ('' to skip), entry versions, body, etag, public, max-age, entry TTL,
-#       viewer tags ('' to skip), viewer versions, viewer TTL, entry positions, viewer positions
+#       viewer tags ('' to skip), viewer versions, viewer TTL, entry positions, viewer positions,
+#       operation name (for the access log and metrics of its hits)
 STORE = """
 local function current(tags)
   local out = {}
@@ -81,7 +82,7 @@ if ARGV[10] ~= '' and current(ARGV[10]) == ARGV[11] then
 end
 if ARGV[3] ~= '' and current(ARGV[3]) == ARGV[4] then
   redis.call('HSET', KEYS[1], 'u', ARGV[1], 'r', ARGV[2], 'i', ARGV[13], 'v', ARGV[4],
-             'b', ARGV[5], 'e', ARGV[6], 'p', ARGV[7], 'a', ARGV[8])
+             'b', ARGV[5], 'e', ARGV[6], 'p', ARGV[7], 'a', ARGV[8], 'o', ARGV[15])
   redis.call('EXPIRE', KEYS[1], ARGV[9])
 end
 return 1
@@ -102,6 +103,8 @@ class Hit:
     etag: str
     public: bool
     max_age: int
+    operation: str = ""  # its operation's name, and its viewer's id ('' for anonymous): for the access log
+    user_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,7 @@ ANONYMOUS_KEYS = _ProbeKeys.build("", VIEWER_PREFIX, (cache_tags.EPOCH,))
 
 
 def _entry_command(key: str) -> bytes:
-    return encode("HMGET", key, "u", "r", "i", "v", "b", "e", "p", "a")
+    return encode("HMGET", key, "u", "r", "i", "v", "b", "e", "p", "a", "o")
 
 
 def _signature(versions: list[bytes | None], positions: bytes | None) -> bytes | None:
@@ -243,7 +246,14 @@ class ResponseCache:
             and entry[1] == role
             and _signature(versions, entry[2]) == entry[3]
         ):
-            return Hit(body=entry[4], etag=entry[5].decode(), public=entry[6] == b"1", max_age=int(entry[7]))
+            return Hit(
+                body=entry[4],
+                etag=entry[5].decode(),
+                public=entry[6] == b"1",
+                max_age=int(entry[7]),
+                operation=(entry[8] or b"").decode(errors="replace"),
+                user_id=keys.user_id,
+            )
         if None in versions:
             versions = await self._create_tags(keys, versions)
             if versions is None:
@@ -268,7 +278,13 @@ class ResponseCache:
             return None
 
     async def store(
-        self, probe: Probe, viewer: Viewer | None, body: bytes, policy: Policy | None, ttl: int
+        self,
+        probe: Probe,
+        viewer: Viewer | None,
+        body: bytes,
+        policy: Policy | None,
+        ttl: int,
+        operation: str = "",
     ) -> None:
         """Keep the answer (when ``policy`` allows) and the viewer's session state (when it came from
         PostgreSQL), each against the versions read before its data."""
@@ -309,6 +325,7 @@ class ResponseCache:
             self.viewer_ttl_seconds,
             self._positions(probe, entry_tags),
             self._positions(probe, viewer_tags),
+            operation,
         ]
         viewer_key = VIEWER_PREFIX + (str(viewer.session_id) if viewer else "")
         with contextlib.suppress(RedisUnavailable):

@@ -25,7 +25,7 @@ SCHEMA_FILE = Path(__file__).resolve().parent.parent / "graphql" / "schema.graph
 
 def _settings() -> Settings:
     settings = Settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format_resolved)
     return services.resolve(settings)
 
 
@@ -110,6 +110,10 @@ def serve(
     """Serve the API (and GraphiQL in development) at http://HOST:PORT/graphql.
 
     On SIGTERM: no new connections, WebSockets closed (1001), requests drained (SHUTDOWN_TIMEOUT_SECONDS)."""
+    from taskql import metrics_dir
+
+    metrics_folder = metrics_dir.prepare()  # first: before anything imports prometheus-client
+
     import uvicorn
 
     from taskql import migrate as migrations
@@ -129,6 +133,10 @@ def serve(
     # default kill) it lets the embedded servers stop with us. With several workers uvicorn's supervisor
     # takes SIGTERM over: it passes it to each worker, waits for them, and returns.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if settings.metrics_port is not None:
+        metrics_dir.serve_port(host, settings.metrics_port)
+    if workers > 1:
+        metrics_dir.supervising()
     try:
         uvicorn.run(
             "taskql.app:create_app",
@@ -137,7 +145,10 @@ def serve(
             port=port,
             workers=workers,
             log_level=settings.log_level.lower(),
-            access_log=settings.log_level in {"DEBUG", "INFO"},  # not even filtered per request above
+            # Applied in every worker too (each is a new interpreter); uvicorn's access log is replaced by
+            # taskql.access (one line per request, with its operation, and never the query string).
+            log_config=logs.dict_config(settings.log_level, settings.log_format_resolved),
+            access_log=False,
             proxy_headers=proxy_headers,
             forwarded_allow_ips=forwarded_allow_ips or settings.forwarded_allow_ips,
             timeout_keep_alive=timeout_keep_alive,
@@ -150,6 +161,7 @@ def serve(
         )
     finally:
         services.stop_embedded()
+        metrics_dir.remove(metrics_folder)
 
 
 @app.command()

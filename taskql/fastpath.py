@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.tokens import AccessClaims, decode_access_token
 from core.errors import Unauthenticated
-from taskql import request_ids
+from taskql import access_log, request_ids
 from taskql.cache import Hit, Probe
 from taskql.security import PREFLIGHT_HEADERS, SecurityPolicy, csrf_safe
 
@@ -101,6 +101,7 @@ class CachedGraphQL:
         except (ValueError, TypeError, UnicodeError, Unauthenticated):
             found = None  # the view answers it, with the right error
         if isinstance(found, Hit):
+            access_log.cache_hit(found.operation, found.user_id)
             await _send_hit(found, scope, headers, send, self.extra_headers)
             return
         if isinstance(found, Probe) and b"mutation" in (body or scope["query_string"]):

@@ -29,6 +29,7 @@ from strawberry.http import GraphQLRequestData
 
 from graphql import GraphQLError, GraphQLSchema, parse, specified_rules, validate
 from schema.limits import LIMIT_RULES
+from taskql import metrics
 from taskql.redis import RedisGuard, RedisUnavailable
 
 logger = logging.getLogger("taskql.persisted")
@@ -129,7 +130,9 @@ class PersistedQueries:
         if query is None and self.mode == "apq":
             query = await self._lookup(digest)
         if query is None:
+            metrics.apq("miss")
             raise PersistedQueryError("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
+        metrics.apq("hit")
         return replace(data, query=query)
 
     def _trusted_by_id(self, document_id: object) -> str:
@@ -137,7 +140,9 @@ class PersistedQueries:
             raise PersistedQueryError('documentId must look like "sha256:<hex>".', "BAD_REQUEST", status=400)
         query = self.trusted.get(document_id.removeprefix("sha256:"))
         if query is None:
+            metrics.apq("miss")
             raise PersistedQueryError("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
+        metrics.apq("hit")
         return query
 
     @staticmethod
@@ -191,3 +196,6 @@ class PersistedQueries:
             _, count = await pipe.execute()
         if count <= self.registrations_per_minute:
             await redis.set(APQ_PREFIX + digest, query.encode(), ex=self.ttl_seconds)
+            metrics.apq("registered")
+        else:
+            metrics.rate_limited("apq_registrations")

@@ -52,6 +52,7 @@ class RedisGuard:
         self._open_until = 0.0
         self._probing = False
         self._recovery: list[Callable[[Redis], Awaitable[None]]] = []
+        self._listeners: list[Callable[[bool], None]] = []
 
     @property
     def available(self) -> bool:
@@ -60,6 +61,14 @@ class RedisGuard:
 
     def on_recovery(self, hook: Callable[[Redis], Awaitable[None]]) -> None:
         self._recovery.append(hook)
+
+    def on_change(self, listener: Callable[[bool], None]) -> None:
+        """``listener(available)`` runs when the circuit opens (False) and when it closes again (True)."""
+        self._listeners.append(listener)
+
+    def _changed(self, available: bool) -> None:
+        for listener in self._listeners:
+            listener(available)
 
     async def call(self, operation: Callable[[Redis], Awaitable[T]]) -> T:
         if self._open_until:
@@ -72,6 +81,7 @@ class RedisGuard:
                 self._probing = False
             self._open_until = 0.0
             logger.warning("Redis is back: circuit closed")
+            self._changed(True)
             return result
         return await self._attempt(operation, recovering=False)
 
@@ -83,7 +93,10 @@ class RedisGuard:
                     await hook(self.redis)
             return await operation(self.redis)
         except (RedisError, OSError, TimeoutError) as error:
-            if not self._open_until:
+            opening = not self._open_until
+            if opening:
                 logger.warning("Redis unavailable (%s): circuit open", type(error).__name__)
             self._open_until = time.monotonic() + self.open_seconds
+            if opening:
+                self._changed(False)
             raise RedisUnavailable(type(error).__name__) from error

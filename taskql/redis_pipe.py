@@ -18,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
 from redis.exceptions import ConnectionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from core import tracing
 
 
 def encode(*args: str | bytes | int) -> bytes:
@@ -76,6 +79,10 @@ class PipelinedRedis:
         self._connecting: asyncio.Task[_Protocol] | None = None
         self._buffer: list[bytes] = []
         self._flush_scheduled = False
+        # Chosen once (the pipe is made after tracing is set up): untraced, a lookup pays nothing for it.
+        self.send: Callable[[bytes, int], Awaitable[list[Any]]] = (
+            self._traced_send if tracing.enabled() else self._send
+        )
 
     async def execute(self, *args: str | bytes | int) -> Any:
         return (await self.pipeline(args))[0]
@@ -84,7 +91,14 @@ class PipelinedRedis:
         """Send ``commands`` together; their replies, in order (a Redis error reply raises)."""
         return await self.send(b"".join(encode(*command) for command in commands), len(commands))
 
-    async def send(self, data: bytes, replies: int) -> list[Any]:
+    async def _traced_send(self, data: bytes, replies: int) -> list[Any]:
+        # redis-py's instrumentation does not see this connection: its commands are traced here.
+        with tracing.span(
+            "redis pipeline", {"db.system": "redis", "db.operation.batch.size": replies}, client=True
+        ):
+            return await self._send(data, replies)
+
+    async def _send(self, data: bytes, replies: int) -> list[Any]:
         """Send ``data``, ``replies`` commands already in RESP (see ``encode``); their replies, in order."""
         protocol = self._protocol or await self._connect()
         loop = asyncio.get_running_loop()

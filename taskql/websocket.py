@@ -33,6 +33,7 @@ from core.errors import Unauthenticated
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from resolvers.context import Context
 from resolvers.events import TaskEvent
+from taskql import metrics
 from taskql.events import TOO_FAR_BEHIND, Connection, EventHub
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class SocketEvents:
     closing: set[asyncio.Task[None]] = field(default_factory=set)
 
     def stream(self, audience: str, after: str | None) -> AsyncIterator[TaskEvent]:
-        return self.hub.stream(audience, after, on_overflow=self._too_far_behind)
+        return metrics.delivered(self.hub.stream(audience, after, on_overflow=self._too_far_behind))
 
     def _too_far_behind(self) -> None:
         task = asyncio.create_task(
@@ -107,6 +108,7 @@ async def authenticate(resources: Resources, context: Context, websocket: WebSoc
         claims.user_id, claims.session_id, lambda code, reason: close(websocket, code, reason)
     )
     resources.events.add_connection(connection)
+    metrics.websocket_opened()
     websocket.scope.setdefault("state", {})[CONNECTION_STATE] = connection
     # Ends the socket when the token does: a subscription never outlives the right to read it.
     delay = max(0.0, claims.expires_at.timestamp() - time.time())
@@ -121,6 +123,7 @@ def forget(resources: Resources, websocket: WebSocket) -> None:
     connection = state.pop(CONNECTION_STATE, None)
     if isinstance(connection, Connection):
         resources.events.remove_connection(connection)
+        metrics.websocket_closed()
     expiry = state.pop("taskql.expiry", None)
     if isinstance(expiry, asyncio.TimerHandle):
         expiry.cancel()

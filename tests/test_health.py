@@ -1,4 +1,14 @@
+import asyncio
+import time
+
 import httpx
+from starlette.applications import Starlette
+
+from taskql import migrate
+from taskql.health import CHECK_TIMEOUT_SECONDS
+from tests.conftest import client_for, make_settings
+from tests.services import Services
+from tests.sql import captured
 
 
 async def test_healthz_answers(http: httpx.AsyncClient) -> None:
@@ -19,3 +29,35 @@ async def test_graphiql_is_served_to_browsers_in_development(http: httpx.AsyncCl
     response = await http.get("/graphql", headers={"accept": "text/html"})
     assert response.status_code == 200
     assert "graphiql" in response.text.lower()
+
+
+async def test_probing_every_second_reads_the_migration_scripts_once_and_the_same_statements(
+    http: httpx.AsyncClient, app: Starlette
+) -> None:
+    migrate._scripts.cache_clear()
+    with captured(app) as statements:
+        answers = [await http.get("/readyz") for _ in range(5)]
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert migrate._scripts.cache_info().misses == 1
+    assert len(statements) == 5 * len({sql for sql, _ in statements.executed})
+
+
+async def test_probes_that_arrive_together_share_one_check(http: httpx.AsyncClient, app: Starlette) -> None:
+    with captured(app) as statements:
+        answers = await asyncio.gather(*(http.get("/readyz") for _ in range(10)))
+    assert {answer.json()["status"] for answer in answers} == {"ready"}
+    assert len({sql for sql, _ in statements.executed}) == len(statements), "one check for all ten"
+
+
+async def test_readyz_answers_within_its_bound_when_no_connection_is_free(database: Services) -> None:
+    settings = make_settings(database, db_pool_size=1, db_max_overflow=0)
+    async with client_for(settings) as http:
+        engine = http._transport.app.state.resources.engine  # type: ignore[attr-defined]
+        async with engine.connect():  # the pool's only connection, busy
+            started = time.monotonic()
+            response = await http.get("/readyz")
+            took = time.monotonic() - started
+    body = response.json()
+    assert (response.status_code, body["status"]) == (503, "unavailable")
+    assert body["checks"]["postgres"] == {"ok": False, "error": "TimeoutError", "pool_in_use": 1}
+    assert took < CHECK_TIMEOUT_SECONDS + 0.7

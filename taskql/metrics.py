@@ -1,0 +1,316 @@
+"""Prometheus metrics, and ``/metrics``.
+
+Every family is defined here, once, as the client library wants (at import). Under ``serve`` they are in
+prometheus-client's multiprocess mode: ``serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at an empty folder
+before any worker starts (``taskql.metrics_dir``), each worker writes its samples to its own files there,
+and a scrape (of any worker, or of ``METRICS_PORT``) adds them all up. Live gauges (connections, pool use,
+Redis) count only live processes: a worker's files go when it stops, and a worker that starts clears what a
+crashed one left.
+
+Labels stay bounded: an operation is labelled with its name only when it is one of the trusted documents
+(``graphql/manifest.json``), ``anonymous`` when unnamed, else ``other``; error codes and limit names come
+from taskql's code, and at most ``MAX_CODES`` distinct ones are kept apart.
+
+Who may read ``/metrics`` on the API port: with ``METRICS_TOKEN`` set, whoever sends it as a bearer token;
+without it, anyone in development and nobody in production (404). In production, prefer ``METRICS_PORT``:
+``serve`` then also serves the metrics on that port, which a scraper reaches and the ingress does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+import json
+import logging
+import os
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from sqlalchemy import event
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from taskql import metrics_dir
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from core.settings import Settings
+    from taskql.redis import RedisGuard
+
+logger = logging.getLogger("taskql.metrics")
+T = TypeVar("T")
+
+MANIFEST = Path(__file__).resolve().parent.parent / "graphql" / "manifest.json"
+MAX_CODES = 40
+CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+# From a cache hit (a fraction of a millisecond) to a slow page (seconds).
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REQUESTS = Counter(
+    "taskql_graphql_requests",
+    "GraphQL requests over HTTP, by operation and outcome (ok, client_error, server_error).",
+    ["operation", "outcome"],
+)
+LATENCY = Histogram(
+    "taskql_graphql_request_duration_seconds",
+    "Time from the request's arrival to the last byte of its answer, by operation.",
+    ["operation"],
+    buckets=LATENCY_BUCKETS,
+)
+ERRORS = Counter("taskql_graphql_errors", "Errors in GraphQL answers, by extensions.code.", ["code"])
+CACHE = Counter(
+    "taskql_response_cache_requests",
+    "Queries looked up in the response cache: hit (answered from Redis, most by the express lane) or miss.",
+    ["result"],
+)
+APQ = Counter(
+    "taskql_apq_requests",
+    "Persisted-query requests by hash: hit (document found), miss (PersistedQueryNotFound), registered.",
+    ["result"],
+)
+RATE_LIMITED = Counter(
+    "taskql_rate_limited", "Requests refused (or not served in full) by a rate limit, by limit.", ["limit"]
+)
+WEBSOCKETS = Gauge(
+    "taskql_websocket_connections", "WebSocket connections past connection_init.", multiprocess_mode="livesum"
+)
+SUBSCRIPTIONS = Gauge("taskql_subscriptions_active", "Subscriptions running.", multiprocess_mode="livesum")
+EVENTS = Counter("taskql_events_delivered", "Task events delivered to subscriptions.")
+POOL = Gauge(
+    "taskql_db_pool_connections",
+    "PostgreSQL connections of the pool, by state: used (checked out) or idle.",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+POOL_MAX = Gauge(
+    "taskql_db_pool_connections_max",
+    "Connections the pool may open (pool size plus overflow).",
+    multiprocess_mode="livesum",
+)
+REDIS_AVAILABLE = Gauge(
+    "taskql_redis_available",
+    "1 while the Redis circuit breaker is closed (in every worker), 0 while it is open.",
+    multiprocess_mode="livemin",
+)
+REDIS_AVAILABLE.set(1)  # until a circuit opens: a worker still starting must not read as Redis down
+
+_cache_hit, _cache_miss = CACHE.labels("hit"), CACHE.labels("miss")
+_codes: dict[str, Counter] = {}  # at most MAX_CODES; any other code is counted as OTHER
+_other_code = ERRORS.labels("OTHER")
+
+
+@functools.cache
+def _children(label: str, outcome: str) -> tuple[Counter, Histogram]:
+    """The request counter and latency histogram children of one (label, outcome), bound once per process
+    (``.labels()`` costs more than the ``.inc()`` itself). Keyed by label, never by the client's name."""
+    return REQUESTS.labels(label, outcome), LATENCY.labels(label)
+
+
+@functools.cache
+def known_operations() -> frozenset[str]:
+    """The trusted documents' operation names: the only ones that become label values."""
+    try:
+        manifest = json.loads(MANIFEST.read_text())
+    except (OSError, ValueError):
+        return frozenset()
+    return frozenset(
+        operation["name"] for operation in manifest.get("operations", ()) if operation.get("name")
+    )
+
+
+def operation_label(name: str | None) -> str:
+    if not name:
+        return "anonymous"
+    return name if name in known_operations() else "other"
+
+
+def _errors(code: str) -> Counter:
+    child = _codes.get(code)
+    if child is None:
+        if CODE.match(code) is None or len(_codes) >= MAX_CODES:
+            return _other_code
+        child = _codes[code] = ERRORS.labels(code)
+    return child
+
+
+def outcome(status: int, codes: Iterable[str]) -> str:
+    codes = tuple(codes)
+    if status >= 500 or "INTERNAL_SERVER_ERROR" in codes:
+        return "server_error"
+    if status >= 400 or codes:
+        return "client_error"
+    return "ok"
+
+
+def observe_request(
+    operation: str | None, status: int, codes: tuple[str, ...], cache: str | None, seconds: float
+) -> None:
+    """One GraphQL request over HTTP (a cache hit included) has been answered."""
+    label = operation_label(operation)
+    if status < 400 and not codes:
+        requests, latency = _children(label, "ok")
+    else:
+        requests, latency = _children(label, outcome(status, codes))
+        for code in codes:
+            _errors(code).inc()
+    requests.inc()
+    latency.observe(seconds)
+    if cache == "HIT":
+        _cache_hit.inc()
+    elif cache == "MISS":
+        _cache_miss.inc()
+
+
+def apq(result: str) -> None:
+    """A persisted-query lookup: ``hit``, ``miss`` or ``registered``."""
+    APQ.labels(result).inc()
+
+
+def rate_limited(limit: str) -> None:
+    """A request was refused, or served without something, because of the limit named ``limit`` (a name
+    from taskql's code, e.g. ``requests``, ``cost``, ``apq_registrations``: never a client's value)."""
+    RATE_LIMITED.labels(limit).inc()
+
+
+def websocket_opened() -> None:
+    WEBSOCKETS.inc()
+
+
+def websocket_closed() -> None:
+    WEBSOCKETS.dec()
+
+
+async def delivered(stream: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """``stream``, counted: one running subscription while it lasts, one delivered event per item."""
+    SUBSCRIPTIONS.inc()
+    try:
+        async for item in stream:
+            EVENTS.inc()
+            yield item
+    finally:
+        SUBSCRIPTIONS.dec()
+        close = getattr(stream, "aclose", None)
+        if close is not None:  # ended early (the client unsubscribed): the source lets go of its queue
+            await close()
+
+
+def watch_pool(engine: AsyncEngine, capacity: int) -> None:
+    """Keep the pool gauges current from SQLAlchemy's pool events (a gauge's step each): a connection is
+    idle from its ``connect`` (or ``checkin``) to its ``checkout`` (or ``close``), used in between. An
+    invalidated connection is closed while checked out, then checked in: its steps still add up."""
+    used, idle = POOL.labels("used"), POOL.labels("idle")
+    sync_engine = engine.sync_engine
+    POOL_MAX.inc(capacity)
+
+    def checkout(*_: object) -> None:
+        idle.dec()
+        used.inc()
+
+    def checkin(*_: object) -> None:
+        used.dec()
+        idle.inc()
+
+    event.listen(sync_engine, "connect", lambda *_: idle.inc())
+    event.listen(sync_engine, "close", lambda *_: idle.dec())
+    event.listen(sync_engine, "checkout", checkout)
+    event.listen(sync_engine, "checkin", checkin)
+
+
+def unwatch_pool(capacity: int) -> None:
+    POOL_MAX.dec(capacity)
+
+
+def watch_redis(guard: RedisGuard) -> None:
+    REDIS_AVAILABLE.set(1 if guard.available else 0)
+    guard.on_change(lambda available: REDIS_AVAILABLE.set(1 if available else 0))
+
+
+# Multiprocess mode ---------------------------------------------------------------------------------
+
+
+def multiprocess_dir() -> Path | None:
+    folder = os.environ.get(metrics_dir.MULTIPROC_DIR)
+    return Path(folder) if folder else None
+
+
+def worker_started() -> None:
+    """A worker's live gauges count until it stops; one that crashed never said so: its files go now."""
+    folder = multiprocess_dir()
+    if folder is None:
+        return
+    for path in folder.glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            multiprocess.mark_process_dead(int(pid), str(folder))  # type: ignore[no-untyped-call]
+
+
+def worker_stopping() -> None:
+    folder = multiprocess_dir()
+    if folder is not None:
+        multiprocess.mark_process_dead(os.getpid(), str(folder))  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def registry() -> CollectorRegistry:
+    """What a scrape reads: every worker's files in multiprocess mode, else this process's families."""
+    if multiprocess_dir() is None:
+        return REGISTRY
+    collected = CollectorRegistry()
+    multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+    return collected
+
+
+def render() -> bytes:
+    return generate_latest(registry())
+
+
+# /metrics on the API port -------------------------------------------------------------------------
+
+
+def may_read(settings: Settings, authorization: str | None) -> int:
+    """The HTTP status for a scrape of ``/metrics`` on the API port: 200, 401 (token missing or wrong), or
+    404 (not exposed there: production without ``METRICS_TOKEN``)."""
+    if settings.metrics_token is None:
+        return 200 if settings.environment == "development" else 404
+    scheme, _, supplied = (authorization or "").partition(" ")
+    expected = settings.metrics_token.get_secret_value()
+    if scheme.lower() == "bearer" and hmac.compare_digest(supplied.strip().encode(), expected.encode()):
+        return 200
+    return 401
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    status = may_read(request.app.state.resources.settings, request.headers.get("authorization"))
+    if status == 404:
+        return PlainTextResponse("Not Found", 404)
+    if status == 401:
+        return PlainTextResponse(
+            "Send the metrics token: Authorization: Bearer <METRICS_TOKEN>",
+            401,
+            headers={"www-authenticate": 'Bearer realm="metrics"'},
+        )
+    body = await asyncio.to_thread(render)  # reads every worker's files: off the event loop
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

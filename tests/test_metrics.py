@@ -1,0 +1,73 @@
+"""``/metrics`` on the API port: who may read it, and labels that stay bounded whatever clients send."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+TOKEN = secrets.token_urlsafe(24)
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_metrics_are_open_in_development_without_a_token(http: httpx.AsyncClient) -> None:
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "taskql_graphql_requests_total" in response.text
+
+
+@pytest.fixture
+def production(app: Starlette, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Make the running app's settings production's (with ``overrides``) for one test."""
+
+    def apply(**overrides: object) -> None:
+        resources = app.state.resources
+        changed = resources.settings.model_copy(update={"environment": "production", **overrides})
+        monkeypatch.setattr(resources, "settings", changed)
+
+    return apply
+
+
+async def test_metrics_are_not_served_on_the_api_port_in_production_without_a_token(
+    http: httpx.AsyncClient, production: Callable[..., None]
+) -> None:
+    production()
+    assert (await http.get("/metrics")).status_code == 404
+
+
+async def test_with_a_token_metrics_need_it_as_a_bearer_token(
+    http: httpx.AsyncClient, production: Callable[..., None]
+) -> None:
+    production(metrics_token=SecretStr(TOKEN))
+    assert (await http.get("/metrics")).status_code == 401
+    wrong = await http.get("/metrics", headers={"authorization": f"Bearer {TOKEN}x"})
+    assert wrong.status_code == 401
+    right = await http.get("/metrics", headers={"authorization": f"Bearer {TOKEN}"})
+    assert right.status_code == 200
+    assert "taskql_db_pool_connections_max" in right.text
+
+
+async def test_operation_names_that_are_not_trusted_documents_share_one_label(
+    http: httpx.AsyncClient,
+) -> None:
+    before = sample("taskql_graphql_requests_total", operation="other", outcome="ok")
+    for number in range(5):
+        await http.post("/graphql", json={"query": f"query Made{number}Up {{ me {{ id }} }}"})
+    assert sample("taskql_graphql_requests_total", operation="other", outcome="ok") == before + 5
+    assert "Made0Up" not in (await http.get("/metrics")).text
+
+
+async def test_a_trusted_operation_is_labelled_with_its_name_and_timed(http: httpx.AsyncClient) -> None:
+    me = open("graphql/queries/Me.graphql").read()  # noqa: SIM115, ASYNC230
+    before = sample("taskql_graphql_request_duration_seconds_count", operation="Me")
+    await http.post("/graphql", json={"query": me})
+    assert sample("taskql_graphql_request_duration_seconds_count", operation="Me") == before + 1
