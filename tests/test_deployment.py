@@ -35,9 +35,8 @@ from tests.ws_client import Subscriber
 
 SETTINGS = {name.upper() for name in Settings.model_fields}
 # Named by the deployment files ahead of the telemetry work (JSON logs), which adds it to the settings.
-PENDING_SETTINGS = {"LOG_FORMAT"} - SETTINGS
 STANDARD = re.compile(r"^(OTEL|PROMETHEUS)_[A-Z0-9_]+$")  # read by OpenTelemetry / prometheus_client
-METRICS_PATH = "/metrics"  # served by the telemetry work on the app's port
+METRICS_PATH = "/metrics"
 SERVE_PORT = 8000
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -122,7 +121,7 @@ def env_file_names(path: Path) -> set[str]:
 
 
 def assert_known_variables(names: set[str], where: str) -> None:
-    unknown = {name for name in names if name not in SETTINGS | PENDING_SETTINGS and not STANDARD.match(name)}
+    unknown = {name for name in names if name not in SETTINGS and not STANDARD.match(name)}
     assert not unknown, f"{where} sets variables taskql does not read: {sorted(unknown)}"
 
 
@@ -208,7 +207,8 @@ def test_every_variable_given_to_taskql_is_a_setting_or_a_standard_one() -> None
 
 
 def test_env_example_names_every_setting() -> None:
-    assert env_file_names(ROOT / ".env.example") == SETTINGS
+    names = env_file_names(ROOT / ".env.example")
+    assert {name for name in names if not STANDARD.match(name)} == SETTINGS
 
 
 def test_compose_with_a_jwt_secret_passes_docker_composes_own_validation() -> None:
@@ -318,7 +318,9 @@ def test_prometheus_scrapes_the_metrics_of_each_replica_directly() -> None:
     (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "taskql"]
     assert job["metrics_path"] == METRICS_PATH
     targets = [target for group in job["static_configs"] for target in group["targets"]]
-    assert targets == [f"{name}:{SERVE_PORT}" for name in REPLICAS]
+    # Not the API port: there, production answers /metrics only with METRICS_TOKEN.
+    metrics_port = taskql_services()["api-1"]["environment"]["METRICS_PORT"]
+    assert targets == [f"{name}:{metrics_port}" for name in REPLICAS]
     mount = "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
     assert mount in services()["prometheus"]["volumes"]
 
@@ -330,7 +332,8 @@ def test_the_collector_receives_otlp_where_the_replicas_send_it_and_exports_what
             assert set(pipeline.get(part, [])) <= set(config.get(part) or {}), part
     endpoint = urlparse(taskql_services()["api-1"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"])
     assert endpoint.hostname in services()
-    assert config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == f"0.0.0.0:{endpoint.port}"
+    # taskql exports OTLP over HTTP/protobuf (taskql.telemetry's default protocol): the collector's HTTP port
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == f"0.0.0.0:{endpoint.port}"
     jaeger = urlparse("//" + config["exporters"]["otlp/jaeger"]["endpoint"])
     assert jaeger.hostname in services()
     assert any("collector.yaml" in volume for volume in services()["otel-collector"]["volumes"])
@@ -447,8 +450,9 @@ def test_the_deployment_serves_on_its_container_port_and_probes_real_routes() ->
     assert assert_real_command(command) == "serve"
     assert "--no-migrate" in command
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert ports == {"http": int(option(command, "--port"))} == {"http": SERVE_PORT}
+    assert ports["http"] == int(option(command, "--port")) == SERVE_PORT
     routes = http_routes()
+    assert METRICS_PATH in routes
     probes = {
         name: container[name]["httpGet"] for name in ("startupProbe", "livenessProbe", "readinessProbe")
     }
@@ -458,7 +462,10 @@ def test_the_deployment_serves_on_its_container_port_and_probes_real_routes() ->
         assert probe["path"] in routes
         assert probe["port"] in ports
     template = k8s_documents()["Deployment"]["spec"]["template"]["metadata"]
-    assert template["annotations"]["prometheus.io/port"] == str(SERVE_PORT)
+    metrics_port = k8s_documents()["ConfigMap"]["data"]["METRICS_PORT"]
+    assert template["annotations"]["prometheus.io/port"] == metrics_port
+    (container,) = pod_spec("Deployment")["containers"]
+    assert int(metrics_port) in [port["containerPort"] for port in container["ports"]]
     assert template["annotations"]["prometheus.io/path"] == METRICS_PATH
     uid = re.search(r"useradd .*--uid (\d+)", (ROOT / "Dockerfile").read_text())
     assert uid
