@@ -321,7 +321,9 @@ def report(figures: dict[str, Any]) -> None:
     )
     if figures["late_sends"] > 0.01 * figures["scheduled"]:
         print(
-            "!!! more than 1% of requests left late: this client could not keep the schedule", file=sys.stderr
+            "!!! more than 1% of requests left late: this client could not keep its schedule (on a busy"
+            " machine, see the load average)",
+            file=sys.stderr,
         )
     print(json.dumps(figures))
 
