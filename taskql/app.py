@@ -216,7 +216,7 @@ class GraphQLView(GraphQL[Context, None]):
                 raise HTTPException(405, "Mutations are only accepted over POST.") from error
             raise
         access_log.note_result(result)
-        mark_unavailable(result, sub_response)
+        mark_unavailable(result, sub_response, wrote=bool(context.changed))
         self._keep(resources, request, sub_response, context, result)
         return result
 

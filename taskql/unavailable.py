@@ -22,9 +22,10 @@ def unavailable_response(error: ServiceUnavailable) -> JSONResponse:
     return JSONResponse(body, 503, headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
-def mark_unavailable(result: ExecutionResult, sub_response: Response) -> None:
-    """A result with no data because PostgreSQL was unavailable is answered as a 503."""
-    if result.data is not None or not result.errors:
+def mark_unavailable(result: ExecutionResult, sub_response: Response, *, wrote: bool) -> None:
+    """A result with no data because PostgreSQL was unavailable is answered as a 503, unless an earlier
+    mutation field of the document committed (a client retrying on 503 would apply it twice)."""
+    if result.data is not None or not result.errors or wrote:
         return
     if any((error.extensions or {}).get("code") == ServiceUnavailable.code for error in result.errors):
         sub_response.status_code = 503
