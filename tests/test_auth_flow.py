@@ -224,3 +224,17 @@ async def test_a_login_racing_a_deactivation_never_yields_a_session_that_outlive
         if not login.errors:  # whichever order they ran in, the session it opened is gone now
             token = login.data["login"]["accessToken"]
             assert (await gql.run("Me", token=token)).codes == ["UNAUTHENTICATED"]
+
+
+async def test_password_hashing_uses_at_most_its_own_two_threads_however_many_logins_arrive() -> None:
+    import threading
+
+    from auth.passwords import HASHING_THREADS, hash_password, verify_password
+
+    hashes = await asyncio.gather(*(hash_password(f"password {i}") for i in range(8)))
+    assert (
+        await asyncio.gather(*(verify_password(h, f"password {i}") for i, h in enumerate(hashes)))
+        == [True] * 8
+    )
+    hashing = [thread for thread in threading.enumerate() if thread.name.startswith("argon2")]
+    assert 1 <= len(hashing) <= HASHING_THREADS
