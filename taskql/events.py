@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from core.errors import BadUserInput
@@ -47,6 +48,7 @@ STREAM_PREFIX = "taskql:ev:"
 LIVE_CHANNEL = "taskql:ev-live"
 CONTROL_CHANNEL = "taskql:ev-control"
 REPLAY_PAGE = 500
+STOP_SECONDS = 1.0  # the listener's wait for a cancellation, then again after its connection is closed
 TOO_FAR_BEHIND = 1013  # "try again later": graphql-ws clients reconnect by themselves
 
 # KEYS: the audiences' streams (the admins' first)   ARGV: max length, min id, retention ms, live bundle,
@@ -198,6 +200,8 @@ class EventHub:
     _subscribers: defaultdict[str, set[Subscriber]] = field(default_factory=lambda: defaultdict(set))
     _connections: set[Connection] = field(default_factory=set)
     _listener: asyncio.Task[None] | None = None
+    _pubsub: PubSub | None = None
+    _stopping: bool = False
     _closing: set[asyncio.Future[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -270,16 +274,29 @@ class EventHub:
         self._listener = asyncio.create_task(self._listen(), name="taskql-events")
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        self._stopping = True
+        listener = self._listener
+        if listener is None:
+            return
+        listener.cancel()
+        done, _ = await asyncio.wait({listener}, timeout=STOP_SECONDS)
+        if not done and self._pubsub is not None:
+            # A cancellation that lands while redis-py is still connecting can be swallowed by it, and the
+            # listener then waits on the connection for good: closing it under the listener ends the wait.
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            done, _ = await asyncio.wait({listener}, timeout=STOP_SECONDS)
+        if not done:
+            logger.warning("the task event listener did not stop within %.0f s", 2 * STOP_SECONDS)
+        elif not listener.cancelled() and listener.exception() is not None:
+            logger.warning("the task event listener ended with %r", listener.exception())
 
     async def _listen(self) -> None:
         """One pub/sub connection for the whole process, reconnecting after failures."""
-        while True:
+        while not self._stopping:
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    self._pubsub = pubsub
                     await pubsub.subscribe(LIVE_CHANNEL, CONTROL_CHANNEL)
                     self._everyone(GAP)  # anything published while we were not listening is in the streams
                     async for message in pubsub.listen():
@@ -290,6 +307,8 @@ class EventHub:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as error:
+                if self._stopping:
+                    return
                 logger.warning("event listener lost Redis (%s); reconnecting", type(error).__name__)
                 await asyncio.sleep(0.5)
 
