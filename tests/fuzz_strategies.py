@@ -30,6 +30,7 @@ from graphql import (
     NameNode,
     NonNullTypeNode,
     OperationDefinitionNode,
+    OperationType,
     TypeInfo,
     TypeInfoVisitor,
     TypeNode,
@@ -225,3 +226,25 @@ def with_variables(schema: GraphQLSchema, document: DocumentNode) -> tuple[Docum
         selection_set=operation.selection_set,
     )
     return DocumentNode(definitions=(with_definitions,)), lifting.variables
+
+
+def subscription_schema(schema: GraphQLSchema) -> GraphQLSchema:
+    """``schema`` with its Subscription type as the query root: hypothesis-graphql generates queries and
+    mutations only, so subscriptions are generated as queries of this schema (``as_subscription``)."""
+    assert schema.subscription_type is not None
+    return GraphQLSchema(
+        query=schema.subscription_type, types=list(schema.type_map.values()), directives=schema.directives
+    )
+
+
+def as_subscription(document: DocumentNode) -> DocumentNode:
+    [operation] = document.definitions
+    assert isinstance(operation, OperationDefinitionNode)
+    subscription = OperationDefinitionNode(
+        operation=OperationType.SUBSCRIPTION,
+        name=operation.name,
+        variable_definitions=operation.variable_definitions,
+        directives=operation.directives,
+        selection_set=operation.selection_set,
+    )
+    return DocumentNode(definitions=(subscription,))

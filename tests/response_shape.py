@@ -44,9 +44,10 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-# Every code the README documents, and the persisted-query and subscription ones.
+# Every code the README documents, and the persisted-query, subscription and transport ones.
 DOCUMENTED_CODES = frozenset(
     {
+        "BAD_REQUEST",
         "UNAUTHENTICATED",
         "FORBIDDEN",
         "NOT_FOUND",

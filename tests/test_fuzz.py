@@ -45,7 +45,7 @@ from graphql import (
 )
 from taskql.app import token_config
 from tests.fixed_world import ALICE, ROOT, access_token, rebuild, snapshot
-from tests.fuzz_strategies import JSON_VALUES, SCALARS, with_variables
+from tests.fuzz_strategies import JSON_VALUES, SCALARS, as_subscription, subscription_schema, with_variables
 from tests.response_shape import shape_problems
 from tests.services import Services
 
@@ -219,3 +219,15 @@ async def test_generated_invalid_operations_are_refused_before_anything_runs(
         "GRAPHQL_VALIDATION_FAILED",
         "BAD_USER_INPUT",
     }, body
+
+
+@pytest.mark.parametrize("viewer", ["anonymous", "user"])
+@bounded(examples=30)
+@given(document=queries(subscription_schema(SCHEMA), custom_scalars=SCALARS))
+async def test_generated_subscriptions_sent_over_http_are_refused_with_a_code(
+    world: FuzzWorld, viewer: str, document: str
+) -> None:
+    """Subscriptions are served over WebSocket only; over HTTP they are a client's mistake, said so."""
+    body = await world.answer(viewer, print_ast(as_subscription(parse(document))))
+    assert body.get("data") is None, body
+    assert body["errors"], body
