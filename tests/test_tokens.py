@@ -137,6 +137,19 @@ FORGERIES: dict[str, tuple[Forgery, str]] = {
         lambda settings, claims, token: signed(settings, {**claims, "sub": "1 OR 1=1"}),
         "TOKEN_INVALID",
     ),
+    # Signed with the secret, so only a holder of the key could make these; still refused, never a crash.
+    "session id a number": (
+        lambda settings, claims, token: signed(settings, {**claims, "sid": 123}),
+        "TOKEN_INVALID",
+    ),
+    "session id a list": (
+        lambda settings, claims, token: signed(settings, {**claims, "sid": [claims["sid"]]}),
+        "TOKEN_INVALID",
+    ),
+    "expiry beyond any date": (
+        lambda settings, claims, token: signed(settings, {**claims, "exp": 10**30}),
+        "TOKEN_INVALID",
+    ),
     "expiry a string": (
         lambda settings, claims, token: signed(settings, {**claims, "exp": str(in_seconds(60))}),
         "TOKEN_INVALID",
