@@ -11,6 +11,7 @@ validation of the document.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -41,7 +42,8 @@ from graphql import (
     value_from_ast_untyped,
     visit,
 )
-from tests.fixed_world import KNOWN_IDS, PASSWORD, PEOPLE, TASKS
+from resolvers.pagination import encode_cursor
+from tests.fixed_world import BASE, KNOWN_IDS, PASSWORD, PEOPLE, TASKS
 
 
 def _b64(text: str | bytes) -> str:
@@ -139,8 +141,35 @@ SCOPES = st.sampled_from(
         "RELEVANCE:desc:",
     ]
 )
+
+
+def world_cursors() -> list[tuple[str, str]]:
+    """Real cursors of the fixed world's rows, in each order (with their scope): paging from them runs the
+    keyset SQL, not only the cursor checks."""
+    hours = {task.key: BASE + timedelta(hours=number) for number, task in enumerate(TASKS)}
+    digest = hashlib.sha256(b"plan").hexdigest()[:12]
+    cursors: list[tuple[str, str]] = []
+    for task in TASKS:
+        created = hours[task.key].isoformat()
+        for scope, value in (
+            ("CREATED_AT:desc:", created),
+            ("CREATED_AT:asc:", created),
+            ("UPDATED_AT:desc:", created),
+            ("DUE_AT:asc:", task.due_at.isoformat() if task.due_at else None),
+            ("PRIORITY:desc:", task.priority),
+            ("TITLE:asc:", task.title),
+            (f"RELEVANCE:desc:{digest}", 0.1),
+        ):
+            cursors.append((scope, encode_cursor(scope, value, task.key)))
+    for number, person in enumerate(PEOPLE):
+        created = (BASE + timedelta(minutes=number)).isoformat()
+        cursors.append(("USER_CREATED_AT:asc:", encode_cursor("USER_CREATED_AT:asc:", created, person.key)))
+    return cursors
+
+
 CURSOR_VALUES = st.one_of(JSON_VALUES, DATETIME_TEXT, st.sampled_from(["LOW", "URGENT", "BOGUS"]))
 CURSORS = st.one_of(
+    st.sampled_from([cursor for _, cursor in world_cursors()]),
     st.builds(
         lambda scope, value, row: _b64(json.dumps([scope, value, row])),
         SCOPES,
