@@ -189,6 +189,13 @@ KNOWN_STRINGS = st.sampled_from(
         "plan",
         "depl back",
         *(task.title for task in TASKS),
+        # At and past the limits: a title's 200 and a description's 10,000 characters (counted as
+        # characters, not bytes), a search's 10 words.
+        "t" * 200,
+        "é" * 201,
+        "d" * 10_001,
+        " ".join(["word"] * 40),
+        "%_\\",  # LIKE's wildcards and escape, in the user search
     ]
 )
 STRING_LITERALS = st.one_of(KNOWN_STRINGS, CURSORS, st.text(max_size=80)).map(ast.String)
