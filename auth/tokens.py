@@ -62,7 +62,8 @@ def decode_access_token(config: TokenConfig, token: str) -> AccessClaims:
         return claims
     except jwt.ExpiredSignatureError:
         raise Unauthenticated("The access token has expired: refresh it.", reason="TOKEN_EXPIRED") from None
-    except (jwt.InvalidTokenError, ValueError, TypeError, KeyError):
+    except (jwt.InvalidTokenError, ValueError, TypeError, KeyError, OverflowError, OSError):
+        # OverflowError and OSError: an expiry no datetime can hold (datetime.fromtimestamp).
         raise Unauthenticated("The access token is invalid.", reason="TOKEN_INVALID") from None
 
 
@@ -80,12 +81,19 @@ def _verified(config: TokenConfig, token: str) -> tuple[AccessClaims, dict[str, 
         options={"require": REQUIRED_CLAIMS},
     )
     claims = AccessClaims(
-        user_id=uuid.UUID(payload["sub"]),
-        session_id=uuid.UUID(payload["sid"]),
-        expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+        user_id=_key(payload["sub"]),
+        session_id=_key(payload["sid"]),
+        expires_at=datetime.fromtimestamp(payload["exp"], UTC),  # OverflowError beyond year 9999
     )
     # PyJWT has checked these are integers; the time checks are redone on each use.
     return claims, {name: int(payload[name]) for name in ("iat", "nbf", "exp") if name in payload}
+
+
+def _key(value: object) -> uuid.UUID:
+    # uuid.UUID() of a non-string raises AttributeError or TypeError: a claim must be the text of a UUID.
+    if not isinstance(value, str):
+        raise jwt.InvalidTokenError("a key claim is not a string")
+    return uuid.UUID(value)
 
 
 def _check_times(times: dict[str, int], now: float) -> None:

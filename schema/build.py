@@ -7,7 +7,9 @@ from typing import Any
 import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from auth.directive import enforce_auth_directives
 from graphql import GraphQLError
@@ -24,12 +26,29 @@ from schema.subscription import Subscription
 from schema.task import Task
 from schema.user import User
 
+SUBSCRIPTION_NOT_EXECUTED = (
+    "A subscription is not answered as a request: subscribe over WebSocket at /graphql "
+    "(graphql-transport-ws)."
+)
+
 
 class TaskqlSchema(strawberry.Schema):
     cache_policies: CachePolicies
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
-        result = await super().execute(*args, **kwargs)
+        # graphql-core's execute() would run a subscription's resolver as a query's, and its async generator
+        # is no value (a masked error, logged as a bug). Subscriptions only go through stream()/subscribe().
+        allowed = kwargs.get("allowed_operation_types") or set(OperationType)
+        kwargs["allowed_operation_types"] = set(allowed) - {OperationType.SUBSCRIPTION}
+        try:
+            result = await super().execute(*args, **kwargs)
+        except InvalidOperationTypeError as error:
+            if error.operation_type is not OperationType.SUBSCRIPTION:
+                raise
+            return ExecutionResult(
+                data=None,
+                errors=[GraphQLError(SUBSCRIPTION_NOT_EXECUTED, extensions={"code": "BAD_REQUEST"})],
+            )
         # Errors raised where no extension hook runs (a syntax error surfaces from ParserCache's parsing
         # hook, outside Strawberry's operation hooks) still get their code here.
         if result.errors and not all(map(is_coded, result.errors)):

@@ -63,15 +63,47 @@ async def test_reusing_a_rotated_refresh_token_revokes_the_whole_session(
     assert (await gql.run("Me", token=rotated["accessToken"])).codes == ["UNAUTHENTICATED"]
 
 
-async def test_two_concurrent_refreshes_of_one_token_have_exactly_one_winner(
+async def test_two_concurrent_refreshes_have_one_winner_and_the_losers_reuse_ends_the_session(
     gql: GraphQLClient, alice: Account
 ) -> None:
-    results = await asyncio.gather(
-        *(gql.run("RefreshToken", {"token": alice.refresh_token}) for _ in range(2))
-    )
-    winners = [result for result in results if not result.errors]
-    assert len(winners) == 1
-    assert [result.codes for result in results if result.errors] == [["UNAUTHENTICATED"]]
+    """Strict on purpose (README, Authentication): the loser presented a consumed token, which revokes the
+    session, the winner's new tokens included."""
+    refresh_token = alice.refresh_token
+    for _ in range(3):  # a fresh session each round
+        results = await asyncio.gather(*(gql.run("RefreshToken", {"token": refresh_token}) for _ in range(2)))
+        winners = [result for result in results if not result.errors]
+        losers = [result for result in results if result.errors]
+        assert len(winners) == 1
+        assert [loser.errors[0]["extensions"] for loser in losers] == [
+            {"code": "UNAUTHENTICATED", "reason": "REFRESH_TOKEN_REUSED"}
+        ]
+        won = winners[0].data["refreshToken"]
+        assert (await gql.run("Me", token=won["accessToken"])).errors[0]["extensions"]["reason"] == (
+            "SESSION_REVOKED"
+        )
+        assert (await gql.run("RefreshToken", {"token": won["refreshToken"]})).codes == ["UNAUTHENTICATED"]
+        login = await gql.run("Login", {"input": {"email": alice.email, "password": PASSWORD}})
+        refresh_token = login.ok()["login"]["refreshToken"]
+
+
+async def test_a_reused_refresh_token_ends_its_own_session_only(gql: GraphQLClient, alice: Account) -> None:
+    other = (await gql.run("Login", {"input": {"email": alice.email, "password": PASSWORD}})).ok()["login"]
+    chain = [alice.refresh_token]
+    for _ in range(3):
+        chain.append(
+            (await gql.run("RefreshToken", {"token": chain[-1]})).ok()["refreshToken"]["refreshToken"]
+        )
+    newest = (await gql.run("RefreshToken", {"token": chain[-1]})).ok()["refreshToken"]
+    reuse = await gql.run("RefreshToken", {"token": chain[1]})  # one from the middle of the family
+    assert reuse.errors[0]["extensions"] == {"code": "UNAUTHENTICATED", "reason": "REFRESH_TOKEN_REUSED"}
+    for token in (*chain, newest["refreshToken"]):  # every token of the family, consumed or not
+        refused = await gql.run("RefreshToken", {"token": token})
+        assert refused.errors[0]["extensions"] == {"code": "UNAUTHENTICATED", "reason": "SESSION_REVOKED"}
+    for token in (alice.token, newest["accessToken"]):
+        assert (await gql.run("Me", token=token)).errors[0]["extensions"]["reason"] == "SESSION_REVOKED"
+    # The user's other session is another family: untouched.
+    assert (await gql.run("Me", token=other["accessToken"])).ok()["me"]["id"] == alice.id
+    assert (await gql.run("RefreshToken", {"token": other["refreshToken"]})).ok()
 
 
 async def test_an_unknown_refresh_token_is_refused(gql: GraphQLClient, alice: Account) -> None:

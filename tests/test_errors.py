@@ -100,3 +100,25 @@ async def test_literal_values_of_the_wrong_type_are_bad_user_input(
 async def test_a_malformed_json_body_is_a_400_not_a_500(http: httpx.AsyncClient, body: bytes) -> None:
     response = await http.post("/graphql", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
+
+
+async def test_a_subscription_sent_over_http_is_refused_as_a_client_mistake_not_logged(
+    gql: GraphQLClient, alice: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        for token in (alice.token, None):
+            response = await gql.query("subscription { taskEvents { cursor } }", token=token)
+            assert response.data is None
+            assert response.codes == ["BAD_REQUEST"]
+            assert "WebSocket" in response.errors[0]["message"]
+    assert not [record for record in caplog.records if record.exc_info or record.levelno >= logging.ERROR]
+
+
+async def test_a_mutation_over_get_is_still_refused_with_405_and_a_query_over_get_answered(
+    http: httpx.AsyncClient, alice: Account
+) -> None:
+    headers = {"authorization": f"Bearer {alice.token}"}
+    refused = await http.get("/graphql", params={"query": "mutation { logout }"}, headers=headers)
+    assert refused.status_code == 405
+    answered = await http.get("/graphql", params={"query": "{ me { email } }"}, headers=headers)
+    assert answered.json() == {"data": {"me": {"email": alice.email}}}
