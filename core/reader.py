@@ -1,0 +1,82 @@
+"""Reads on a raw asyncpg pool: one statement each, rows straight into records.
+
+Each read is a single statement, so it runs in autocommit (no BEGIN/ROLLBACK around it), on a connection
+taken from the pool for that statement only. asyncpg prepares each statement text once per connection and
+keeps it, so a precompiled ``Sql`` costs one round trip (Bind/Execute) on a warm connection.
+
+A pooled connection can be dead without the pool knowing: PostgreSQL was restarted, or a proxy dropped it.
+asyncpg discards a connection it has seen close, but one whose end it has not noticed yet fails its next
+statement. A read is safe to repeat, so a statement that failed that way is sent once more, on a fresh
+connection; a second failure is the caller's. One dead connection usually means all of them are (a restart):
+the pool then replaces every connection it holds as each is next taken, so the retry is on a new one, and
+the requests that follow do not each find another dead connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from core.sql import NO_VALUES, Sql
+
+logger = logging.getLogger("taskql.reader")
+
+# The connection is gone (or going): nothing was read, and the statement can go to another connection.
+DEAD_CONNECTION: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.PostgresConnectionError,  # ConnectionDoesNotExistError, connection_failure (08*)
+    asyncpg.exceptions.InterfaceError,  # "connection is closed"
+    asyncpg.exceptions.AdminShutdownError,  # 57P01: terminated by a shutdown or pg_terminate_backend()
+    asyncpg.exceptions.CrashShutdownError,  # 57P02
+    ConnectionError,  # the socket broke under the statement
+)
+
+Row = Sequence[Any]  # an asyncpg Record: indexable and sliceable like a tuple
+# Told of every statement: the reader's name, the SQL text and its arguments (tests count statements).
+Observer = Callable[[str, str, tuple[Any, ...]], None]
+
+
+class Reader:
+    """Read-only statements on one pool (the primary's, or a replica's)."""
+
+    __slots__ = ("acquire_timeout", "name", "observers", "pool")
+
+    def __init__(self, pool: Any, name: str, *, acquire_timeout: float = 30.0) -> None:
+        self.pool = pool  # asyncpg.Pool
+        self.name = name
+        # How long a read waits for a connection when all are busy (SQLAlchemy's pool_timeout, by default).
+        self.acquire_timeout = acquire_timeout
+        self.observers: list[Observer] = []
+
+    async def fetch(self, sql: Sql, values: Mapping[str, Any] = NO_VALUES) -> list[Row]:
+        rows: list[Row] = await self._run("fetch", sql, values)
+        return rows
+
+    async def fetchrow(self, sql: Sql, values: Mapping[str, Any] = NO_VALUES) -> Row | None:
+        row: Row | None = await self._run("fetchrow", sql, values)
+        return row
+
+    async def fetchval(self, sql: Sql, values: Mapping[str, Any] = NO_VALUES) -> Any:
+        return await self._run("fetchval", sql, values)
+
+    async def _run(self, method: str, sql: Sql, values: Mapping[str, Any]) -> Any:
+        args = sql.args(values)
+        for observer in self.observers:
+            observer(self.name, sql.text, args)
+        try:
+            async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
+                return await getattr(connection, method)(sql.text, *args)
+        except DEAD_CONNECTION as error:
+            logger.warning(
+                "%s: a pooled connection was dead (%s): reconnecting, reading again",
+                self.name,
+                type(error).__name__,
+            )
+            await self.pool.expire_connections()
+        async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
+            return await getattr(connection, method)(sql.text, *args)
+
+    async def close(self) -> None:
+        await self.pool.close()

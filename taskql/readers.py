@@ -1,0 +1,48 @@
+"""The read pools: raw asyncpg, next to the SQLAlchemy engine that the writes use (``taskql.db``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from core.reader import Reader
+from core.settings import Settings
+
+PRIMARY = "primary"
+REPLICA = "replica"
+APPLICATION_NAMES = {PRIMARY: "taskql", REPLICA: "taskql-replica"}  # as pg_stat_activity shows them
+
+
+def asyncpg_dsn(url: str) -> str:
+    """asyncpg's own form of a ``postgresql://``, ``postgres://`` or ``postgresql+asyncpg://`` URL."""
+    parsed = make_url(url)
+    if parsed.drivername not in {"postgres", "postgresql", "postgresql+asyncpg"}:
+        raise ValueError(f"A PostgreSQL URL is needed, not {parsed.drivername!r}.")
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _keep_session(connection: Any) -> None:
+    """What a read connection needs when it goes back to the pool: nothing. Its statements are single reads
+    in autocommit that change no session state (asyncpg still rolls back an open transaction first), so the
+    default reset (``RESET ALL``, ``UNLISTEN *``, ... : one more round trip per read) is skipped."""
+
+
+async def create_reader(settings: Settings, url: str, *, name: str) -> Reader:
+    """A pool sized like the engine's (``DB_POOL_SIZE`` + ``DB_MAX_OVERFLOW`` connections at most), with the
+    same session settings. Connections open on first use (none at startup: the server starts, and says it
+    is not ready, while PostgreSQL is down) and close after five idle minutes."""
+    pool = await asyncpg.create_pool(
+        asyncpg_dsn(url),
+        min_size=0,
+        max_size=settings.db_pool_size + settings.db_max_overflow,
+        max_inactive_connection_lifetime=300,
+        timeout=10,  # to connect
+        server_settings={
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+            "application_name": APPLICATION_NAMES[name],
+        },
+        reset=_keep_session,
+    )
+    return Reader(pool, name)
