@@ -30,6 +30,9 @@ DEAD_CONNECTION: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InterfaceError,  # "connection is closed"
     asyncpg.exceptions.AdminShutdownError,  # 57P01: terminated by a shutdown or pg_terminate_backend()
     asyncpg.exceptions.CrashShutdownError,  # 57P02
+    # The server's farewell (an unsolicited FATAL, 57P01) arrived before the connection's end: asyncpg waits
+    # for a ReadyForQuery that never comes and refuses new statements ("another operation is in progress").
+    asyncpg.exceptions.InternalClientError,
     ConnectionError,  # the socket broke under the statement
 )
 
