@@ -14,6 +14,7 @@ the requests that follow do not each find another dead connection.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -81,5 +82,11 @@ class Reader:
         async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
             return await getattr(connection, method)(sql.text, *args)
 
-    async def close(self) -> None:
-        await self.pool.close()
+    async def close(self, seconds: float = 2.0) -> None:
+        """Close every connection gracefully once released; past ``seconds``, abruptly."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self.pool.close()
+        except TimeoutError:
+            logger.warning("%s: connections still busy at shutdown, terminated", self.name)
+            self.pool.terminate()

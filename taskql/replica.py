@@ -73,6 +73,7 @@ class ReplicaLag:
         self.caught_up_at = -math.inf
         self._noted: collections.deque[tuple[float, int]] = collections.deque(maxlen=1000)
         self._warned = False
+        self._failing = False
 
     def behind(self) -> float:
         """Seconds the replica may be behind (infinite until measured, or while it does not answer)."""
@@ -81,17 +82,28 @@ class ReplicaLag:
     async def measure(self) -> None:
         # The moment is noted before the primary is asked: its position then is at least the end of every
         # commit acknowledged before that moment.
+        # Straight on the pools: these are not the app's reads (not observed, and not retried: a failure
+        # only means the position is unknown for now).
         noted_at = time.monotonic()
-        position = await self.primary.pool.fetchval(PRIMARY_POSITION)  # not observed: not the app's reads
-        self._noted.append((noted_at, position))
+        self.note(noted_at, await self.primary.pool.fetchval(PRIMARY_POSITION))
         replayed = await self.replica.pool.fetchval(REPLAYED_POSITION)
         if replayed is None:
             if not self._warned:
                 logger.warning("DATABASE_READ_URL is not a standby: its reads are taken as current")
                 self._warned = True
+            self._noted.clear()
             self.caught_up_at = noted_at
             return
-        while self._noted and self._noted[0][1] <= replayed:
+        self.replayed(replayed)
+
+    def note(self, at: float, position: int) -> None:
+        """The primary's WAL position at moment ``at``."""
+        self._noted.append((at, position))
+
+    def replayed(self, position: int) -> None:
+        """The replica has replayed up to ``position``: it has every commit before each moment noted at a
+        position it has reached."""
+        while self._noted and self._noted[0][1] <= position:
             self.caught_up_at = self._noted.popleft()[0]
 
     async def run(self) -> None:
@@ -99,9 +111,17 @@ class ReplicaLag:
             try:
                 await asyncio.wait_for(self.measure(), timeout=max(self.interval, 1.0))
             except Exception as error:
+                if not self._failing:
+                    logger.warning(
+                        "replica position unknown (%s): reads go to the primary", type(error).__name__
+                    )
+                self._failing = True
                 self.caught_up_at = -math.inf
                 self._noted.clear()
-                logger.warning("replica position unknown (%s): reads go to the primary", type(error).__name__)
+            else:
+                if self._failing:
+                    logger.warning("the replica answers again")
+                self._failing = False
             await asyncio.sleep(self.interval)
 
 
@@ -161,7 +181,7 @@ class ReadRouting:
         context.read_from(self.replica if await self._replica_is_current(context) else self.primary)
 
     async def _replica_is_current(self, context: Context) -> bool:
-        if self._undelivered or self.lag is None:
+        if self.lag is None:
             return False
         viewer = context.viewer
         tags = (
@@ -171,11 +191,12 @@ class ReadRouting:
         )
         command = encode("MGET", *map(mark_key, tags))
         try:
+            # With a marker undelivered, this call is the one that, Redis back, first marks the epoch.
             (marks,) = await self.guard.call(lambda _: self.pipe.send(command, 1))
         except RedisUnavailable:
             return False
         # Checked after the markers were read: a write without a marker by then committed over a window ago.
-        return not any(marks) and self.lag.behind() < self.window
+        return not self._undelivered and not any(marks) and self.lag.behind() < self.window
 
     async def mark(self, tags: Iterable[str]) -> None:
         """After a write's commit, before its answer (and before the cache's versions are bumped)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,14 @@ import httpx
 import pytest
 import uvicorn
 from asgi_lifespan import LifespanManager
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 
+from core import cache_tags
+from core.reader import Reader
 from core.settings import Settings
 from taskql.app import create_app
+from taskql.replica import ReplicaLag, mark_key
 from tests.conftest import make_settings
 from tests.factories import Account, create_task, promote_to_admin, register
 from tests.graphql_client import GraphQLClient
@@ -257,3 +262,65 @@ async def test_reads_recover_at_once_when_postgresql_ends_every_pooled_connectio
     await _end_backends_of(app.state.resources.reads.primary.pool, database, wait=wait)
     for _ in range(5):
         assert await my_tasks(gql, alice) == ["survives"]
+
+
+async def test_a_replica_that_does_not_answer_gets_no_reads(database: Services) -> None:
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/taskql"
+    async with instance(replicated_settings(database, database_read_url=nowhere)) as node:
+        alice = await register(node.gql, email="alice@example.com")
+        await create_task(node.gql, alice, title="from the primary")
+        await quiet()
+        with captured(node.app) as statements:
+            assert await my_tasks(node.gql, alice) == ["from the primary"]
+    assert statements.served_by("FROM tasks") == ["primary"]
+
+
+async def test_a_write_whose_marker_redis_missed_keeps_reads_on_the_primary_until_a_window_after_redis(
+    database: Services, redis_process: RedisProcess
+) -> None:
+    """Redis down during a write: its marker is lost, so this instance reads the primary; once Redis is
+    back it marks everything as just written (for every instance: the epoch), then reads the replica again
+    a window later."""
+    settings = replicated_settings(database, redis_url=redis_process.url, redis_circuit_open_seconds=0.2)
+    async with instance(settings) as node:
+        alice = await register(node.gql, email="alice@example.com")
+        redis_process.kill()
+        await create_task(node.gql, alice, title="written blind")
+        redis_process.start()
+        await quiet()
+        redis = Redis.from_url(redis_process.url)
+        try:
+            served: list[str] = []
+            for attempt in range(50):  # until this instance has marked the epoch in Redis
+                with captured(node.app) as statements:
+                    assert await my_tasks(node.gql, alice, first=attempt + 1) == ["written blind"]
+                served += statements.served_by("FROM tasks")
+                if await redis.exists(mark_key(cache_tags.EPOCH)):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the epoch was never marked")
+        finally:
+            await redis.aclose()
+        assert set(served) == {"primary"}
+        await quiet()
+        with captured(node.app) as statements:
+            assert await my_tasks(node.gql, alice, first=100) == ["written blind"]
+        assert statements.served_by("FROM tasks") == ["replica"]
+
+
+def test_the_replica_is_current_up_to_the_last_moment_whose_primary_position_it_has_replayed() -> None:
+    lag = ReplicaLag(Reader(None, "primary"), Reader(None, "replica"), interval=0.5)
+    assert lag.behind() == math.inf  # not measured yet: no reads on the replica
+    lag.note(10.0, 100)
+    lag.note(10.5, 250)
+    lag.note(11.0, 250)
+    lag.replayed(99)
+    assert lag.caught_up_at == -math.inf
+    lag.replayed(200)
+    assert lag.caught_up_at == 10.0  # has what was committed before 10.0, not all before 10.5
+    lag.replayed(250)
+    assert lag.caught_up_at == 11.0
+    lag.note(11.5, 300)
+    lag.replayed(250)
+    assert lag.caught_up_at == 11.0
