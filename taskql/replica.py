@@ -215,3 +215,13 @@ class ReadRouting:
             await redis.set(mark_key(cache_tags.EPOCH), "1", px=int(self._window_ms))
             self._undelivered = False
             logger.warning("Redis is back: everything marked as just written, for one window")
+
+
+async def mark_everything_written(redis_url: str, window_seconds: float) -> None:
+    """After a write outside GraphQL (the CLI's ``migrate``, ``seed``, ``create-admin``, ``flush-cache``):
+    every read goes to the primary for one window, on every instance (the epoch is every viewer's tag)."""
+    redis = Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        await redis.set(mark_key(cache_tags.EPOCH), "1", px=max(1, round(window_seconds * 1000)))
+    finally:
+        await redis.aclose()

@@ -27,7 +27,7 @@ from core import cache_tags
 from core.reader import Reader
 from core.settings import Settings
 from taskql.app import create_app
-from taskql.replica import ReplicaLag, mark_key
+from taskql.replica import ReplicaLag, mark_everything_written, mark_key
 from tests.conftest import make_settings
 from tests.factories import Account, create_task, promote_to_admin, register
 from tests.graphql_client import GraphQLClient
@@ -324,3 +324,20 @@ def test_the_replica_is_current_up_to_the_last_moment_whose_primary_position_it_
     lag.note(11.5, 300)
     lag.replayed(250)
     assert lag.caught_up_at == 11.0
+
+
+async def test_a_write_outside_graphql_sends_every_read_to_the_primary_for_one_window(
+    two_instances: tuple[Instance, Instance], database: Services
+) -> None:
+    """What the CLI does after ``seed``, ``create-admin``, ``migrate`` or ``flush-cache``."""
+    node, _ = two_instances
+    alice = await register(node.gql, email="alice@example.com")
+    await quiet()
+    await mark_everything_written(database.redis_url, WINDOW)
+    with captured(node.app) as statements:
+        assert await my_tasks(node.gql, alice) == []
+    assert statements.served_by("FROM tasks") == ["primary"]
+    await quiet()
+    with captured(node.app) as statements:
+        assert await my_tasks(node.gql, alice, first=11) == []
+    assert statements.served_by("FROM tasks") == ["replica"]
