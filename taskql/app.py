@@ -52,8 +52,8 @@ from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifes
 from taskql.readers import PRIMARY, REPLICA, create_reader
 from taskql.redis import RedisGuard, create_redis
 from taskql.redis_pipe import PipelinedRedis
-from taskql.security import SecurityMiddleware, SecurityPolicy
 from taskql.replica import ReadRouting
+from taskql.security import SecurityMiddleware, SecurityPolicy
 from taskql.telemetry import ServerSpans
 from taskql.unavailable import mark_unavailable, unavailable_response
 from taskql.websocket import LegacyWSHandler, SocketEvents, TransportWSHandler, authenticate, forget
