@@ -144,7 +144,12 @@ class Settings(BaseSettings):
     def _refuse_exposed_configuration(self) -> Settings:
         production = self.environment == "production"
         problems = check_passwords(
-            {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url}, production=production
+            {
+                "DATABASE_URL": self.database_url,
+                "DATABASE_READ_URL": self.database_read_url,
+                "REDIS_URL": self.redis_url,
+            },
+            production=production,
         )
         problems += check_origins(self.cors_origins, production=production)
         if problems:
