@@ -167,8 +167,7 @@ class ReadRouting:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for reader in self.readers:
-            await reader.close()
+        await asyncio.gather(*(reader.close() for reader in self.readers))
 
     async def route(self, context: Context, writes: bool) -> None:
         """Before an operation executes: a mutation reads the primary; anything else reads the replica when

@@ -56,7 +56,8 @@ class Instance:
 async def instance(settings: Settings) -> AsyncIterator[Instance]:
     """One taskql instance (its own lifespan: pools, Redis clients), as a process behind a balancer."""
     application = create_app(settings)
-    async with LifespanManager(application):
+    # Generous timeouts: two instances start and stop per test, on a machine shared with other work.
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://taskql.test") as client:
             yield Instance(application, GraphQLClient(client))
