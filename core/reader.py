@@ -7,9 +7,10 @@ keeps it, so a precompiled ``Sql`` costs one round trip (Bind/Execute) on a warm
 A pooled connection can be dead without the pool knowing: PostgreSQL was restarted, or a proxy dropped it.
 asyncpg discards a connection it has seen close, but one whose end it has not noticed yet fails its next
 statement. A read is safe to repeat, so a statement that failed that way is sent once more, on a fresh
-connection; a second failure is the caller's. One dead connection usually means all of them are (a restart):
-the pool then replaces every connection it holds as each is next taken, so the retry is on a new one, and
-the requests that follow do not each find another dead connection.
+connection. One dead connection usually means all of them are (a restart): the pool then replaces every
+connection it holds as each is next taken, so the retry is on a new one, and the requests that follow do
+not each find another dead connection. A second failure means PostgreSQL is going away; that, and a
+connection that cannot be opened, is the app's to report (``Failures``: a 503, to try again).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -42,14 +43,34 @@ Row = Sequence[Any]  # an asyncpg Record: indexable and sliceable like a tuple
 Observer = Callable[[str, str, tuple[Any, ...]], None]
 
 
+class Failures(Protocol):
+    """What the app makes of a failed read (``taskql.readers``: PostgreSQL unavailable, 503)."""
+
+    def translate(self, error: BaseException, *, dead: bool) -> BaseException | None:
+        """The error to raise instead of ``error`` (None: ``error`` itself). ``dead``: it met a dead
+        connection twice."""
+        ...
+
+    def succeeded(self) -> None:
+        """A statement was answered (an outage, if there was one, is over)."""
+        ...
+
+
+class _DeadConnection(Exception):
+    """A statement met a dead connection (the driver's error is the cause)."""
+
+
 class Reader:
     """Read-only statements on one pool (the primary's, or a replica's)."""
 
-    __slots__ = ("acquire_timeout", "name", "observers", "pool")
+    __slots__ = ("acquire_timeout", "failures", "name", "observers", "pool")
 
-    def __init__(self, pool: Any, name: str, *, acquire_timeout: float = 30.0) -> None:
+    def __init__(
+        self, pool: Any, name: str, *, failures: Failures | None = None, acquire_timeout: float = 30.0
+    ) -> None:
         self.pool = pool  # asyncpg.Pool
         self.name = name
+        self.failures = failures
         # How long a read waits for a connection when all are busy (SQLAlchemy's pool_timeout, by default).
         self.acquire_timeout = acquire_timeout
         self.observers: list[Observer] = []
@@ -70,17 +91,41 @@ class Reader:
         for observer in self.observers:
             observer(self.name, sql.text, args)
         try:
-            async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
-                return await getattr(connection, method)(sql.text, *args)
-        except DEAD_CONNECTION as error:
+            result = await self._attempts(method, sql.text, args)
+        except Exception as error:
+            dead = isinstance(error, _DeadConnection)
+            cause = error.__cause__ if dead and error.__cause__ is not None else error
+            instead = self.failures.translate(cause, dead=dead) if self.failures is not None else None
+            if instead is not None:
+                raise instead from cause
+            if dead:
+                raise cause from None
+            raise
+        if self.failures is not None:
+            self.failures.succeeded()
+        return result
+
+    async def _attempts(self, method: str, text: str, args: tuple[Any, ...]) -> Any:
+        try:
+            return await self._once(method, text, args)
+        except _DeadConnection as dead:
             logger.warning(
                 "%s: a pooled connection was dead (%s): reconnecting, reading again",
                 self.name,
-                type(error).__name__,
+                type(dead.__cause__).__name__,
             )
             await self.pool.expire_connections()
-        async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
-            return await getattr(connection, method)(sql.text, *args)
+        return await self._once(method, text, args)
+
+    async def _once(self, method: str, text: str, args: tuple[Any, ...]) -> Any:
+        # Taken apart from the statement: a connection that cannot be opened is not retried.
+        connection = await self.pool.acquire(timeout=self.acquire_timeout)
+        try:
+            return await getattr(connection, method)(text, *args)
+        except DEAD_CONNECTION as error:
+            raise _DeadConnection from error
+        finally:
+            await self.pool.release(connection)
 
     async def close(self, seconds: float = 2.0) -> None:
         """Close every connection gracefully once released; past ``seconds``, abruptly."""

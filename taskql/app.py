@@ -43,7 +43,7 @@ from schema.build import build_schema
 from taskql import access_log, graphiql, metrics, request_ids, telemetry
 from taskql.access_log import Observed, RequestFacts
 from taskql.cache import Probe, ResponseCache, etag_of
-from taskql.db import create_engine, create_sessionmaker
+from taskql.db import Outage, create_engine, create_sessionmaker
 from taskql.events import EventHub
 from taskql.fastpath import PROBE_STATE, CachedGraphQL, http_cache_headers
 from taskql.graphiql import graphiql_asset
@@ -387,7 +387,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(settings)
+        outage = Outage()  # the primary's: one for the engine (writes) and the read pool
+        engine = create_engine(settings, outage)
         redis = create_redis(settings)
         tokens = token_config(settings)
         guard = RedisGuard(redis, open_seconds=settings.redis_circuit_open_seconds)
@@ -408,8 +409,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         await hub.start()
         reads = ReadRouting(
-            await create_reader(settings, settings.database_url, name=PRIMARY),
-            await create_reader(settings, settings.database_read_url, name=REPLICA)
+            await create_reader(settings, settings.database_url, name=PRIMARY, outage=outage),
+            await create_reader(settings, settings.database_read_url, name=REPLICA, outage=Outage())
             if settings.database_read_url
             else None,
             guard=guard,

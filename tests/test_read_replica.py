@@ -30,11 +30,11 @@ from taskql.app import create_app
 from taskql.replica import ReplicaLag, mark_everything_written, mark_key
 from tests.conftest import make_settings
 from tests.factories import Account, create_task, promote_to_admin, register
+from tests.fault_servers import RedisProcess
 from tests.graphql_client import GraphQLClient
 from tests.processes import free_port
 from tests.services import Services
 from tests.sql import captured
-from tests.test_redis_faults import RedisProcess
 from tests.ws_client import Subscriber
 
 WINDOW = 0.6  # DATABASE_READ_AFTER_WRITE_SECONDS, short for the tests
