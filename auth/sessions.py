@@ -25,6 +25,8 @@ from auth.tokens import (
 )
 from auth.viewer import Viewer
 from core.errors import Unauthenticated
+from core.reader import Reader
+from core.sql import compile_sql
 from models import USER_COLUMNS, AuthSession, RefreshToken, User, UserRecord
 
 
@@ -147,24 +149,20 @@ async def revoke_all_sessions(db: AsyncSession, user_id: uuid.UUID, now: datetim
 # SQLModel's table classes carry their Core table untyped.
 _USERS: Table = User.__table__  # type: ignore[attr-defined]
 _SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]
-# Built once, as it runs on every request: the user's read columns (never the password hash) and whether
-# the session is revoked, in one statement.
-_VIEWER_QUERY = (
+# Compiled once, as it runs on every request not vouched for by the cache: the user's read columns (never
+# the password hash) and whether the session is revoked, in one statement.
+_VIEWER_QUERY = compile_sql(
     select_columns(*USER_COLUMNS, _SESSIONS.c.revoked_at)
     .join_from(_USERS, _SESSIONS, _SESSIONS.c.user_id == _USERS.c.id)
     .where(_USERS.c.id == bindparam("user_id"), _SESSIONS.c.id == bindparam("session_id"))
 )
 
 
-async def load_viewer(db: AsyncSession, claims: AccessClaims) -> tuple[Viewer, UserRecord]:
+async def load_viewer(primary: Reader, claims: AccessClaims) -> tuple[Viewer, UserRecord]:
     """The viewer of a verified access token, checked against the database (one statement): a revoked
-    session, a deactivated account or a changed role take effect on the very next request. ``db`` is a
-    fresh session, for this read only."""
-    # A single read, so in autocommit (no BEGIN/ROLLBACK round trips), and Core rows, not ORM objects.
-    connection = await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    row = (
-        await connection.execute(_VIEWER_QUERY, {"user_id": claims.user_id, "session_id": claims.session_id})
-    ).first()
+    session, a deactivated account or a changed role take effect on the very next request. Always read on
+    the primary: a replica a moment behind would let a token work after its logout."""
+    row = await primary.fetchrow(_VIEWER_QUERY, {"user_id": claims.user_id, "session_id": claims.session_id})
     if row is None:
         raise Unauthenticated("This session has ended: log in again.", reason="SESSION_REVOKED")
     user, revoked_at = UserRecord.from_row(row[:-1]), row[-1]

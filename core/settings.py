@@ -26,6 +26,20 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="PostgreSQL URL. Unset: an embedded PostgreSQL in DATA_DIR."
     )
+    database_read_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of a read replica (a streaming-replication hot standby of DATABASE_URL). "
+        "Queries and subscriptions read there unless what they show was written in the last "
+        "DATABASE_READ_AFTER_WRITE_SECONDS; mutations and the session checks read the primary. Unset: "
+        "every read goes to the primary.",
+    )
+    database_read_after_write_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="After a write, how long the reads of what it changed go to the primary; also the most "
+        "the replica may lag (measured) before every read goes to the primary.",
+    )
     redis_url: str | None = Field(
         default=None, description="Redis URL. Unset: an embedded Redis in DATA_DIR."
     )
@@ -107,7 +121,7 @@ class Settings(BaseSettings):
         "X-Forwarded-Proto headers are believed.",
     )
 
-    @field_validator("database_url", "redis_url", mode="before")
+    @field_validator("database_url", "database_read_url", "redis_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -130,7 +144,12 @@ class Settings(BaseSettings):
     def _refuse_exposed_configuration(self) -> Settings:
         production = self.environment == "production"
         problems = check_passwords(
-            {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url}, production=production
+            {
+                "DATABASE_URL": self.database_url,
+                "DATABASE_READ_URL": self.database_read_url,
+                "REDIS_URL": self.redis_url,
+            },
+            production=production,
         )
         problems += check_origins(self.cors_origins, production=production)
         if problems:

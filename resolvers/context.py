@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth.tokens import TokenConfig
 from auth.viewer import Viewer, require_role
 from core.cache_tags import Policy
 from core.errors import Unauthenticated
+from core.reader import Reader
 from models import Role
 from resolvers.events import EventDraft, EventSource
 from resolvers.loaders import Loaders
@@ -22,10 +23,9 @@ from resolvers.loaders import Loaders
 
 @dataclass
 class Context:
-    engine: AsyncEngine  # reads: plain connections, rows into records
+    primary: Reader  # reads on the primary: raw asyncpg, rows into records
     sessions: async_sessionmaker[AsyncSession]  # writes: ORM sessions, one transaction each
     tokens: TokenConfig
-    loaders: Loaders
     viewer: Viewer | None = None
     # Why a presented token was refused; raised where a viewer is required (so a client refreshes).
     auth_error: Unauthenticated | None = None
@@ -44,18 +44,31 @@ class Context:
     connection: Any = None  # the WebSocket, for operations sent over one
     # Run after the operation, before its answer: the app's cache invalidation and event publishing.
     after_writes: Callable[[Context], Awaitable[None]] | None = None
+    # Where this operation's reads go, decided by the app before it executes (``route_reads``, with whether
+    # the operation writes): the primary, or a replica when nothing the answer depends on was just written.
+    route_reads: Callable[[Context, bool], Awaitable[None]] | None = None
+    reader: Reader = field(init=False)
+    loaders: Loaders = field(init=False)
+    pinned: bool = False  # reads stay on the primary from now on (a write, or its reads, happened)
 
-    @classmethod
-    def create(
-        cls,
-        engine: AsyncEngine,
-        sessions: async_sessionmaker[AsyncSession],
-        tokens: TokenConfig,
-        *,
-        viewer: Viewer | None = None,
-        auth_error: Unauthenticated | None = None,
-    ) -> Context:
-        return cls(engine, sessions, tokens, Loaders(engine), viewer=viewer, auth_error=auth_error)
+    def __post_init__(self) -> None:
+        self.reader = self.primary
+        self.loaders = Loaders(self)
+
+    def read_from(self, reader: Reader) -> None:
+        """Send the reads that follow to ``reader``; never away from the primary once pinned there."""
+        if not self.pinned:
+            self.reader = reader
+
+    def read_primary(self) -> None:
+        """The reads that follow must see every committed write (this operation's own, or the one an event
+        follows): the primary, for the rest of this context's life."""
+        self.reader = self.primary
+        self.pinned = True
+
+    def fresh_loaders(self) -> None:
+        """Forget what was loaded (a long-lived context, before each event it delivers)."""
+        self.loaders = Loaders(self)
 
     def require_viewer(self, role: Role = Role.USER) -> Viewer:
         return require_role(self.viewer, role, self.auth_error)

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from core.errors import AppError
 from models import Role, TaskRecord
-from resolvers.loaders import Loaders
 from resolvers.visibility import visible_owner
 
 if TYPE_CHECKING:
@@ -89,5 +88,8 @@ async def task_events(
     async for event in ctx.event_source.stream(audience, after):
         # Each event's fields are read afresh: the context lives as long as the socket, and loaders kept
         # that long would serve what they cached then (an owner's old name) and grow with every task seen.
-        ctx.loaders = Loaders(ctx.engine)
+        ctx.fresh_loaders()
+        # The event follows its write by milliseconds, sooner than a replica could have it: the event's
+        # fields are read on the primary.
+        ctx.read_primary()
         yield event

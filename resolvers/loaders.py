@@ -6,16 +6,16 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiodataloader import DataLoader
 from sqlalchemy import any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import tracing
+from core.reader import Reader
+from core.sql import compile_sql
 from models import TASK_COLUMNS, USER_COLUMNS, TaskRecord, UserRecord
-from resolvers.reads import fetch
 from resolvers.stats import TaskStatsData, load_stats_by_owner
 
 Record = TypeVar("Record", TaskRecord, UserRecord)
@@ -24,30 +24,40 @@ Value = TypeVar("Value")
 MAX_BATCH = 500
 
 
+class ReadsFrom(Protocol):
+    """Where a request's reads go now (``Context.reader``: the primary, or a replica)."""
+
+    reader: Reader
+
+
 def _loader(
-    engine: AsyncEngine,
-    load: Callable[[AsyncEngine, Sequence[uuid.UUID]], Awaitable[list[Value]]],
+    source: ReadsFrom,
+    load: Callable[[Reader, Sequence[uuid.UUID]], Awaitable[list[Value]]],
     name: str,
 ) -> DataLoader[uuid.UUID, Value]:
     span_name = f"dataloader {name}"
 
     async def batch(keys: list[uuid.UUID]) -> list[Value]:
         with tracing.span(span_name, {"taskql.dataloader.batch_size": len(keys)}):
-            return await load(engine, keys)
+            # The reader is read at dispatch: a mutation moves its reads to the primary.
+            return await load(source.reader, keys)
 
     return DataLoader(batch, max_batch_size=MAX_BATCH)
 
 
 def _by_id(
     record: type[Record], columns: list[Any]
-) -> Callable[[AsyncEngine, Sequence[uuid.UUID]], Awaitable[list[Record | None]]]:
+) -> Callable[[Reader, Sequence[uuid.UUID]], Awaitable[list[Record | None]]]:
     id_column = columns[0]
-    # Built once, and one array parameter rather than IN with one per key: the SQL text is the same for any
-    # number of keys, so the driver prepares it once per connection instead of once per batch size.
-    statement = select(*columns).where(id_column == any_(bindparam("keys", type_=ARRAY(id_column.type))))
+    # Compiled once, and one array parameter rather than IN with one per key: the SQL text is the same for
+    # any number of keys, so asyncpg prepares it once per connection instead of once per batch size.
+    sql = compile_sql(
+        select(*columns).where(id_column == any_(bindparam("keys", type_=ARRAY(id_column.type))))
+    )
+    from_row = record.from_row
 
-    async def load(engine: AsyncEngine, keys: Sequence[uuid.UUID]) -> list[Record | None]:
-        found = {row[0]: record(*row) for row in await fetch(engine, statement, {"keys": list(keys)})}
+    async def load(reader: Reader, keys: Sequence[uuid.UUID]) -> list[Record | None]:
+        found = {row[0]: from_row(row) for row in await reader.fetch(sql, {"keys": keys})}
         return [found.get(key) for key in keys]
 
     return load
@@ -62,20 +72,20 @@ class Loaders:
     """Created per request (never shared: its cache holds what this viewer's request has read). Each loader
     is made when first used: a WebSocket's context (thousands of them idle per instance) may use none."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, source: ReadsFrom) -> None:
+        self._source = source
 
     @functools.cached_property
     def users(self) -> DataLoader[uuid.UUID, UserRecord | None]:
-        return _loader(self._engine, _load_users, "users")
+        return _loader(self._source, _load_users, "users")
 
     @functools.cached_property
     def tasks(self) -> DataLoader[uuid.UUID, TaskRecord | None]:
-        return _loader(self._engine, _load_tasks, "tasks")
+        return _loader(self._source, _load_tasks, "tasks")
 
     @functools.cached_property
     def stats(self) -> DataLoader[uuid.UUID, TaskStatsData]:
-        return _loader(self._engine, load_stats_by_owner, "stats")
+        return _loader(self._source, load_stats_by_owner, "stats")
 
     def forget_owner(self, owner_id: uuid.UUID) -> None:
         """After a write, drop what this request cached about an owner's tasks."""

@@ -19,7 +19,7 @@ from enum import Enum
 from json.encoder import encode_basestring_ascii
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, literal, tuple_
+from sqlalchemy import ColumnElement, Integer, Uuid, bindparam, tuple_
 
 from core.errors import BadUserInput
 
@@ -64,13 +64,11 @@ class SortKey:
     # Reads a cursor's value back: must refuse anything to_json cannot produce (clients can send anything).
     from_json: Callable[[Any], Any]
     to_json: Callable[[Any], Any] = lambda value: value
-    # SQL for a cursor's value; by default a literal of the expression's type.
+    # The SQL a cursor's value is compared as, given its parameter; by default the parameter itself.
     bind: Callable[[Any], Any] | None = None
 
-    def bound(self, value: Any) -> Any:
-        if self.bind is not None:
-            return self.bind(value)
-        return literal(value, type_=self.expression.type)
+    def bound(self, parameter: Any) -> Any:
+        return self.bind(parameter) if self.bind is not None else parameter
 
 
 # Cursor values come back from clients: each reader accepts exactly what its writer produces, so a
@@ -176,18 +174,44 @@ class Listing(Generic[Item]):
 
 @dataclass(frozen=True, slots=True)
 class Keyset:
-    """One page's WHERE clause, ORDER BY and LIMIT; whether rows come back reversed; the cursors' scope."""
+    """One page's window: its size, the way rows are read (and whether they come back reversed), the row to
+    start after, and the cursors' scope. The SQL depends only on its shape (``walk_descending`` and whether
+    there is a cursor: ``page_clauses``), so a statement compiled once serves every page of that shape;
+    the values travel as parameters (``params``)."""
 
-    where: list[ColumnElement[bool]]
-    order_by: list[Any]
     limit: int
     backwards: bool
+    walk_descending: bool
     scope: str
+    cursor: tuple[Any, uuid.UUID] | None  # the sort key and id of the row to start after
+
+    def params(self) -> dict[str, Any]:
+        """Values of the parameters of ``page_clauses`` and of the ``LIMIT`` (one more row than the page,
+        to know whether another page follows)."""
+        values: dict[str, Any] = {"limit": self.limit + 1}
+        if self.cursor is not None:
+            values["cursor_key"], values["cursor_id"] = self.cursor
+        return values
 
 
-def keyset(
-    key: SortKey, id_column: Any, request: PageRequest, *, descending: bool, query: str = ""
-) -> Keyset:
+def page_clauses(
+    key: SortKey, id_column: Any, *, walk_descending: bool, cursor: bool
+) -> tuple[list[ColumnElement[bool]], list[Any]]:
+    """The WHERE clause (rows after the cursor's, when there is one) and the ORDER BY of a page read in this
+    direction, with the parameters of ``Keyset.params``."""
+    where: list[ColumnElement[bool]] = []
+    if cursor:
+        value = key.bound(bindparam("cursor_key", type_=key.expression.type))
+        left, right = tuple_(key.expression, id_column), tuple_(value, bindparam("cursor_id", type_=Uuid()))
+        where.append(left < right if walk_descending else left > right)
+    order = [key.expression, id_column]
+    return where, [column.desc() if walk_descending else column.asc() for column in order]
+
+
+LIMIT = bindparam("limit", type_=Integer())  # every page's LIMIT (Keyset.params)
+
+
+def keyset(key: SortKey, request: PageRequest, *, descending: bool, query: str = "") -> Keyset:
     """``query`` names what else the order depends on (a search's text): a cursor is valid only with the
     same order, direction and query it came from."""
     limit, backwards = request.checked()
@@ -196,14 +220,8 @@ def keyset(
     cursor, field = (request.before, "before") if backwards else (request.after, "after")
     # Paging backwards walks the order in reverse, then flips the rows.
     walk_descending = descending != backwards
-    where: list[ColumnElement[bool]] = []
-    if cursor is not None:
-        value, row_id = decode_cursor(key, scope, cursor, field=field)
-        left, right = tuple_(key.expression, id_column), tuple_(key.bound(value), row_id)
-        where.append(left < right if walk_descending else left > right)
-    order = [key.expression, id_column]
-    order_by = [column.desc() if walk_descending else column.asc() for column in order]
-    return Keyset(where, order_by, limit, backwards, scope)
+    position = decode_cursor(key, scope, cursor, field=field) if cursor is not None else None
+    return Keyset(limit, backwards, walk_descending, scope, position)
 
 
 def make_page(rows: Sequence[Item], key: SortKey, request: PageRequest, page: Keyset) -> Page[Item]:

@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Uuid, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col
 
+from core.reader import Reader
+from core.sql import compile_sql
 from models import Task, TaskPriority, TaskStatus
-from resolvers.reads import fetch
+from models.records import PRIORITY, STATUS
 from resolvers.visibility import visible_owner
 
 if TYPE_CHECKING:
@@ -55,17 +57,22 @@ def _stats_query() -> Any:
     )
 
 
-async def load_stats_by_owner(engine: AsyncEngine, owner_ids: Sequence[uuid.UUID]) -> list[TaskStatsData]:
-    """One statement for any number of owners."""
-    query = (
-        _stats_query()
-        .add_columns(col(Task.owner_id))
-        .where(col(Task.owner_id).in_(owner_ids))
-        .group_by(col(Task.owner_id))
-    )
+GLOBAL_STATS = compile_sql(_stats_query())
+# One statement for any number of owners (one array parameter: the same text, prepared once).
+STATS_BY_OWNER = compile_sql(
+    _stats_query()
+    .add_columns(col(Task.owner_id))
+    .where(col(Task.owner_id) == any_(bindparam("owners", type_=ARRAY(Uuid()))))
+    .group_by(col(Task.owner_id))
+)
+
+
+async def load_stats_by_owner(reader: Reader, owner_ids: Sequence[uuid.UUID]) -> list[TaskStatsData]:
     stats = {owner_id: TaskStatsData() for owner_id in owner_ids}
-    for status, priority, count, overdue, next_due, owner_id in await fetch(engine, query):
-        stats[owner_id].add(status, priority, count, overdue, next_due)
+    for status, priority, count, overdue, next_due, owner_id in await reader.fetch(
+        STATS_BY_OWNER, {"owners": owner_ids}
+    ):
+        stats[owner_id].add(STATUS[status], PRIORITY[priority], count, overdue, next_due)
     return [stats[owner_id] for owner_id in owner_ids]
 
 
@@ -75,8 +82,8 @@ async def task_stats(ctx: Context, *, owner_id: uuid.UUID | None) -> TaskStatsDa
     viewer = ctx.require_viewer()
     if owner_id is None and viewer.is_admin:
         stats = TaskStatsData()
-        for row in await fetch(ctx.engine, _stats_query()):
-            stats.add(*row)
+        for status, priority, count, overdue, next_due in await ctx.reader.fetch(GLOBAL_STATS):
+            stats.add(STATUS[status], PRIORITY[priority], count, overdue, next_due)
     else:
         owner = viewer.user_id if owner_id is None else await visible_owner(ctx, viewer, owner_id)
         stats = await ctx.loaders.stats.load(owner)

@@ -6,23 +6,39 @@ A user sees and changes only their own tasks; an admin, every task. Another user
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, Float, cast, delete, func, literal, literal_column, select
+from sqlalchemy import (
+    DateTime,
+    Float,
+    Text,
+    Uuid,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col
 
 from core import cache_tags
 from core.errors import BadUserInput, Forbidden, NotFound
 from core.ids import encode_id
+from core.sql import Sql, compile_sql
 from models import TASK_COLUMNS, Task, TaskPriority, TaskRecord, TaskStatus, User
 from models.task import SEARCH_COLUMN
 from resolvers.events import TaskEventKind, drafts_for_write
 from resolvers.inputs import TaskCreate, TaskPatch, TaskSearch, validate
 from resolvers.pagination import (
+    LIMIT,
     Listing,
     PageRequest,
     SortKey,
@@ -33,9 +49,9 @@ from resolvers.pagination import (
     iso,
     keyset,
     make_page,
+    page_clauses,
     text_value,
 )
-from resolvers.reads import fetch, scalar
 from resolvers.visibility import visible_owner
 
 if TYPE_CHECKING:
@@ -75,7 +91,7 @@ SORT_KEYS: dict[TaskOrderField, SortKey] = {
         lambda task: task.due_at,
         from_json=from_optional_iso,
         to_json=iso,
-        bind=lambda value: func.coalesce(literal(value, type_=DateTime(timezone=True)), INFINITY),
+        bind=lambda parameter: func.coalesce(parameter, INFINITY),
     ),
     TaskOrderField.PRIORITY: SortKey(
         "PRIORITY", col(Task.priority), lambda task: task.priority, from_json=TaskPriority, to_json=enum_value
@@ -92,8 +108,12 @@ DEFAULT_DESCENDING = {
     TaskOrderField.RELEVANCE: True,
 }
 
+# The search's tsquery text is one parameter, used by the filter and by the rank.
+TS_QUERY: Any = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("search", type_=Text()))
+RANK: Any = cast(func.ts_rank_cd(SEARCH_COLUMN, TS_QUERY), Float(precision=53))
 
-def _ts_query(text: str) -> Any:
+
+def _ts_query(text: str) -> str:
     """Every word of ``text`` must match a word of the task, or the start of one (``word:*``)."""
     # Words are runs of letters and decimal digits; anything else separates them, as PostgreSQL's parser
     # does ("H₂O" is the words "h" and "o", "foo_bar" is "foo" and "bar"): no empty or phrase query.
@@ -102,12 +122,11 @@ def _ts_query(text: str) -> Any:
     ]
     if not words:
         raise BadUserInput("filter.search: must contain at least one word.", field="filter.search")
-    return func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(f"{word}:*" for word in words))
+    return " & ".join(f"{word}:*" for word in words)
 
 
-def _relevance_key(query: Any, ranks: dict[uuid.UUID, float]) -> SortKey:
-    rank = cast(func.ts_rank_cd(SEARCH_COLUMN, query), Float(precision=53))
-    return SortKey("RELEVANCE", rank, lambda task: ranks[task.id], from_json=finite_float)
+def _relevance_key(ranks: dict[uuid.UUID, float]) -> SortKey:
+    return SortKey("RELEVANCE", RANK, lambda task: ranks[task.id], from_json=finite_float)
 
 
 async def get_task(ctx: Context, *, task_id: uuid.UUID) -> TaskRecord:
@@ -116,6 +135,55 @@ async def get_task(ctx: Context, *, task_id: uuid.UUID) -> TaskRecord:
     if task is None or not viewer.can_see_owner(task.owner_id):
         raise NotFound.for_id("Task", encode_id("Task", task_id))
     return task
+
+
+# Each filter: its SQL, with a parameter of the same name (a list is one array parameter, whatever its
+# length, so the SQL text depends only on which filters are present).
+_STATUS_TYPE: Any = Task.__table__.c.status.type  # type: ignore[attr-defined]
+_PRIORITY_TYPE: Any = Task.__table__.c.priority.type  # type: ignore[attr-defined]
+FILTERS: dict[str, Any] = {
+    "owner_id": col(Task.owner_id) == bindparam("owner_id", type_=Uuid()),
+    "status": col(Task.status) == any_(bindparam("status", type_=ARRAY(_STATUS_TYPE))),
+    "priority": col(Task.priority) == any_(bindparam("priority", type_=ARRAY(_PRIORITY_TYPE))),
+    "tags": col(Task.tags).contains(bindparam("tags", type_=ARRAY(Text()))),
+    "due_before": col(Task.due_at) < bindparam("due_before", type_=DateTime(timezone=True)),
+    "due_after": col(Task.due_at) >= bindparam("due_after", type_=DateTime(timezone=True)),
+    "search": SEARCH_COLUMN.op("@@")(TS_QUERY),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a listing's SQL text depends on (its values are parameters): one compiled statement each, and
+    asyncpg prepares each text once per connection."""
+
+    filters: tuple[str, ...]  # names in FILTERS, in that order
+    order: TaskOrderField
+    walk_descending: bool
+    cursor: bool
+
+
+@functools.cache  # bounded: 2^7 filter sets x 6 orders x 2 directions x 2
+def _page_sql(shape: _Shape) -> Sql:
+    relevance = shape.order is TaskOrderField.RELEVANCE
+    key = _relevance_key({}) if relevance else SORT_KEYS[shape.order]
+    where, order_by = page_clauses(
+        key, col(Task.id), walk_descending=shape.walk_descending, cursor=shape.cursor
+    )
+    columns = [*TASK_COLUMNS, RANK] if relevance else TASK_COLUMNS
+    statement = (
+        select(*columns)
+        .where(*(FILTERS[name] for name in shape.filters), *where)
+        .order_by(*order_by)
+        .limit(LIMIT)
+    )
+    return compile_sql(statement, constants=False)
+
+
+@functools.cache
+def _count_sql(filters: tuple[str, ...]) -> Sql:
+    statement = select(func.count()).select_from(Task).where(*(FILTERS[name] for name in filters))
+    return compile_sql(statement, constants=False)
 
 
 async def list_tasks(
@@ -128,49 +196,48 @@ async def list_tasks(
 ) -> Listing[TaskRecord]:
     viewer = ctx.require_viewer()
     criteria = validate(TaskSearch, filters, argument="filter")
-    where: list[Any] = []
+    values: dict[str, Any] = {}
     if owner_id is not None:
-        where.append(col(Task.owner_id) == await visible_owner(ctx, viewer, owner_id))
+        values["owner_id"] = await visible_owner(ctx, viewer, owner_id)
     elif not viewer.is_admin:
-        where.append(col(Task.owner_id) == viewer.user_id)
+        values["owner_id"] = viewer.user_id
     if criteria.status:
-        where.append(col(Task.status).in_(criteria.status))
+        values["status"] = criteria.status
     if criteria.priority:
-        where.append(col(Task.priority).in_(criteria.priority))
+        values["priority"] = criteria.priority
     if criteria.tags:
-        where.append(col(Task.tags).contains(sorted(set(criteria.tags))))
+        values["tags"] = sorted(set(criteria.tags))
     if criteria.due_before is not None:
-        where.append(col(Task.due_at) < criteria.due_before)
+        values["due_before"] = criteria.due_before
     if criteria.due_after is not None:
-        where.append(col(Task.due_at) >= criteria.due_after)
-    ranks: dict[uuid.UUID, float] = {}
-    query = _ts_query(criteria.search) if criteria.search is not None else None
-    if query is not None:
-        where.append(SEARCH_COLUMN.op("@@")(query))
+        values["due_after"] = criteria.due_after
+    if criteria.search is not None:
+        values["search"] = _ts_query(criteria.search)
     # Searching without an explicit order ranks by relevance (best first).
-    order = order or TaskOrder(TaskOrderField.RELEVANCE if query is not None else TaskOrderField.CREATED_AT)
+    searching = criteria.search is not None
+    order = order or TaskOrder(TaskOrderField.RELEVANCE if searching else TaskOrderField.CREATED_AT)
+    ranks: dict[uuid.UUID, float] = {}
     if order.field is TaskOrderField.RELEVANCE:
-        if query is None:
+        if not searching:
             raise BadUserInput("orderBy.field: RELEVANCE needs filter.search.", field="orderBy.field")
-        key = _relevance_key(query, ranks)
+        key = _relevance_key(ranks)
     else:
         key = SORT_KEYS[order.field]
     descending = DEFAULT_DESCENDING[order.field] if order.descending is None else order.descending
-    window = keyset(key, col(Task.id), page, descending=descending, query=criteria.search or "")
-
-    def page_of(statement: Any) -> Any:
-        return statement.where(*where, *window.where).order_by(*window.order_by).limit(window.limit + 1)
-
-    if key.name == TaskOrderField.RELEVANCE:
-        ranked = await fetch(ctx.engine, page_of(select(*TASK_COLUMNS, key.expression)))
-        rows = [TaskRecord.from_row(row[:-1]) for row in ranked]
-        ranks.update((task.id, row[-1]) for task, row in zip(rows, ranked, strict=True))
+    window = keyset(key, page, descending=descending, query=criteria.search or "")
+    present = tuple(name for name in FILTERS if name in values)
+    shape = _Shape(present, order.field, window.walk_descending, window.cursor is not None)
+    found = await ctx.reader.fetch(_page_sql(shape), {**values, **window.params()})
+    if order.field is TaskOrderField.RELEVANCE:
+        rows = [TaskRecord.from_row(row[:-1]) for row in found]
+        ranks.update((task.id, row[-1]) for task, row in zip(rows, found, strict=True))
     else:
-        rows = [TaskRecord.from_row(row) for row in await fetch(ctx.engine, page_of(select(*TASK_COLUMNS)))]
+        rows = [TaskRecord.from_row(row) for row in found]
+    prime = ctx.loaders.tasks.prime
     for task in rows:
-        ctx.loaders.tasks.prime(task.id, task)
-    count_query = select(func.count()).select_from(Task).where(*where)
-    return Listing(make_page(rows, key, page, window), lambda: scalar(ctx.engine, count_query))
+        prime(task.id, task)
+    count = _count_sql(present)
+    return Listing(make_page(rows, key, page, window), lambda: ctx.reader.fetchval(count, values))
 
 
 async def create_task(ctx: Context, *, values: Mapping[str, Any]) -> TaskRecord:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import Boolean, Text, bindparam, func, or_
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -18,10 +19,20 @@ from auth.sessions import TokenPair
 from core import cache_tags
 from core.errors import BadUserInput, NotFound, Unauthenticated
 from core.ids import encode_id
+from core.sql import Sql, compile_sql
 from models import USER_COLUMNS, Role, User, UserRecord
 from resolvers.inputs import Credentials, Registration, UserSearch, validate
-from resolvers.pagination import Listing, PageRequest, SortKey, from_iso, iso, keyset, make_page
-from resolvers.reads import fetch, scalar
+from resolvers.pagination import (
+    LIMIT,
+    Listing,
+    PageRequest,
+    SortKey,
+    from_iso,
+    iso,
+    keyset,
+    make_page,
+    page_clauses,
+)
 from resolvers.visibility import visible_user
 
 if TYPE_CHECKING:
@@ -143,29 +154,53 @@ def _like_prefix(text: str) -> str:
     return f"{escaped}%"
 
 
+# Each filter with a parameter of the same name: the SQL text depends only on which are present.
+_PREFIX = bindparam("search", type_=Text())
+USER_FILTERS: dict[str, Any] = {
+    "role": col(User.role) == bindparam("role", type_=User.__table__.c.role.type),  # type: ignore[attr-defined]
+    "is_active": col(User.is_active) == bindparam("is_active", type_=Boolean()),
+    "search": or_(func.lower(col(User.email)).like(_PREFIX), func.lower(col(User.name)).like(_PREFIX)),
+}
+
+
+@functools.cache  # bounded: 2^3 filter sets x 2 directions x 2
+def _page_sql(filters: tuple[str, ...], walk_descending: bool, cursor: bool) -> Sql:
+    where, order_by = page_clauses(USER_ORDER, col(User.id), walk_descending=walk_descending, cursor=cursor)
+    statement = (
+        select_columns(*USER_COLUMNS)
+        .where(*(USER_FILTERS[name] for name in filters), *where)
+        .order_by(*order_by)
+        .limit(LIMIT)
+    )
+    return compile_sql(statement, constants=False)
+
+
+@functools.cache
+def _count_sql(filters: tuple[str, ...]) -> Sql:
+    statement = (
+        select_columns(func.count()).select_from(User).where(*(USER_FILTERS[name] for name in filters))
+    )
+    return compile_sql(statement, constants=False)
+
+
 async def list_users(ctx: Context, *, page: PageRequest, filters: Mapping[str, Any]) -> Listing[UserRecord]:
     ctx.require_viewer(Role.ADMIN)
     criteria = validate(UserSearch, filters, argument="filter")
-    where: list[Any] = []
+    values: dict[str, Any] = {}
     if criteria.role is not None:
-        where.append(col(User.role) == criteria.role)
+        values["role"] = criteria.role
     if criteria.is_active is not None:
-        where.append(col(User.is_active) == criteria.is_active)
+        values["is_active"] = criteria.is_active
     if criteria.search is not None:
-        prefix = _like_prefix(criteria.search)
-        where.append(or_(func.lower(col(User.email)).like(prefix), func.lower(col(User.name)).like(prefix)))
-    window = keyset(USER_ORDER, col(User.id), page, descending=False)
-    statement = (
-        select_columns(*USER_COLUMNS)
-        .where(*where, *window.where)
-        .order_by(*window.order_by)
-        .limit(window.limit + 1)
-    )
-    rows = [UserRecord.from_row(row) for row in await fetch(ctx.engine, statement)]
+        values["search"] = _like_prefix(criteria.search)
+    window = keyset(USER_ORDER, page, descending=False)
+    present = tuple(name for name in USER_FILTERS if name in values)
+    sql = _page_sql(present, window.walk_descending, window.cursor is not None)
+    rows = [UserRecord.from_row(row) for row in await ctx.reader.fetch(sql, {**values, **window.params()})]
     for user in rows:
         ctx.loaders.users.prime(user.id, user)
-    count_query = select(func.count()).select_from(User).where(*where)
-    return Listing(make_page(rows, USER_ORDER, page, window), lambda: scalar(ctx.engine, count_query))
+    count = _count_sql(present)
+    return Listing(make_page(rows, USER_ORDER, page, window), lambda: ctx.reader.fetchval(count, values))
 
 
 async def _change_user(ctx: Context, user_id: uuid.UUID, field: str, **changes: Any) -> UserRecord:

@@ -21,6 +21,7 @@ from schema.execution import PlannedExecutionContext
 from schema.limits import QueryLimits
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.routing import ReadRouting
 from schema.scalars import SCALAR_MAP
 from schema.subscription import Subscription
 from schema.task import Task
@@ -81,6 +82,7 @@ def build_schema(extensions: list[Any] | None = None, *, introspection: bool = T
             QueryLimits,
             CachePolicyExtension,
             *(() if introspection else (ConcealSchema,)),
+            ReadRouting,
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
             *(extensions or []),

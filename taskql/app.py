@@ -43,14 +43,16 @@ from schema.build import build_schema
 from taskql import access_log, graphiql, metrics, request_ids, telemetry
 from taskql.access_log import Observed, RequestFacts
 from taskql.cache import Probe, ResponseCache, etag_of
-from taskql.db import create_engine, create_sessionmaker
+from taskql.db import Outage, create_engine, create_sessionmaker
 from taskql.events import EventHub
 from taskql.fastpath import PROBE_STATE, CachedGraphQL, http_cache_headers
 from taskql.graphiql import graphiql_asset
 from taskql.health import healthz, readyz
 from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifest
+from taskql.readers import PRIMARY, REPLICA, create_reader
 from taskql.redis import RedisGuard, create_redis
 from taskql.redis_pipe import PipelinedRedis
+from taskql.replica import ReadRouting
 from taskql.security import SecurityMiddleware, SecurityPolicy
 from taskql.telemetry import ServerSpans
 from taskql.unavailable import mark_unavailable, unavailable_response
@@ -72,6 +74,7 @@ class Resources:
     persisted: PersistedQueries
     cache: ResponseCache | None  # None when RESPONSE_CACHE is off
     events: EventHub
+    reads: ReadRouting  # the read pools (raw asyncpg): the primary's, and the replica's if configured
 
     async def after_writes(self, context: Context) -> None:
         """After commit, before the answer: once a write is acknowledged, no instance serves an answer
@@ -80,6 +83,7 @@ class Resources:
         await asyncio.shield(self._settle(list(context.changed), list(context.events), context.now()))
 
     async def _settle(self, changed: list[str], drafts: list[list[EventDraft]], now: datetime) -> None:
+        await self.reads.mark(changed)  # before the bump: see taskql.replica
         if self.cache is not None and changed:
             await self.cache.bump(changed)
         try:
@@ -322,8 +326,7 @@ class GraphQLView(GraphQL[Context, None]):
             token = bearer_token(request.headers.get("authorization"))
             if token is not None and viewer is None:
                 claims = decode_access_token(resources.tokens, token)
-                async with resources.sessions() as db:
-                    viewer, user = await load_viewer(db, claims)
+                viewer, user = await load_viewer(resources.reads.primary, claims)
         except Unauthenticated as error:
             auth_error = error
         context = self._context(resources, viewer=viewer, auth_error=auth_error)
@@ -337,10 +340,16 @@ class GraphQLView(GraphQL[Context, None]):
     def _context(
         resources: Resources, *, viewer: Viewer | None = None, auth_error: Unauthenticated | None = None
     ) -> Context:
-        context = Context.create(
-            resources.engine, resources.sessions, resources.tokens, viewer=viewer, auth_error=auth_error
+        context = Context(
+            resources.reads.primary,
+            resources.sessions,
+            resources.tokens,
+            viewer=viewer,
+            auth_error=auth_error,
         )
         context.after_writes = resources.after_writes
+        if resources.reads.replica is not None:
+            context.route_reads = resources.reads.route
         return context
 
 
@@ -378,7 +387,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(settings)
+        outage = Outage()  # the primary's: one for the engine (writes) and the read pool
+        engine = create_engine(settings, outage)
         redis = create_redis(settings)
         tokens = token_config(settings)
         guard = RedisGuard(redis, open_seconds=settings.redis_circuit_open_seconds)
@@ -389,6 +399,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if tracer is not None:
             telemetry.instrument_redis(redis)
         assert settings.redis_url
+        assert settings.database_url
         pipe = PipelinedRedis(settings.redis_url, timeout=settings.redis_socket_timeout_seconds)
         hub = EventHub(
             redis,
@@ -397,6 +408,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             max_queue=settings.events_max_queue,
         )
         await hub.start()
+        reads = ReadRouting(
+            await create_reader(settings, settings.database_url, name=PRIMARY, outage=outage),
+            await create_reader(settings, settings.database_read_url, name=REPLICA, outage=Outage())
+            if settings.database_read_url
+            else None,
+            guard=guard,
+            pipe=pipe,
+            window_seconds=settings.database_read_after_write_seconds,
+        )
+        reads.start()
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
@@ -410,6 +431,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if settings.response_cache
             else None,
             events=hub,
+            reads=reads,
             persisted=PersistedQueries(
                 mode=settings.persisted_queries,
                 guard=guard,
@@ -431,6 +453,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await hub.stop()
             pipe.close()
             await redis.aclose()
+            await reads.close()
             await engine.dispose()
             metrics.unwatch_pool(pool_capacity)
             metrics.worker_stopping()

@@ -32,9 +32,14 @@ def _settings() -> Settings:
 def _flush_cache(settings: Settings, why: str) -> None:
     """After a write outside GraphQL: no cached answer from before it may be served."""
     from taskql.cache import flush
+    from taskql.replica import mark_everything_written
 
     assert settings.redis_url
     try:
+        if settings.database_read_url:  # first, as a mutation does: the replica may not have it yet
+            asyncio.run(
+                mark_everything_written(settings.redis_url, settings.database_read_after_write_seconds)
+            )
         asyncio.run(flush(settings.redis_url))
     except Exception as error:  # the write is done; say loudly what is left to do
         console.print(

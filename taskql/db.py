@@ -38,7 +38,8 @@ def async_url(url: str) -> str:
     raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, not {parsed.drivername!r}.")
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, outage: Outage | None = None) -> AsyncEngine:
+    """``outage`` is shared with the read pools (``taskql.readers``): one outage, logged once."""
     assert settings.database_url, "the database URL is resolved before the engine is made"
     engine = create_async_engine(
         async_url(settings.database_url),
@@ -56,7 +57,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "timeout": 10,
         },
     )
-    watch(engine)
+    watch(engine, outage or Outage())
     return engine
 
 
@@ -85,9 +86,7 @@ class Outage:
             self.since = None
 
 
-def watch(engine: AsyncEngine) -> None:
-    outage = Outage()
-
+def watch(engine: AsyncEngine, outage: Outage) -> None:
     def connect(
         dialect: Dialect, record: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
     ) -> Any:
@@ -96,7 +95,7 @@ def watch(engine: AsyncEngine) -> None:
         try:
             connection = dialect.loaded_dbapi.connect(*cargs, **cparams)
         except Exception as error:
-            if not _unavailable(error):
+            if not unavailable(error):
                 raise
             outage.began(error)
             raise ServiceUnavailable(UNAVAILABLE_MESSAGE) from error
@@ -105,7 +104,7 @@ def watch(engine: AsyncEngine) -> None:
 
     def handle_error(context: ExceptionContext) -> None:
         # A connection lost in use (SQLAlchemy still invalidates it, and the pool's older connections).
-        if context.is_disconnect or _unavailable(context.original_exception):
+        if context.is_disconnect or unavailable(context.original_exception):
             outage.began(context.original_exception)
             raise ServiceUnavailable(UNAVAILABLE_MESSAGE) from context.original_exception
 
@@ -123,7 +122,8 @@ def _discard_closed(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: P
         raise DisconnectionError("PostgreSQL closed this connection while it was idle in the pool")
 
 
-def _unavailable(error: BaseException) -> bool:
+def unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means PostgreSQL cannot be reached (rather than that the request is wrong)."""
     if isinstance(error, (OSError, TimeoutError)):  # refused, no such socket, unreachable, timed out
         return True
     sqlstate = getattr(error, "sqlstate", None)

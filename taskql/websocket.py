@@ -103,8 +103,7 @@ async def authenticate(resources: Resources, context: Context, websocket: WebSoc
         raise ConnectionRejectionError({"message": "Send the access token in connection_init."})
     try:
         claims = decode_access_token(resources.tokens, token)
-        async with resources.sessions() as db:
-            context.viewer, _ = await load_viewer(db, claims)
+        context.viewer, _ = await load_viewer(resources.reads.primary, claims)
     except Unauthenticated as error:
         raise ConnectionRejectionError({"message": error.message, **error.extensions}) from None
     connection = Connection(

@@ -356,6 +356,7 @@ def production_settings(**values: Any) -> Settings:
         ("database_url", "postgresql://postgres:postgres@db:5432/taskql"),
         ("database_url", "postgresql+asyncpg://taskql:changeme@db/taskql"),
         ("database_url", "postgresql://app:Password@db/taskql"),
+        ("database_read_url", "postgresql://taskql:changeme@replica/taskql"),
         ("redis_url", "redis://:changethis@redis:6379/0"),
         ("redis_url", "redis://default:secret@redis:6379/0"),
     ],

@@ -1,0 +1,19 @@
+"""Before an operation executes: where its reads go (the app's ``Context.route_reads``): a mutation's to the
+primary, a query's or a subscription's to the replica when that is safe (``taskql.replica``). An extension,
+so that every transport runs it: HTTP, and each operation sent over a WebSocket."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+
+class ReadRouting(SchemaExtension):
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        route = getattr(execution.context, "route_reads", None)
+        if route is not None:
+            await route(execution.context, execution.operation_type is OperationType.MUTATION)
+        yield
