@@ -418,6 +418,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             window_seconds=settings.database_read_after_write_seconds,
         )
         reads.start()
+        read_pools = {PRIMARY: reads.primary.pool}
+        if reads.replica is not None:
+            read_pools[REPLICA] = reads.replica.pool
+        sampling = asyncio.create_task(metrics.sample_read_pools(read_pools), name="taskql-read-pool-metrics")
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
@@ -449,6 +453,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            sampling.cancel()
             await hub.close_all(1001, "Server shutting down")
             await hub.stop()
             pipe.close()

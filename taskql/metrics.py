@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -94,6 +94,13 @@ POOL = Gauge(
     "taskql_db_pool_connections",
     "PostgreSQL connections of the pool, by state: used (checked out) or idle.",
     ["state"],
+    multiprocess_mode="livesum",
+)
+READ_POOL = Gauge(
+    "taskql_db_read_pool_connections",
+    "Connections of the asyncpg read pools, by pool (primary, replica) and state (used, idle), sampled "
+    "every second.",
+    ["pool", "state"],
     multiprocess_mode="livesum",
 )
 POOL_MAX = Gauge(
@@ -228,6 +235,16 @@ def watch_pool(engine: AsyncEngine, capacity: int) -> None:
     event.listen(sync_engine, "close", lambda *_: idle.dec())
     event.listen(sync_engine, "checkout", checkout)
     event.listen(sync_engine, "checkin", checkin)
+
+
+async def sample_read_pools(pools: dict[str, Any], interval: float = 1.0) -> None:
+    """Until cancelled: the read pools' connections, used and idle (asyncpg's pools report no events)."""
+    while True:
+        for name, pool in pools.items():
+            size, idle = pool.get_size(), pool.get_idle_size()
+            READ_POOL.labels(name, "used").set(size - idle)
+            READ_POOL.labels(name, "idle").set(idle)
+        await asyncio.sleep(interval)
 
 
 def unwatch_pool(capacity: int) -> None:

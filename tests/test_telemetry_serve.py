@@ -33,6 +33,7 @@ FAMILIES = (
     "taskql_rate_limited",
     "taskql_db_pool_connections",
     "taskql_db_pool_connections_max",
+    "taskql_db_read_pool_connections",
     "taskql_redis_available",
 )
 POOL_CAPACITY = 20  # DB_POOL_SIZE + DB_MAX_OVERFLOW, the defaults
