@@ -496,6 +496,33 @@ async def test_a_browser_s_cross_origin_requests_are_negotiated_alike(
         assert (refused.status_code, refused.headers["access-control-allow-origin"]) == (400, origin)
 
 
+# The body limit
+
+
+async def test_a_body_over_the_limit_is_413_with_the_headers_of_every_other_answer(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.post(
+        "/graphql",
+        content=b" " * (MAX_BODY_BYTES + 1),
+        headers={"content-type": JSON, "accept": GRAPHQL_RESPONSE, "x-request-id": "trace-413"},
+    )
+    assert (response.status_code, codes(response)) == (413, ["PAYLOAD_TOO_LARGE"])
+    assert only_content_type(response) == CONTENT_TYPES[GRAPHQL_RESPONSE]
+    # Refused in front of the security middleware, with what it adds all the same.
+    assert (response.headers["x-request-id"], response.headers["x-content-type-options"]) == (
+        "trace-413",
+        "nosniff",
+    )
+    assert response.headers["connection"] == "close"  # the rest of the body is never read
+
+
+async def test_a_body_at_the_limit_is_read(http: httpx.AsyncClient) -> None:
+    body = json.dumps({"query": "{ __typename }"}).encode()
+    response = await post(http, body + b" " * (MAX_BODY_BYTES - len(body)))
+    assert (response.status_code, response.json()) == (200, {"data": {"__typename": "Query"}})
+
+
 # The body limit, on the wire
 
 
