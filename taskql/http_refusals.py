@@ -15,7 +15,10 @@ from collections.abc import Iterable, Mapping
 from cross_web import HTTPException
 from starlette.responses import Response
 from starlette.types import Send
+from strawberry.types import ExecutionResult
 
+from graphql import GraphQLError
+from taskql import access_log
 from taskql.http_media import CONTENT_TYPES, JSON
 
 CODES: Mapping[int, str] = {
@@ -41,6 +44,10 @@ class RequestRefused(HTTPException):
 
 
 def body_of(message: str, code: str) -> bytes:
+    """The answer's body; its code goes into the request's access log line and metrics too."""
+    access_log.note_result(
+        ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
+    )
     error = {"message": message, "extensions": {"code": code}}
     return json.dumps({"errors": [error]}, separators=(",", ":")).encode()
 
