@@ -222,7 +222,7 @@ class GraphQLView(GraphQL[Context, None]):
                 operation_extensions=request_data.extensions,
             )
         except InvalidOperationTypeError as error:
-            result = refused_operation(error, request.method)
+            refused_operation(error, request.method)
         except CannotGetOperationTypeError:
             result = operation_not_chosen(request_data.operation_name)
         access_log.note_result(result)

@@ -4,7 +4,7 @@
   POST``); an ``Accept`` that allows one of our media types (406); a POST body in ``application/json``
   (415). GraphiQL's page (a browser's GET for ``text/html``) is let through as it is.
 - Operation types: a mutation over GET is 405 with ``Allow: POST`` (GET is safe: it must not write); a
-  subscription over HTTP is a request error (they are served over WebSocket).
+  subscription over HTTP is a request error (``schema.build.TaskqlSchema.execute``: served over WebSocket).
 - An operation that cannot be chosen (an unknown ``operationName``, several operations and no name, none
   at all) is a request error, ``OPERATION_RESOLUTION_FAILURE``, as Apollo names it.
 - A request error's response has no ``data`` entry (the GraphQL spec: nothing was executed), which is
@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from starlette.requests import Request
 from strawberry.http import GraphQLHTTPResponse
@@ -60,14 +60,12 @@ def request_error(message: str, code: str) -> ExecutionResult:
     return ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
 
 
-def refused_operation(error: InvalidOperationTypeError, method: str) -> ExecutionResult:
+def refused_operation(error: InvalidOperationTypeError, method: str) -> NoReturn:
+    """An operation type ``method`` does not run: a mutation over GET (subscriptions never get here: the
+    schema answers them as a request error over any method)."""
     if error.operation_type is OperationType.MUTATION:
         raise RequestRefused(405, "Mutations are only accepted over POST.", headers={"allow": "POST"})
-    return request_error(
-        "Subscriptions are served over WebSocket at /graphql (graphql-transport-ws), not over HTTP "
-        f"{method}.",
-        "BAD_REQUEST",
-    )
+    raise RequestRefused(400, error.as_http_error_reason(method))
 
 
 def operation_not_chosen(operation_name: str | None) -> ExecutionResult:
