@@ -120,6 +120,19 @@ class Settings(BaseSettings):
         description="Proxies (comma-separated IPs or networks, or *) whose X-Forwarded-For and "
         "X-Forwarded-Proto headers are believed.",
     )
+    max_body_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description="Larger request bodies are refused (413).",
+    )
+    body_idle_timeout_seconds: float = Field(
+        default=10, gt=0, le=300, description="A request body that stops arriving this long is refused (408)."
+    )
+    max_variables_bytes: int = Field(
+        default=64 << 10,
+        ge=256,
+        description="Larger `variables` or `extensions` (as JSON) are refused (400).",
+    )
 
     @field_validator("database_url", "database_read_url", "redis_url", mode="before")
     @classmethod

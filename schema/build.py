@@ -20,6 +20,7 @@ from schema.errors import ErrorCodes, coded, is_coded
 from schema.execution import PlannedExecutionContext
 from schema.limits import QueryLimits
 from schema.mutation import Mutation
+from schema.operations import SingleOperation
 from schema.query import Query
 from schema.routing import ReadRouting
 from schema.scalars import SCALAR_MAP
@@ -85,6 +86,7 @@ def build_schema(extensions: list[Any] | None = None, *, introspection: bool = T
             ReadRouting,
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
+            SingleOperation,  # after ValidationCache: it adds to the errors that one sets
             *(extensions or []),
         ],
     )

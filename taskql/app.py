@@ -7,7 +7,7 @@ import contextlib
 import gc
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,12 +23,13 @@ from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from auth.sessions import load_viewer
@@ -48,6 +49,18 @@ from taskql.events import EventHub
 from taskql.fastpath import PROBE_STATE, CachedGraphQL, http_cache_headers
 from taskql.graphiql import graphiql_asset
 from taskql.health import healthz, readyz
+from taskql.http_conformance import (
+    MEDIA_TYPE_STATE,
+    OPERATIONS_BY_METHOD,
+    admit,
+    operation_not_chosen,
+    refused_operation,
+    response_of,
+)
+from taskql.http_limits import BodyLimit
+from taskql.http_media import CONTENT_TYPES, JSON, status_of
+from taskql.http_refusals import RequestRefused, refusal_response
+from taskql.http_request import from_body, from_query_params
 from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifest
 from taskql.readers import PRIMARY, REPLICA, create_reader
 from taskql.redis import RedisGuard, create_redis
@@ -103,15 +116,6 @@ def token_config(settings: Settings) -> TokenConfig:
     )
 
 
-def _document_id_into_extensions(data: Any) -> Any:
-    """A top-level ``documentId`` (GraphQL over HTTP persisted documents) travels on in ``extensions``."""
-    if isinstance(data, dict) and "documentId" in data:
-        extensions = data.get("extensions")
-        extensions = extensions if isinstance(extensions, dict) else {}
-        data = {**data, "extensions": {**extensions, "documentId": data["documentId"]}}
-    return data
-
-
 def bearer_token(authorization: str | None) -> str | None:
     if not authorization:
         return None
@@ -137,9 +141,11 @@ class PendingStore:
 
 
 class SubResponse(Response):
-    """Strawberry's per-request response (headers, status), plus what the cache keeps of the answer."""
+    """Strawberry's per-request response (headers, status), plus the media type it is answered in and what
+    the cache keeps of the answer."""
 
     pending_store: PendingStore | None = None
+    answer_type = JSON  # not `media_type`: Starlette would send that one as a header too
 
 
 def _probe_of(request: Request | WebSocket) -> Probe | None:
@@ -161,6 +167,7 @@ def _entry_ttl(context: Context) -> int:
 class GraphQLView(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+    max_variables_bytes = Settings.model_fields["max_variables_bytes"].default
 
     @property
     def graphql_ide_html(self) -> str:
@@ -176,19 +183,13 @@ class GraphQLView(GraphQL[Context, None]):
             and "text/html" in request.headers.get("accept", "")
         )
 
-    def parse_json(self, data: str | bytes) -> Any:
-        try:
-            parsed = super().parse_json(data)
-        except (UnicodeDecodeError, RecursionError):
-            raise HTTPException(
-                400, "The request body is not valid JSON (UTF-8, reasonably nested)."
-            ) from None
-        if not isinstance(parsed, (dict, list)):
-            raise HTTPException(400, 'The request body must be a JSON object: {"query": ...}.')
-        return _document_id_into_extensions(parsed)
-
-    def parse_query_params(self, params: Mapping[str, str | None]) -> dict[str, Any]:
-        return dict(_document_id_into_extensions(super().parse_query_params(params)))
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
+        """The request's parameters, checked (``taskql.http_request``); the method and the content type were
+        checked on admission."""
+        limit = self.max_variables_bytes
+        if request.method == "GET":
+            return from_query_params(request.query_params, max_variables_bytes=limit)
+        return from_body(await request.get_body(), max_variables_bytes=limit)
 
     async def execute_single(
         self,
@@ -210,15 +211,24 @@ class GraphQLView(GraphQL[Context, None]):
             refused = ExecutionResult(data=None, errors=[error.as_graphql_error()])
             access_log.note_result(refused)
             return refused
-        try:
-            result = await super().execute_single(
-                request, request_adapter, sub_response, context, root_value, request_data
+        if not request_data.query:
+            raise RequestRefused(
+                400, 'No GraphQL document: send {"query": "..."} (or a persisted query\'s hash).'
             )
-        except HTTPException as error:
-            # GET may only read: a mutation sent over GET is 405, as GraphQL over HTTP asks.
-            if request_adapter.method == "GET" and "mutation" in error.reason.lower():
-                raise HTTPException(405, "Mutations are only accepted over POST.") from error
-            raise
+        try:
+            result = await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=OPERATIONS_BY_METHOD[request.method],
+                operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as error:
+            refused_operation(error, request.method)
+        except CannotGetOperationTypeError:
+            result = operation_not_chosen(request_data.operation_name)
         access_log.note_result(result)
         mark_unavailable(result, sub_response, wrote=bool(context.changed))
         self._keep(resources, request, sub_response, context, result)
@@ -250,26 +260,43 @@ class GraphQLView(GraphQL[Context, None]):
         )
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Strawberry's own HTTP handling, and a 503 when PostgreSQL fails a request before execution
-        (while checking the viewer's session)."""
+        """Strawberry's ``run``, after admission (``taskql.http_conformance``), with every refusal answered as
+        a GraphQL response in the media type the client accepts; and a 503 when PostgreSQL fails a request
+        before execution (while checking the viewer's session)."""
+        request = Request(scope, receive)
+        media_type = JSON
         try:
-            response = await self.run(Request(scope, receive))
-        except HTTPException as error:
-            response = PlainTextResponse(error.reason, status_code=error.status_code)
+            media_type = admit(request, renders_ide=self.should_render_graphql_ide(request))
+            scope.setdefault("state", {})[MEDIA_TYPE_STATE] = media_type
+            response = await self.run(request)
+        except HTTPException as error:  # ours (RequestRefused) and Strawberry's
+            response = refusal_response(error, media_type)
         except ServiceUnavailable as error:
             response = unavailable_response(error)
+            response.headers["content-type"] = CONTENT_TYPES[media_type]
         await response(scope, receive, send)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = SubResponse()
         sub_response.status_code = None  # type: ignore[assignment]
         del sub_response.headers["content-length"]
+        sub_response.answer_type = request.scope.get("state", {}).get(MEDIA_TYPE_STATE, JSON)
         return sub_response
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        return response_of(result, process_result(result))
 
     def create_response(
         self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
     ) -> Response:
-        response = super().create_response(response_data, sub_response)
+        media_type = sub_response.answer_type if isinstance(sub_response, SubResponse) else JSON
+        response = Response(
+            self.encode_json(response_data),
+            status_code=status_of(response_data, media_type, sub_response.status_code),
+            media_type=CONTENT_TYPES[media_type],
+        )
+        response.headers.raw.extend(sub_response.headers.raw)
+        response.background = sub_response.background
         pending = sub_response.pending_store if isinstance(sub_response, SubResponse) else None
         if pending is None:
             return response
@@ -355,12 +382,20 @@ class GraphQLView(GraphQL[Context, None]):
 
 class TaskqlApp(Starlette):
     """Starlette, with the response cache's express lane in front of its middleware (``taskql.fastpath``),
-    and in front of that the access log and metrics (``taskql.access_log``), and the request's span when
-    tracing is on (``taskql.telemetry``)."""
+    the body limit in front of that (``taskql.http_limits``), and in front of both the access log and
+    metrics (``taskql.access_log``), and the request's span when tracing is on (``taskql.telemetry``)."""
 
-    def __init__(self, *, security: SecurityPolicy, tracer: Tracer | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, settings: Settings, security: SecurityPolicy, tracer: Tracer | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        outer: ASGIApp = Observed(CachedGraphQL(super().__call__, express=True, security=security))
+        limited = BodyLimit(
+            CachedGraphQL(super().__call__, express=True, security=security),
+            max_bytes=settings.max_body_bytes,
+            idle_seconds=settings.body_idle_timeout_seconds,
+            headers=security.headers,
+        )
+        outer: ASGIApp = Observed(limited)
         self._express = ServerSpans(outer, tracer) if tracer is not None else outer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -474,6 +509,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         connection_init_wait_timeout=timedelta(seconds=10),
         allowed_origins=settings.cors_origins,  # WebSockets from browsers: the CORS allowlist
     )
+    graphql.max_variables_bytes = settings.max_variables_bytes
     middleware = [
         Middleware(SecurityMiddleware, policy=security),
         Middleware(
@@ -492,7 +528,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
     ]
     routes = [
-        Route("/graphql", CachedGraphQL(graphql), methods=["GET", "POST"]),
+        Route("/graphql", CachedGraphQL(graphql)),  # every method: the view answers the others with 405
         WebSocketRoute("/graphql", graphql),
         Route(graphiql.PREFIX + "{name}", graphiql_asset, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -501,5 +537,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/", lambda _: JSONResponse({"graphql": "/graphql"}), methods=["GET"]),
     ]
     return TaskqlApp(
-        routes=routes, middleware=middleware, lifespan=lifespan, security=security, tracer=tracer
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        settings=settings,
+        security=security,
+        tracer=tracer,
     )

@@ -5,7 +5,9 @@ validated or executed, and no SQL runs. The key is the request exactly as sent (
 the query string of a GET) with the viewer: the same bytes always mean the same document, variables and
 extensions, and an answer is only ever stored after the view executed it without error, under the same
 schema and persisted-query mode (both in the key). So a request the view would refuse (a mismatched APQ
-hash, an ad-hoc query in trusted-only mode, a mutation) never finds an entry. A miss goes on to the view,
+hash, an ad-hoc query in trusted-only mode, a mutation) never finds an entry, and a hit is answered in the
+media type and with the status the view would answer it with (``taskql.http_media``; 200, as only answers
+without errors are stored), or left to the view when the client accepts neither. A miss goes on to the view,
 carrying the probe (the versions read before any data) so that the view can store its answer and, when
 Redis vouched for the session, skip the viewer's SQL.
 """
@@ -16,12 +18,14 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth.tokens import AccessClaims, decode_access_token
 from core.errors import Unauthenticated
 from taskql import access_log, request_ids
 from taskql.cache import Hit, Probe
+from taskql.http_limits import BODY_STATE
+from taskql.http_media import CONTENT_TYPES, is_json_body, negotiate
 from taskql.security import PREFLIGHT_HEADERS, SecurityPolicy, csrf_safe
 
 if TYPE_CHECKING:
@@ -30,10 +34,9 @@ if TYPE_CHECKING:
 PROBE_STATE = "taskql.cache_probe"
 LOOKED_UP = "taskql.cache_looked_up"
 WANTED_HEADERS = frozenset(
-    (b"content-type", b"authorization", b"if-none-match", request_ids.HEADER, *PREFLIGHT_HEADERS)
+    (b"content-type", b"authorization", b"if-none-match", b"accept", request_ids.HEADER, *PREFLIGHT_HEADERS)
 )
-MAX_BODY_BYTES = 1 << 20  # larger bodies skip the cache (and meet the view's own limits)
-JSON = "application/json"
+MAX_BODY_BYTES = 1 << 20  # larger bodies (MAX_BODY_BYTES, the setting, may allow them) skip the cache
 PREFLIGHT_NAMES = tuple(name.decode() for name in PREFLIGHT_HEADERS)
 
 
@@ -92,17 +95,25 @@ class CachedGraphQL:
             return
         body: bytes | None = b""
         if scope["method"] == "POST":
-            buffered = await _buffered(receive)
-            if buffered is None:
-                return  # the client went away before sending its request: nobody to answer
-            body, receive = buffered
+            # Read whole by taskql.http_limits.BodyLimit, in front of everything; large ones skip the cache.
+            body = state.get(BODY_STATE)
+            if body is not None and len(body) > MAX_BODY_BYTES:
+                body = None
+        # A hit is answered in the media type the view would answer in; a client that accepts neither is
+        # left to the view, which says so (406).
+        media_type = negotiate(headers.get("accept"))
         try:
-            found = None if body is None else await self._lookup(resources, scope, body, headers)
+            found = (
+                None
+                if body is None or media_type is None
+                else await self._lookup(resources, scope, body, headers)
+            )
         except (ValueError, TypeError, UnicodeError, Unauthenticated):
             found = None  # the view answers it, with the right error
         if isinstance(found, Hit):
             access_log.cache_hit(found.operation, found.user_id)
-            await _send_hit(found, scope, headers, send, self.extra_headers)
+            assert media_type is not None
+            await _send_hit(found, scope, headers, send, media_type, self.extra_headers)
             return
         if isinstance(found, Probe) and b"mutation" in (body or scope["query_string"]):
             # A write is authorized by PostgreSQL, never by session state cached in Redis (a mutation
@@ -122,8 +133,8 @@ class CachedGraphQL:
     ) -> Hit | Probe | None:
         assert resources.cache is not None
         if scope["method"] == "POST":
-            if not headers.get("content-type", "").startswith(JSON):
-                return None
+            if not is_json_body(headers.get("content-type")):
+                return None  # the view refuses it (415)
             request = body
         else:
             request = scope["query_string"]
@@ -141,33 +152,6 @@ def _claims(resources: Resources, authorization: str | None) -> AccessClaims | N
     return decode_access_token(resources.tokens, token.strip())
 
 
-async def _buffered(receive: Receive) -> tuple[bytes | None, Receive] | None:
-    """Read the body, up to ``MAX_BODY_BYTES``; and a ``receive`` that hands the view what was read, then
-    the rest. The body is None when it is larger (it is not looked up); all of it is None when the client
-    disconnected before sending it."""
-    chunks: list[bytes] = []
-    size, more = 0, True
-    while more and size <= MAX_BODY_BYTES:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        more = message.get("more_body", False)
-    replayed = 0
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if replayed < len(chunks):
-            replayed += 1
-            last = replayed == len(chunks)
-            return {"type": "http.request", "body": chunks[replayed - 1], "more_body": more or not last}
-        return await receive()
-
-    return (b"".join(chunks) if not more else None), replay
-
-
 def http_cache_headers(etag: str, *, public: bool, max_age: int) -> list[tuple[bytes, bytes]]:
     """GET responses: a private answer may be kept by the browser, which must revalidate it (the ETag makes
     that a 304); a public one may be kept by any cache for its max-age."""
@@ -175,10 +159,19 @@ def http_cache_headers(etag: str, *, public: bool, max_age: int) -> list[tuple[b
     return [(b"cache-control", control.encode()), (b"etag", etag.encode()), (b"vary", b"authorization")]
 
 
+_CONTENT_TYPES = {media_type: value.encode() for media_type, value in CONTENT_TYPES.items()}
+
+
 async def _send_hit(
-    hit: Hit, scope: Scope, headers: Mapping[str, str], send: Send, extra: list[tuple[bytes, bytes]] | None
+    hit: Hit,
+    scope: Scope,
+    headers: Mapping[str, str],
+    send: Send,
+    media_type: str,
+    extra: list[tuple[bytes, bytes]] | None,
 ) -> None:
-    response_headers = [(b"content-type", b"application/json"), (b"x-cache", b"HIT")]
+    # Only answers without errors are stored: 200 in either media type.
+    response_headers = [(b"content-type", _CONTENT_TYPES[media_type]), (b"x-cache", b"HIT")]
     if extra is not None:
         response_headers.append(
             (request_ids.HEADER, request_ids.accepted(headers.get("x-request-id")).encode())

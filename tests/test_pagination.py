@@ -280,7 +280,7 @@ async def test_tampered_cursors_are_bad_user_input_never_a_server_error(
             {"field": "TITLE"},
             forged("USER_CREATED_AT:asc:", "2030-01-01T00:00:00+00:00", row),
         ),  # another list
-        ({"field": "TITLE"}, "W" * 100_000),
+        ({"field": "TITLE"}, "W" * 60_000),  # far past MAX_CURSOR_LENGTH, within MAX_VARIABLES_BYTES
         ({"field": "TITLE"}, __import__("base64").urlsafe_b64encode(b"[" * 1000).decode()),
     ]
     for order, cursor in cases:
