@@ -513,7 +513,7 @@ def test_the_service_hpa_and_budget_select_the_api_pods_and_not_the_migration() 
 def test_at_most_replicas_postgresql_keeps_room_for_the_migration_and_an_operator() -> None:
     documents = k8s_documents()
     config = documents["ConfigMap"]["data"]
-    # Two pools per process, each up to DB_POOL_SIZE + DB_MAX_OVERFLOW: reads (asyncpg) and writes (SQLAlchemy).
+    # Two pools per process (reads on asyncpg, writes on SQLAlchemy), each up to size + overflow.
     per_pod = 2 * (int(config["DB_POOL_SIZE"]) + int(config["DB_MAX_OVERFLOW"]))
     most = documents["HorizontalPodAutoscaler"]["spec"]["maxReplicas"] * per_pod
     assert most + per_pod + 3 <= 100, "PostgreSQL's default max_connections (with 3 for superusers)"
