@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -72,6 +74,7 @@ from taskql.unavailable import mark_unavailable, unavailable_response
 from taskql.websocket import LegacyWSHandler, SocketEvents, TransportWSHandler, authenticate, forget
 
 logger = logging.getLogger("taskql.app")
+CODE_PACKAGES = ("core", "models", "auth", "resolvers", "schema", "taskql")
 
 
 @dataclass
@@ -403,6 +406,21 @@ class TaskqlApp(Starlette):
         await self._express(scope, receive, send)
 
 
+def source_digest(root: Path, packages: tuple[str, ...] = CODE_PACKAGES) -> str:
+    """A digest of the Python sources of ``packages`` under ``root``: names and contents."""
+    digest = hashlib.sha256()
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.cache
+def code_digest() -> str:
+    """The release: the digest of the server's own sources (a few hundred kilobytes, read once)."""
+    return source_digest(Path(__file__).resolve().parent.parent)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app. ``settings`` must be resolved (``taskql.services.resolve``); by default they are read
     from the environment, where ``serve`` put them for its workers."""
@@ -415,9 +433,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if tracer is not None:
         telemetry.trace_resolvers(schema._schema, tracer)
     security = SecurityPolicy.of(settings)
-    # Entries are keyed by the schema, the persisted-query mode and whether introspection answers: a deploy
-    # that changes any of them never serves answers computed under the old one.
-    modes = f"{settings.persisted_queries}\0{settings.introspection_enabled}"
+    # Entries are keyed by the code, the schema, the persisted-query mode and whether introspection answers:
+    # a deploy that changes any of them never serves answers computed under the old one (a fixed resolver's
+    # old answers included), while instances running the same release share their entries.
+    modes = f"{settings.persisted_queries}\0{settings.introspection_enabled}\0{code_digest()}"
     schema_id = hashlib.sha256(f"{modes}\0{schema.as_str()}".encode()).hexdigest()[:16]
 
     @contextlib.asynccontextmanager

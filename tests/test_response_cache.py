@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from core.settings import Settings
+from taskql.app import source_digest
 from taskql.cache import flush
 from tests.conftest import client_for
 from tests.factories import Account, create_task, promote_to_admin, register
@@ -303,3 +305,13 @@ async def test_a_body_too_large_to_look_up_still_reaches_the_view_whole(
         )
     assert response.status_code == 200
     assert response.json() == {"data": {"tasks": {"edges": []}}}
+
+
+def test_a_release_that_changes_any_source_file_keys_its_answers_apart(tmp_path: Path) -> None:
+    for release in ("old", "new"):
+        (tmp_path / release / "schema").mkdir(parents=True)
+        (tmp_path / release / "schema" / "task.py").write_text("TITLE = 'a'\n")
+    (tmp_path / "new" / "schema" / "task.py").write_text("TITLE = 'b'\n")
+    old, new = (source_digest(tmp_path / release, ("schema",)) for release in ("old", "new"))
+    assert old != new
+    assert source_digest(tmp_path / "old", ("schema",)) == old  # the same release: shared entries
