@@ -193,7 +193,8 @@ class QueryLimits(SchemaExtension):
         )
 
     def get_results(self) -> dict[str, Any]:
-        if self.cost is None or self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+        # Free operations (rateLimit, __typename) and subscriptions (every event would repeat it) go without.
+        if not self.cost or self.execution_context.operation_type is OperationType.SUBSCRIPTION:
             return {}
         report: dict[str, Any] = {"requested": self.cost}
         charge = self.charge
