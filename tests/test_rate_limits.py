@@ -99,16 +99,20 @@ async def test_each_operation_spends_its_cost_and_says_so(
 
 
 async def test_a_spent_budget_is_refused_before_any_resolver_runs_with_retry_after(
-    settings: Settings, database: Any, alice: Account
+    settings: Settings, gql: GraphQLClient, alice: Account
 ) -> None:
-    async with instance(settings, rate_limit_points=2 * PAGE_COST + 5) as app, client(app) as gql:
-        for _ in range(2):
-            (await gql.query(PAGE, token=alice.token)).ok()
+    await create_task(gql, alice)  # through the tests' own app: another budget
+    points = 2 * PAGE_COST + 5
+    async with instance(settings, rate_limit_points=points) as app, client(app) as limited:
+        with captured(app) as allowed:  # the control: an operation that runs reads tasks
+            (await limited.query(PAGE, token=alice.token)).ok()
+        assert allowed.matching("FROM tasks")
+        (await limited.query(PAGE, token=alice.token)).ok()
         with captured(app) as statements:
-            refused = await gql.query(PAGE, token=alice.token)
+            refused = await limited.query(PAGE, token=alice.token)
         # What is left (5) still pays for a cheaper operation.
-        (await gql.query(PAGE, {"n": 4}, token=alice.token)).ok()
-        assert (await budget(gql, alice.token))["remaining"] == 0
+        (await limited.query(PAGE, {"n": 4}, token=alice.token)).ok()
+        assert (await budget(limited, alice.token))["remaining"] == 0
     assert refused.status == 429
     assert refused.codes == ["RATE_LIMITED"]
     assert refused.data is None
@@ -116,7 +120,7 @@ async def test_a_spent_budget_is_refused_before_any_resolver_runs_with_retry_aft
     assert 0 < retry_after <= WINDOW
     assert refused.headers["retry-after"] == str(retry_after)
     assert refused.headers["ratelimit-remaining"] == "0"
-    assert refused.headers["ratelimit-limit"] == str(2 * PAGE_COST + 5)
+    assert refused.headers["ratelimit-limit"] == str(points)
     assert not statements.matching("FROM tasks")
 
 
