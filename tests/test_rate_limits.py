@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +22,7 @@ from core.settings import Settings
 from taskql.app import create_app
 from taskql.ratelimit import HIT_FLUSH_SECONDS
 from tests.factories import PASSWORD, Account, create_task, register
+from tests.fault_servers import RedisProcess
 from tests.graphql_client import GraphQLClient, Response
 from tests.processes import free_port
 from tests.sql import captured
@@ -308,6 +311,26 @@ async def test_login_fails_closed_when_redis_is_unreachable(no_redis: GraphQLCli
     assert "accessToken" not in str(refused.body)
     refresh = await no_redis.run("RefreshToken", {"token": alice.refresh_token})
     assert refresh.codes == ["SERVICE_UNAVAILABLE"]
+
+
+async def test_a_frozen_redis_refuses_logins_after_a_bounded_delay_then_at_once(
+    settings: Settings, database: Any, alice: Account, tmp_path: Path
+) -> None:
+    server = RedisProcess(free_port(), tmp_path)
+    server.start()
+    try:
+        async with instance(settings, redis_url=server.url) as app, client(app) as gql:
+            (await gql.run("Me", token=alice.token)).ok()  # Redis answers
+            server.signal(signal.SIGSTOP)
+            delays = []
+            for _ in range(3):
+                started = time.monotonic()
+                assert (await login(gql, alice.email)).codes == ["SERVICE_UNAVAILABLE"]
+                delays.append(time.monotonic() - started)
+    finally:
+        server.close()
+    assert delays[0] < 1.5  # one socket timeout (0.5 s), then the circuit is open
+    assert max(delays[1:]) < 0.5  # without waiting: the circuit answers
 
 
 async def test_reads_and_writes_keep_working_uncounted_when_redis_is_unreachable(
