@@ -1,12 +1,15 @@
 """Rate limits in Redis, shared by every instance, on the ``limits`` library (its asyncio Redis storage on
-redis-py, sharing the app's bounded connection pool; every call through the ``RedisGuard``).
+redis-py, sharing the app's bounded connection pool; every call through the ``RedisGuard``, so a frozen
+Redis costs one socket timeout, then nothing while the circuit is open).
 
 **Points.** Every operation is charged its estimated cost (``schema.cost``) before it runs: a viewer's
 budget is ``rate_limit_points`` per window, an anonymous caller's ``rate_limit_anonymous_points`` per client
-IP. Windows are fixed and aligned to the clock (every budget is whole again at each multiple of
-``rate_limit_window_seconds``), so one ``INCRBY`` (limits' fixed-window counter, its ``incr`` script) both
-charges and tells what is left, and when it comes back, without another round trip. An operation that does
-not fit in what is left is refused (``RATE_LIMITED``, ``retryAfter``) and its charge is given back.
+IP (the address uvicorn reports: behind a proxy listed in ``FORWARDED_ALLOW_IPS``, the forwarded one).
+Windows are fixed and aligned to the clock (every budget is whole again at each multiple of
+``rate_limit_window_seconds``), so a single script call, limits' fixed-window increment, both charges and
+tells what is left and when it comes back: one round trip, sent on the cache's auto-pipelined connection.
+An operation that does not fit in what is left is refused (``RATE_LIMITED``, ``retryAfter``) and its
+charge given back; one that costs more than a whole window is ``QUERY_TOO_COMPLEX``.
 
 **Cache hits** cost ``rate_limit_cached_cost`` points (1), not charged on their way out: a hit stays one
 Redis round trip. Each instance adds them up per client and sends the sums every ``HIT_FLUSH_SECONDS``
@@ -16,15 +19,17 @@ until its window ends: that client's hits and operations are then refused withou
 **Attempts.** ``login`` and ``refreshToken`` are counted per client IP and per account (the email; the user
 a refresh token belongs to) in a moving window (limits' ``MovingWindowRateLimiter``): exact, and a refused
 attempt is not counted. Every login field counts, so aliased logins in one document count one each. Emails
-are hashed in the keys.
+are hashed in the keys. A refresh refused for its account leaves its token unconsumed.
 
 **Redis unavailable.** Attempts fail closed: a login or refresh is refused (``SERVICE_UNAVAILABLE``,
-``retryAfter``) rather than let guessing run unlimited. Points fail open: operations run uncounted (their
-``extensions.cost`` says only ``requested``), since Redis being down must not take reads down.
+``reason: RATE_LIMITER_UNAVAILABLE``, ``retryAfter``) rather than let guessing run unlimited. Points fail
+open: operations run uncounted (their ``extensions.cost`` says only ``requested``), since Redis being down
+must not take reads down.
 
-**HTTP.** Charged answers carry ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds
-until the window ends), the fields of the IETF httpapi draft before it merged them into one; refused ones
-carry ``Retry-After`` too, and are ``429`` (``503`` when Redis is unavailable) when nothing ran.
+**HTTP.** Charged answers carry ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``
+(seconds until the window ends): the three fields of the IETF httpapi draft (up to its -06), which clients
+and proxies read today. Refusals carry ``Retry-After`` too; an operation refused whole for its points is a
+``429`` (a ``SERVICE_UNAVAILABLE`` with no data is ``taskql.unavailable``'s ``503``).
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 import math
 import time
 import uuid
@@ -52,7 +56,6 @@ from core.settings import Settings
 from taskql.redis import RedisGuard, RedisUnavailable
 from taskql.redis_pipe import PipelinedRedis
 
-logger = logging.getLogger("taskql.ratelimit")
 
 KEY_PREFIX = "taskql:rl"
 HIT_FLUSH_SECONDS = 0.1
