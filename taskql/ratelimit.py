@@ -56,7 +56,6 @@ from core.settings import Settings
 from taskql.redis import RedisGuard, RedisUnavailable
 from taskql.redis_pipe import PipelinedRedis
 
-
 KEY_PREFIX = "taskql:rl"
 HIT_FLUSH_SECONDS = 0.1
 MAX_REMEMBERED = 10_000
