@@ -7,6 +7,7 @@ consumed token again means it leaked, so the whole session (family) is revoked.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -74,9 +75,15 @@ async def _issue_pair(
 
 
 async def rotate(
-    sessions: async_sessionmaker[AsyncSession], config: TokenConfig, token: str, now: datetime
+    sessions: async_sessionmaker[AsyncSession],
+    config: TokenConfig,
+    token: str,
+    now: datetime,
+    before_rotation: Callable[[uuid.UUID], Awaitable[None]] | None = None,
 ) -> TokenPair:
-    """Exchange a refresh token for a new pair. Reuse of a consumed token revokes its session."""
+    """Exchange a refresh token for a new pair. Reuse of a consumed token revokes its session.
+    ``before_rotation`` is given the user of a token about to be consumed; what it raises leaves the token
+    unconsumed (the per-account attempt limit)."""
     reused = False
     async with sessions() as db, db.begin():
         # FOR UPDATE serializes concurrent refreshes of one token: the second waits, then sees it consumed.
@@ -106,6 +113,8 @@ async def rotate(
         elif not user.is_active:
             raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
         else:
+            if before_rotation is not None:
+                await before_rotation(user.id)
             refresh.used_at = now
             pair = await _issue_pair(db, config, user, session.id, now)
     if reused:  # raised only after the revocation is committed

@@ -52,3 +52,19 @@ class ServiceUnavailable(AppError):
     client should rely on, and the same request may succeed in a moment."""
 
     code = "SERVICE_UNAVAILABLE"
+
+
+class QueryTooComplex(AppError):
+    """The operation's estimated cost is over the limit (``extensions.cost``, ``extensions.maxCost``)."""
+
+    code = "QUERY_TOO_COMPLEX"
+
+
+class RateLimited(AppError):
+    """The client spent its budget (points, or login/refresh attempts): retry in ``retryAfter`` seconds."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int, **extensions: Any) -> None:
+        super().__init__(message, retryAfter=retry_after, **extensions)
+        self.retry_after = retry_after

@@ -133,6 +133,51 @@ class Settings(BaseSettings):
         ge=256,
         description="Larger `variables` or `extensions` (as JSON) are refused (400).",
     )
+    # Limits on one operation, checked before anything executes (schema/limits.py, schema/cost.py).
+    max_query_depth: int = Field(
+        default=10,
+        ge=2,
+        le=100,
+        description="Deepest nesting of fields in an operation (introspection aside).",
+    )
+    max_query_aliases: int = Field(default=30, ge=1, le=1000, description="Aliases per operation, at most.")
+    max_query_tokens: int = Field(
+        default=2000,
+        ge=100,
+        le=100_000,
+        description="Lexical tokens per document (comments too): parsing stops.",
+    )
+    max_query_directives: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Directives used per operation (its fragments included), at most.",
+    )
+    max_query_cost: int = Field(
+        default=10_000, ge=1, description="Estimated cost per operation (full pages assumed), at most."
+    )
+    # Budgets in Redis, shared by every instance (taskql/ratelimit.py).
+    rate_limits: bool = Field(default=True, description="Charge operations to per-client budgets in Redis.")
+    rate_limit_window_seconds: int = Field(
+        default=60, ge=1, le=86_400, description="Length of a points window (aligned to the clock)."
+    )
+    rate_limit_points: int = Field(default=20_000, ge=1, description="Points per viewer per window.")
+    rate_limit_anonymous_points: int = Field(
+        default=2_000, ge=1, description="Points per client IP per window, for callers without a token."
+    )
+    rate_limit_cached_cost: int = Field(
+        default=1, ge=0, le=1000, description="Points a cache hit costs, charged after it is sent (0: free)."
+    )
+    auth_attempts_window_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=86_400,
+        description="The moving window login and refresh attempts are counted in.",
+    )
+    login_attempts_per_account: int = Field(default=10, ge=1, description="Logins per email per window.")
+    login_attempts_per_ip: int = Field(default=100, ge=1, description="Logins per client IP per window.")
+    refresh_attempts_per_account: int = Field(default=30, ge=1, description="Refreshes per user per window.")
+    refresh_attempts_per_ip: int = Field(default=300, ge=1, description="Refreshes per client IP per window.")
 
     @field_validator("database_url", "database_read_url", "redis_url", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth.tokens import TokenConfig
 from auth.viewer import Viewer, require_role
+from core.budget import Budget, Charge
 from core.cache_tags import Policy
 from core.errors import Unauthenticated
 from core.reader import Reader
@@ -42,6 +43,11 @@ class Context:
     event_source: EventSource | None = None
     connection_params: dict[str, Any] | None = None
     connection: Any = None  # the WebSocket, for operations sent over one
+    # The client's address (the rate limits of anonymous callers and of login attempts), its budget (the
+    # app's rate limits; None: unlimited), and what this operation was charged before it ran.
+    client: str = ""
+    budget: Budget | None = None
+    charge: Charge | None = None
     # Run after the operation, before its answer: the app's cache invalidation and event publishing.
     after_writes: Callable[[Context], Awaitable[None]] | None = None
     # Where this operation's reads go, decided by the app before it executes (``route_reads``, with whether

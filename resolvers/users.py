@@ -75,6 +75,8 @@ async def register(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
 
 async def login(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
     credentials = validate(Credentials, values, argument="input")
+    if ctx.budget is not None:  # every attempt counts (each aliased login of a document too), before any work
+        await ctx.budget.attempt("login", client=ctx.client, account=credentials.email)
     async with ctx.sessions() as db:
         user = (await db.exec(select(User).where(func.lower(col(User.email)) == credentials.email))).first()
     # Verified outside any transaction. Unknown emails verify a dummy hash: the answer and its timing do
@@ -102,8 +104,16 @@ async def login(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
 async def refresh(ctx: Context, *, token: str) -> TokenPair:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise Unauthenticated("The refresh token is invalid.", reason="REFRESH_TOKEN_INVALID")
+    budget = ctx.budget
+    if budget is not None:
+        await budget.attempt("refresh", client=ctx.client)
+
+    async def per_account(user_id: uuid.UUID) -> None:
+        if budget is not None:
+            await budget.attempt("refresh", account=str(user_id))
+
     try:
-        return await auth_sessions.rotate(ctx.sessions, ctx.tokens, token, ctx.now())
+        return await auth_sessions.rotate(ctx.sessions, ctx.tokens, token, ctx.now(), per_account)
     except auth_sessions.RefreshTokenReused as error:  # the session was revoked (committed)
         ctx.invalidate(cache_tags.session(error.session_id))
         raise

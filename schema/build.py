@@ -13,12 +13,14 @@ from strawberry.types.graphql import OperationType
 
 from auth.directive import enforce_auth_directives
 from graphql import GraphQLError
+from resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from schema.cache_control import CachePolicies, CachePolicyExtension
+from schema.cost import CostModel
 from schema.disclosure import ConcealedExecutionContext, ConcealSchema
 from schema.effects import AfterWrites
 from schema.errors import ErrorCodes, coded, is_coded
 from schema.execution import PlannedExecutionContext
-from schema.limits import QueryLimits
+from schema.limits import Limits, QueryLimits
 from schema.mutation import Mutation
 from schema.operations import SingleOperation
 from schema.query import Query
@@ -36,6 +38,8 @@ SUBSCRIPTION_NOT_EXECUTED = (
 
 class TaskqlSchema(strawberry.Schema):
     cache_policies: CachePolicies
+    costs: CostModel
+    limits: Limits
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         # graphql-core's execute() would run a subscription's resolver as a query's, and its async generator
@@ -66,8 +70,11 @@ class TaskqlSchema(strawberry.Schema):
         """Logging happens in ``ErrorCodes``: client mistakes are not logged, bugs are, once, in full."""
 
 
-def build_schema(extensions: list[Any] | None = None, *, introspection: bool = True) -> TaskqlSchema:
+def build_schema(
+    extensions: list[Any] | None = None, *, introspection: bool = True, limits: Limits | None = None
+) -> TaskqlSchema:
     """The schema; with ``introspection`` off, it keeps itself to itself (``schema.disclosure``)."""
+    limits = limits or Limits()
     schema = TaskqlSchema(
         query=Query,
         mutation=Mutation,
@@ -80,7 +87,7 @@ def build_schema(extensions: list[Any] | None = None, *, introspection: bool = T
         extensions=[
             ErrorCodes,
             AfterWrites,
-            QueryLimits,
+            QueryLimits.factory(limits),
             CachePolicyExtension,
             *(() if introspection else (ConcealSchema,)),
             ReadRouting,
@@ -92,6 +99,8 @@ def build_schema(extensions: list[Any] | None = None, *, introspection: bool = T
     )
     enforce_auth_directives(schema._schema)
     schema.cache_policies = CachePolicies(schema._schema)
+    schema.costs = CostModel(schema._schema, default_page_size=DEFAULT_PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)
+    schema.limits = limits
     return schema
 
 

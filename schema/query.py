@@ -4,13 +4,14 @@ import strawberry
 
 from auth.directive import Auth
 from models import Role, TaskRecord
-from resolvers import nodes, stats, tasks, users
+from resolvers import budget, nodes, stats, tasks, users
 from resolvers.pagination import PageRequest
 from schema.cache_control import PRIVATE
 from schema.connections import Connection, connection
 from schema.context import Info
 from schema.inputs import TaskFilter, TaskOrder, UserFilter, given, typed_key, user_key
 from schema.node import Node
+from schema.rate_limit import RateLimit
 from schema.stats import TaskStats
 from schema.task import Task, task_connection
 from schema.user import User
@@ -79,3 +80,11 @@ class Query:
             filters=given(filter) if filter else {},
         )
         return connection(result.page, User.from_model, result.count)
+
+    @strawberry.field(
+        description="The viewer's points budget (the client address's, without a token), without spending "
+        "any of it: an operation that selects only rateLimit costs 0. Null when rate limits are off."
+    )
+    async def rate_limit(self, info: Info) -> RateLimit | None:
+        charge = await budget.rate_limit(info.context)
+        return RateLimit.from_charge(charge) if charge is not None else None

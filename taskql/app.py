@@ -43,6 +43,7 @@ from core.settings import Settings
 from resolvers.context import Context
 from resolvers.events import EventDraft
 from schema.build import build_schema
+from schema.limits import Limits, limit_rules
 from taskql import access_log, graphiql, metrics, request_ids, telemetry
 from taskql.access_log import Observed, RequestFacts
 from taskql.cache import Probe, ResponseCache, etag_of
@@ -64,6 +65,7 @@ from taskql.http_media import CONTENT_TYPES, JSON, status_of
 from taskql.http_refusals import RequestRefused, refusal_response
 from taskql.http_request import from_body, from_query_params
 from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifest
+from taskql.ratelimit import RateLimits, response_headers, split_cost
 from taskql.readers import PRIMARY, REPLICA, create_reader
 from taskql.redis import RedisGuard, create_redis
 from taskql.redis_pipe import PipelinedRedis
@@ -91,6 +93,7 @@ class Resources:
     cache: ResponseCache | None  # None when RESPONSE_CACHE is off
     events: EventHub
     reads: ReadRouting  # the read pools (raw asyncpg): the primary's, and the replica's if configured
+    limits: RateLimits | None = None  # None when RATE_LIMITS is off
 
     async def after_writes(self, context: Context) -> None:
         """After commit, before the answer: once a write is acknowledged, no instance serves an answer
@@ -235,6 +238,10 @@ class GraphQLView(GraphQL[Context, None]):
         access_log.note_result(result)
         mark_unavailable(result, sub_response, wrote=bool(context.changed))
         self._keep(resources, request, sub_response, context, result)
+        status, headers = response_headers(context.charge, result)
+        sub_response.headers.update(headers)
+        if status is not None:
+            sub_response.status_code = status
         return result
 
     @staticmethod
@@ -293,17 +300,26 @@ class GraphQLView(GraphQL[Context, None]):
         self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
     ) -> Response:
         media_type = sub_response.answer_type if isinstance(sub_response, SubResponse) else JSON
+        pending = sub_response.pending_store if isinstance(sub_response, SubResponse) else None
+        # The cache keeps the answer without this request's cost report (a hit carries none): it is encoded
+        # once, and the report added to what is sent.
+        answer, cost = split_cost(response_data) if pending is not None else (response_data, None)
+        body = self._json(answer)
+        sent = body
+        if cost is not None:
+            if "extensions" in answer:  # other extensions too (none today): encode it all again
+                sent = self._json(response_data)
+            else:  # a JSON object: its closing brace goes after the report
+                sent = body[:-1] + b',"extensions":{"cost":' + self._json(cost) + b"}}"
         response = Response(
-            self.encode_json(response_data),
+            sent,
             status_code=status_of(response_data, media_type, sub_response.status_code),
             media_type=CONTENT_TYPES[media_type],
         )
         response.headers.raw.extend(sub_response.headers.raw)
         response.background = sub_response.background
-        pending = sub_response.pending_store if isinstance(sub_response, SubResponse) else None
         if pending is None:
             return response
-        body = bytes(response.body)
         if pending.method == "GET" and pending.policy is not None and pending.policy.cacheable:
             for name, value in http_cache_headers(
                 etag_of(body), public=pending.policy.public, max_age=pending.policy.max_age
@@ -321,6 +337,10 @@ class GraphQLView(GraphQL[Context, None]):
             pending.operation,
         )
         return response
+
+    def _json(self, data: object) -> bytes:
+        encoded = self.encode_json(data)
+        return encoded if isinstance(encoded, bytes) else encoded.encode()
 
     async def on_ws_connect(self, context: Context) -> None:
         websocket = context.connection
@@ -343,6 +363,7 @@ class GraphQLView(GraphQL[Context, None]):
         if isinstance(request, WebSocket):  # the viewer comes with connection_init (on_ws_connect)
             context = self._context(resources)
             context.request_id = request_ids.of(request.scope) or context.request_id
+            context.client = request.client.host if request.client else ""
             context.connection = request
             context.event_source = SocketEvents(resources.events, request)
             return context
@@ -360,6 +381,7 @@ class GraphQLView(GraphQL[Context, None]):
         except Unauthenticated as error:
             auth_error = error
         context = self._context(resources, viewer=viewer, auth_error=auth_error)
+        context.client = request.client.host if request.client else ""
         if user is not None:
             context.loaders.users.prime(user.id, user)
         # The security middleware gave the request its id, and puts it on the response.
@@ -380,6 +402,7 @@ class GraphQLView(GraphQL[Context, None]):
         context.after_writes = resources.after_writes
         if resources.reads.replica is not None:
             context.route_reads = resources.reads.route
+        context.budget = resources.limits
         return context
 
 
@@ -429,14 +452,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     extensions: list[Any] = [RequestFacts]
     if tracer is not None:
         extensions.append(telemetry.operation_span_factory(tracer))
-    schema = build_schema(extensions, introspection=settings.introspection_enabled)
+    limits = Limits.of(settings)
+    schema = build_schema(extensions, introspection=settings.introspection_enabled, limits=limits)
     if tracer is not None:
         telemetry.trace_resolvers(schema._schema, tracer)
     security = SecurityPolicy.of(settings)
-    # Entries are keyed by the code, the schema, the persisted-query mode and whether introspection answers:
-    # a deploy that changes any of them never serves answers computed under the old one (a fixed resolver's
-    # old answers included), while instances running the same release share their entries.
-    modes = f"{settings.persisted_queries}\0{settings.introspection_enabled}\0{code_digest()}"
+    # Entries are keyed by the code, the schema, the persisted-query mode, whether introspection answers and
+    # the limits (a hit is not checked against them again): a deploy that changes any of them never serves
+    # answers computed under the old one (a fixed resolver's old answers included), while instances running
+    # the same release share their entries.
+    modes = f"{settings.persisted_queries}\0{settings.introspection_enabled}\0{code_digest()}\0{limits}"
     schema_id = hashlib.sha256(f"{modes}\0{schema.as_str()}".encode()).hexdigest()[:16]
 
     @contextlib.asynccontextmanager
@@ -490,10 +515,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             else None,
             events=hub,
             reads=reads,
+            limits=RateLimits(settings, guard, pipe) if settings.rate_limits else None,
             persisted=PersistedQueries(
                 mode=settings.persisted_queries,
                 guard=guard,
                 schema=schema._schema,
+                rules=limit_rules(schema.limits),
                 trusted=load_manifest(),
                 ttl_seconds=settings.apq_ttl_seconds,
                 max_document_bytes=settings.apq_max_document_bytes,
@@ -510,6 +537,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             sampling.cancel()
             await hub.close_all(1001, "Server shutting down")
             await hub.stop()
+            if app.state.resources.limits is not None:
+                await app.state.resources.limits.close()
             pipe.close()
             await redis.aclose()
             await reads.close()

@@ -26,6 +26,7 @@ from taskql import access_log, request_ids
 from taskql.cache import Hit, Probe
 from taskql.http_limits import BODY_STATE
 from taskql.http_media import CONTENT_TYPES, is_json_body, negotiate
+from taskql.ratelimit import subject_of
 from taskql.security import PREFLIGHT_HEADERS, SecurityPolicy, csrf_safe
 
 if TYPE_CHECKING:
@@ -139,8 +140,16 @@ class CachedGraphQL:
         else:
             request = scope["query_string"]
         claims = _claims(resources, headers.get("authorization"))
-        key = resources.cache.entry_key(scope["method"], request, str(claims.user_id) if claims else "")
-        return await resources.cache.lookup(key, claims)
+        user_id = str(claims.user_id) if claims else ""
+        limits = resources.limits
+        subject = subject_of(user_id, scope["client"][0] if scope.get("client") else "") if limits else ""
+        if limits is not None and limits.spent(subject):
+            return None  # the view refuses it (RATE_LIMITED), without asking Redis
+        key = resources.cache.entry_key(scope["method"], request, user_id)
+        found = await resources.cache.lookup(key, claims)
+        if limits is not None and isinstance(found, Hit):
+            limits.charge_hit(subject)  # counted here, sent to Redis later with others: still one round trip
+        return found
 
 
 def _claims(resources: Resources, authorization: str | None) -> AccessClaims | None:

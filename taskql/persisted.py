@@ -27,8 +27,7 @@ from typing import Any, Literal
 from redis.asyncio import Redis
 from strawberry.http import GraphQLRequestData
 
-from graphql import GraphQLError, GraphQLSchema, parse, specified_rules, validate
-from schema.limits import LIMIT_RULES
+from graphql import ASTValidationRule, GraphQLError, GraphQLSchema, parse, specified_rules, validate
 from taskql import metrics
 from taskql.redis import RedisGuard, RedisUnavailable
 
@@ -94,6 +93,7 @@ class PersistedQueries:
     ttl_seconds: int
     max_document_bytes: int
     registrations_per_minute: int
+    rules: tuple[type[ASTValidationRule], ...] = ()  # the schema's limits (schema.limits.limit_rules)
 
     async def resolve(self, data: GraphQLRequestData, client: str) -> GraphQLRequestData:
         """The request with its document filled in from the persisted ones; refusals raise."""
@@ -173,7 +173,7 @@ class PersistedQueries:
             document = parse(query)
         except GraphQLError:
             return False
-        return not validate(self.schema, document, (*specified_rules, *LIMIT_RULES))
+        return not validate(self.schema, document, (*specified_rules, *self.rules))
 
     async def _remember(self, digest: str, query: str, client: str) -> None:
         """Store a document for its hash: only valid ones, bounded in size, count per client, and time."""

@@ -121,4 +121,4 @@ async def test_a_mutation_over_get_is_still_refused_with_405_and_a_query_over_ge
     refused = await http.get("/graphql", params={"query": "mutation { logout }"}, headers=headers)
     assert refused.status_code == 405
     answered = await http.get("/graphql", params={"query": "{ me { email } }"}, headers=headers)
-    assert answered.json() == {"data": {"me": {"email": alice.email}}}
+    assert answered.json()["data"] == {"me": {"email": alice.email}}

@@ -45,7 +45,7 @@ def test_the_readme_curl_session_runs_from_register_to_logout(database: Services
     assert [edge["node"]["title"] for edge in tasks["data"]["tasks"]["edges"]] == ["Write the report"]
     assert update["data"]["updateTask"]["status"] == "DONE"
     assert stats["data"]["taskStats"]["completionRate"] == 1.0
-    assert logout == {"data": {"logout": True}}
+    assert logout["data"] == {"logout": True}
     assert me["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 

@@ -47,7 +47,7 @@ async def test_a_repeated_query_is_a_hit_that_runs_no_sql(
     with captured(app) as statements:
         second = await gql.query(MY_TASKS, token=alice.token)
     assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
-    assert second.body == first.body
+    assert second.body == {"data": first.data}  # the answer, without the miss's own cost report
     assert len(statements) == 0, statements.executed
 
 
@@ -237,11 +237,8 @@ async def test_a_persisted_query_hash_is_answered_from_the_cache(
     first = await http.get("/graphql", params=params, headers=headers)
     second = await http.get("/graphql", params=params, headers=headers)
     assert first.json()["data"]["me"]["id"] == alice.id
-    assert (first.headers["x-cache"], second.headers["x-cache"], second.content) == (
-        "MISS",
-        "HIT",
-        first.content,
-    )
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
+    assert second.json() == {"data": first.json()["data"]}
 
 
 async def test_the_cache_can_be_turned_off(settings: Settings, alice: Account) -> None:
@@ -304,7 +301,7 @@ async def test_a_body_too_large_to_look_up_still_reaches_the_view_whole(
             headers={"authorization": f"Bearer {alice.token}", "content-type": "application/json"},
         )
     assert response.status_code == 200
-    assert response.json() == {"data": {"tasks": {"edges": []}}}
+    assert response.json()["data"] == {"tasks": {"edges": []}}
 
 
 def test_a_release_that_changes_any_source_file_keys_its_answers_apart(tmp_path: Path) -> None:
