@@ -53,6 +53,7 @@ from strawberry.types import ExecutionResult
 from core.budget import Action, Charge
 from core.errors import QueryTooComplex, RateLimited, ServiceUnavailable
 from core.settings import Settings
+from taskql import metrics
 from taskql.redis import RedisGuard, RedisUnavailable
 from taskql.redis_pipe import PipelinedRedis
 
@@ -178,6 +179,7 @@ class RateLimits:
             await self._incr(key, -cost)
 
     def _refusal(self, item: RateLimitItem, ends: float, cost: int) -> RateLimited:
+        metrics.rate_limited("points")
         retry_after = max(1, math.ceil(ends - time.time()))
         return RateLimited(
             f"This operation costs {cost} points and fewer than that are left of the {item.amount} per "
@@ -261,6 +263,7 @@ class RateLimits:
                 retryAfter=self.unavailable_retry,
                 reason="RATE_LIMITER_UNAVAILABLE",
             ) from None
+        metrics.rate_limited(f"{action}_per_{scope}")  # login_per_account, refresh_per_ip, ...
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         who = "for this account" if scope == "account" else "from this address"
         raise RateLimited(

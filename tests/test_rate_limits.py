@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 
 from core.settings import Settings
@@ -342,3 +343,21 @@ async def test_reads_and_writes_keep_working_uncounted_when_redis_is_unreachable
     assert page.body["extensions"]["cost"] == {"requested": PAGE_COST}
     assert "ratelimit-remaining" not in page.headers
     assert (await no_redis.run("RateLimit", token=alice.token)).codes == ["SERVICE_UNAVAILABLE"]
+
+
+def refusals_counted(limit: str) -> float:
+    return REGISTRY.get_sample_value("taskql_rate_limited_total", {"limit": limit}) or 0.0
+
+
+async def test_refusals_are_counted_in_the_metrics_by_limit(
+    settings: Settings, database: Any, alice: Account
+) -> None:
+    points, logins = refusals_counted("points"), refusals_counted("login_per_account")
+    limited = instance(settings, rate_limit_points=PAGE_COST, login_attempts_per_account=1)
+    async with limited as app, client(app) as gql:
+        (await gql.query(PAGE, token=alice.token)).ok()
+        assert (await gql.query(PAGE, token=alice.token)).codes == ["RATE_LIMITED"]
+        assert (await login(gql, alice.email, "wrong password!")).codes == ["UNAUTHENTICATED"]
+        assert (await login(gql, alice.email)).codes == ["RATE_LIMITED"]
+    assert refusals_counted("points") == points + 1
+    assert refusals_counted("login_per_account") == logins + 1
