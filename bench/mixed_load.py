@@ -52,7 +52,7 @@ from typing import Any
 
 import httpx
 
-from bench.servers import ROOT, environment, prepare, refuse_busy_port, running
+from bench.servers import ROOT, environment, measure_served, prepare, refuse_busy_port
 from bench.subscriptions import Failed, User, bounded, cpu_seconds, graphql, log_in, rss_bytes
 from taskql.seed import WORDS
 
@@ -366,22 +366,10 @@ def main() -> None:
     env = environment(args.data_dir, ENVIRONMENT="production", JWT_SECRET=secrets.token_urlsafe(48))
     prepare(env, args.data_dir, args.seed_users, args.tasks)
     log_path = args.data_dir / "mixed_load-taskql.log"
-    serve = [sys.executable, "-m", "taskql", "serve", "--host", HOST, "--port", str(args.port)]
-    serve += ["--workers", "1"]
-    base = f"http://{HOST}:{args.port}"
-    print(f"starting taskql: {' '.join(serve[1:])} (ENVIRONMENT=production, LOG_LEVEL=WARNING)")
     try:
-        with (
-            log_path.open("wb") as log,
-            running(serve, env=env, ready_url=f"{base}/readyz", log=log) as server,
-        ):
-            runner = asyncio.run
-            with contextlib.suppress(ImportError):
-                import uvloop
-
-                runner = uvloop.run
-            figures = runner(measure(args, base, server.pid))
-            print("stopping the server")
+        figures = measure_served(
+            HOST, args.port, env=env, log_path=log_path, measure=functools.partial(measure, args)
+        )
     except Failed as failure:
         print(f"\n!!! {failure}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -3,15 +3,16 @@ processes they start, starting and stopping a server process, and logging in as 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 import httpx
 
@@ -75,6 +76,33 @@ def refuse_busy_port(host: str, port: int) -> None:
     with socket.socket() as probe:
         if probe.connect_ex((host, port)) == 0:
             raise SystemExit(f"port {port} on {host} is already in use: choose another one with --port")
+
+
+T = TypeVar("T")
+
+
+def measure_served(
+    host: str,
+    port: int,
+    *,
+    env: dict[str, str],
+    log_path: Path,
+    measure: Callable[[str, int], Coroutine[Any, Any, T]],
+) -> T:
+    """Serve taskql as production runs it (``python -m taskql serve``, one worker) and run ``measure(base
+    URL, server pid)`` on uvloop when it is installed (as the server runs), then stop the server."""
+    serve = [sys.executable, "-m", "taskql", "serve", "--host", host, "--port", str(port), "--workers", "1"]
+    base = f"http://{host}:{port}"
+    print(f"starting taskql: {' '.join(serve[1:])} (ENVIRONMENT=production, LOG_LEVEL=WARNING)")
+    with log_path.open("wb") as log, running(serve, env=env, ready_url=f"{base}/readyz", log=log) as server:
+        runner: Callable[[Coroutine[Any, Any, T]], T] = asyncio.run
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            runner = uvloop.run
+        result = runner(measure(base, server.pid))
+        print("stopping the server")
+    return result
 
 
 @contextlib.contextmanager

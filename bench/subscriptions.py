@@ -57,7 +57,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.servers import ADMIN, LOGIN, ROOT, environment, prepare, refuse_busy_port, running
+from bench.servers import ADMIN, LOGIN, ROOT, environment, measure_served, prepare, refuse_busy_port
 
 HOST = "127.0.0.1"
 TRANSPORT_WS = "graphql-transport-ws"
@@ -775,32 +775,10 @@ def main() -> None:
     )
     prepare(env, args.data_dir, args.seed_users, args.tasks)
     log_path = args.data_dir / "subscriptions-taskql.log"
-    serve = [
-        sys.executable,
-        "-m",
-        "taskql",
-        "serve",
-        "--host",
-        HOST,
-        "--port",
-        str(args.port),
-        "--workers",
-        "1",
-    ]
-    base = f"http://{HOST}:{args.port}"
-    print(f"starting taskql: {' '.join(serve[1:])} (ENVIRONMENT=production, LOG_LEVEL=WARNING)")
     try:
-        with (
-            log_path.open("wb") as log,
-            running(serve, env=env, ready_url=f"{base}/readyz", log=log) as server,
-        ):
-            runner = asyncio.run
-            with contextlib.suppress(ImportError):
-                import uvloop
-
-                runner = uvloop.run
-            figures = runner(measure(args, base, server.pid))
-            print("stopping the server")
+        figures = measure_served(
+            HOST, args.port, env=env, log_path=log_path, measure=functools.partial(measure, args)
+        )
     except Failed as failure:
         show_log(log_path)
         print(f"\n!!! {failure}", file=sys.stderr)
