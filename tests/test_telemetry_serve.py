@@ -109,6 +109,17 @@ def total(samples: list[Any], suffix: str = "_total", **labels: str) -> float:
     )
 
 
+def scrape_sampled(url: str, timeout: float = 5) -> dict[str, list[Any]]:
+    """A scrape once the read pools' gauges, sampled every second, have seen this workload's connections."""
+    deadline = time.monotonic() + timeout
+    while True:
+        families = scrape(url)
+        used = families.get("taskql_db_read_pool_connections", [])
+        if any(sample.value > 0 for sample in used) or time.monotonic() > deadline:
+            return families
+        time.sleep(0.2)
+
+
 def both_started(served: Served, timeout: float = 60) -> None:
     """Ready means one worker is; wait for the second one's lifespan (its pool is counted then)."""
     deadline = time.monotonic() + timeout
@@ -164,7 +175,7 @@ async def test_metrics_add_up_over_the_workers_and_show_every_family_after_a_mix
             await subscriber.silent_for(0.5)  # subscribed
             post({"query": CREATE, "variables": {"input": {"title": "live"}}}, token)
             assert (await subscriber.event())["kind"] == "CREATED"
-            families = scrape(f"http://127.0.0.1:{served.metrics_port}/metrics")
+            families = scrape_sampled(f"http://127.0.0.1:{served.metrics_port}/metrics")
             on_api_port = scrape(f"{served.base}/metrics")  # development: open on the API port too
         finally:
             await subscriber.close()
