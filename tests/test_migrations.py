@@ -6,7 +6,6 @@ dropping enum types under live connections would break their cached type ids."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,19 +21,14 @@ from sqlmodel import SQLModel
 import models  # noqa: F401  (registers the tables)
 from taskql import migrate
 from taskql.db import async_url
+from tests import databases
 from tests.services import Services
 
 
 @pytest.fixture
 async def scratch_database(database: Services) -> AsyncIterator[str]:
-    name = f"taskql_migrations_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(database.dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield make_url(database.database_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with databases.scratch_database(database, "taskql_migrations") as url:
+        yield url
 
 
 def differences(connection: Connection) -> list[Any]:
