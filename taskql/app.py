@@ -500,7 +500,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         read_pools = {PRIMARY: reads.primary.pool}
         if reads.replica is not None:
             read_pools[REPLICA] = reads.replica.pool
-        sampling = asyncio.create_task(metrics.sample_read_pools(read_pools), name="taskql-read-pool-metrics")
+        sampling = asyncio.create_task(metrics.sample(read_pools), name="taskql-metrics")
         app.state.resources = Resources(
             settings=settings,
             engine=engine,

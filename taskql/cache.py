@@ -162,8 +162,14 @@ class _ProbeKeys:
 ANONYMOUS_KEYS = _ProbeKeys.build("", VIEWER_PREFIX, (cache_tags.EPOCH,))
 
 
+_ENTRY_FIELDS = ("u", "r", "i", "v", "b", "e", "p", "a", "o")
+_ENTRY_HEAD = b"*%d\r\n" % (len(_ENTRY_FIELDS) + 2) + encode("HMGET").partition(b"\r\n")[2]
+_ENTRY_TAIL = encode(*_ENTRY_FIELDS).partition(b"\r\n")[2]
+
+
 def _entry_command(key: str) -> bytes:
-    return encode("HMGET", key, "u", "r", "i", "v", "b", "e", "p", "a", "o")
+    """``HMGET key u r i ...`` in RESP: only the key changes (an entry key is ASCII: a prefix and hex)."""
+    return b"%b$%d\r\n%b\r\n%b" % (_ENTRY_HEAD, len(key), key.encode(), _ENTRY_TAIL)
 
 
 def _signature(versions: list[bytes | None], positions: bytes | None) -> bytes | None:

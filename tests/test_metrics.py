@@ -9,12 +9,16 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
+from prometheus_client import CollectorRegistry, Histogram
 from starlette.applications import Starlette
+
+from taskql import metrics
 
 TOKEN = secrets.token_urlsafe(24)
 
 
 def sample(name: str, **labels: str) -> float:
+    metrics.flush()  # requests are tallied, and reach the families once a second or before a scrape
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
@@ -71,3 +75,35 @@ async def test_a_trusted_operation_is_labelled_with_its_name_and_timed(http: htt
     before = sample("taskql_graphql_request_duration_seconds_count", operation="Me")
     await http.post("/graphql", json={"query": me})
     assert sample("taskql_graphql_request_duration_seconds_count", operation="Me") == before + 1
+
+
+def test_flushed_tallies_are_the_samples_histogram_observe_would_give(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tally adds whole buckets to the histogram's own values: the same samples as observing each."""
+    label = "FlushCheck"  # a name no other test uses, made a trusted operation's for this test
+    monkeypatch.setattr(metrics, "known_operations", lambda: frozenset({label}))
+    seconds = [0.0, 0.0004, 0.0005, 0.00051, 0.003, 0.003, 0.7, 9.99, 10.0, 10.5, 120.0]
+    hits_before = sample("taskql_response_cache_requests_total", result="hit")
+    for value in seconds:
+        metrics.observe_request(label, 200, (), "HIT", value)
+    metrics.observe_request(label, 400, ("BAD_USER_INPUT",), None, 0.002)
+    metrics.flush()
+    reference = Histogram("reference", "-", ["operation"], buckets=metrics.LATENCY_BUCKETS, registry=None)
+    for value in [*seconds, 0.002]:
+        reference.labels(label).observe(value)
+
+    def samples(histogram: Histogram, prefix: str) -> dict[tuple[str, str | None], float]:
+        return {
+            (s.name.removeprefix(prefix), s.labels.get("le")): s.value
+            for family in histogram.collect()
+            for s in family.samples
+            if s.labels.get("operation") == label and not s.name.endswith("_created")
+        }
+
+    assert samples(metrics.LATENCY, "taskql_graphql_request_duration_seconds") == samples(
+        reference, "reference"
+    )
+    assert sample("taskql_graphql_requests_total", operation=label, outcome="ok") == len(seconds)
+    assert sample("taskql_graphql_requests_total", operation=label, outcome="client_error") == 1
+    assert sample("taskql_response_cache_requests_total", result="hit") == hits_before + len(seconds)

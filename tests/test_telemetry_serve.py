@@ -109,13 +109,15 @@ def total(samples: list[Any], suffix: str = "_total", **labels: str) -> float:
     )
 
 
-def scrape_sampled(url: str, timeout: float = 5) -> dict[str, list[Any]]:
-    """A scrape once the read pools' gauges, sampled every second, have seen this workload's connections."""
+def scrape_sampled(url: str, requests: int, timeout: float = 5) -> dict[str, list[Any]]:
+    """A scrape once every worker's metrics loop (every second) has added this workload's ``requests`` and
+    sampled the read pools' gauges with its connections."""
     deadline = time.monotonic() + timeout
     while True:
         families = scrape(url)
         used = families.get("taskql_db_read_pool_connections", [])
-        if any(sample.value > 0 for sample in used) or time.monotonic() > deadline:
+        counted = total(families.get("taskql_graphql_requests", []))
+        if (any(sample.value > 0 for sample in used) and counted >= requests) or time.monotonic() > deadline:
             return families
         time.sleep(0.2)
 
@@ -175,7 +177,7 @@ async def test_metrics_add_up_over_the_workers_and_show_every_family_after_a_mix
             await subscriber.silent_for(0.5)  # subscribed
             post({"query": CREATE, "variables": {"input": {"title": "live"}}}, token)
             assert (await subscriber.event())["kind"] == "CREATED"
-            families = scrape_sampled(f"http://127.0.0.1:{served.metrics_port}/metrics")
+            families = scrape_sampled(f"http://127.0.0.1:{served.metrics_port}/metrics", posts)
             on_api_port = scrape(f"{served.base}/metrics")  # development: open on the API port too
         finally:
             await subscriber.close()
