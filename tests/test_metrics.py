@@ -7,9 +7,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, Histogram
 from pydantic import SecretStr
-from prometheus_client import CollectorRegistry, Histogram
 from starlette.applications import Starlette
 
 from taskql import metrics
