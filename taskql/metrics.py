@@ -216,8 +216,8 @@ def flush() -> None:
         requests.inc(tally.count)
         # What Histogram.observe does per observation (prometheus-client 0.26: one value per bucket, not
         # cumulative, and the sum), done once per bucket; tests/test_metrics.py compares the two.
-        latency._sum.inc(tally.seconds)  # type: ignore[attr-defined]
-        for bucket, count in zip(latency._buckets, tally.buckets, strict=True):  # type: ignore[attr-defined]
+        latency._sum.inc(tally.seconds)
+        for bucket, count in zip(latency._buckets, tally.buckets, strict=True):
             if count:
                 bucket.inc(count)
         if tally.hits:
