@@ -43,6 +43,32 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+class _Sent:
+    """Commands sent together, waiting for their replies: one future for all of them."""
+
+    __slots__ = ("deadline", "expected", "future", "replies")
+
+    def __init__(self, future: asyncio.Future[list[Any]], expected: int, deadline: float) -> None:
+        self.future = future
+        self.expected = expected
+        self.deadline = deadline
+        self.replies: list[Any] = []
+
+    def answered(self, reply: Any) -> bool:
+        """Add a reply; True once all have come (the future then has them, or the first error reply)."""
+        replies = self.replies
+        replies.append(reply)
+        if len(replies) < self.expected:
+            return False
+        if not self.future.done():  # else its caller was cancelled: the replies are read and dropped
+            error = next((reply for reply in replies if isinstance(reply, ResponseError)), None)
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(replies)
+        return True
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self, pipe: PipelinedRedis) -> None:
         self.pipe = pipe
@@ -56,13 +82,8 @@ class _Protocol(asyncio.Protocol):
         self.reader.feed(data)
         pending = self.pipe.pending
         while (reply := self.reader.gets()) is not False:
-            future, _ = pending.popleft()
-            if future.done():  # its caller was cancelled: the reply is read and dropped
-                continue
-            if isinstance(reply, ResponseError):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
+            if pending[0].answered(reply):
+                pending.popleft()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.pipe.lost(self, ConnectionError("Redis closed the connection"))
@@ -73,7 +94,7 @@ class PipelinedRedis:
         self.url = urlparse(url)
         self.timeout = timeout
         # Commands in flight, oldest first, with the time by which each must be answered.
-        self.pending: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self.pending: deque[_Sent] = deque()
         self._watchdog: asyncio.TimerHandle | None = None
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Task[_Protocol] | None = None
@@ -100,22 +121,20 @@ class PipelinedRedis:
 
     async def _send(self, data: bytes, replies: int) -> list[Any]:
         """Send ``data``, ``replies`` commands already in RESP (see ``encode``); their replies, in order."""
+        if replies == 0:
+            return []
         protocol = self._protocol or await self._connect()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        futures: list[asyncio.Future[Any]] = []
-        for _ in range(replies):
-            future: asyncio.Future[Any] = loop.create_future()
-            future.add_done_callback(_retrieved)  # a caller that stopped waiting leaves no warning
-            futures.append(future)
-            self.pending.append((future, deadline))
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        future.add_done_callback(_retrieved)  # a caller that stopped waiting leaves no warning
+        self.pending.append(_Sent(future, replies, loop.time() + self.timeout))
         self._buffer.append(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         if self._watchdog is None:  # one timer for all commands in flight, not one each
             self._watchdog = loop.call_later(self.timeout, self._watch, protocol)
-        return [await future for future in futures]
+        return await future
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -130,7 +149,7 @@ class PipelinedRedis:
         if not self.pending or protocol is not self._protocol:
             return
         loop = asyncio.get_running_loop()
-        deadline = self.pending[0][1]
+        deadline = self.pending[0].deadline
         if loop.time() >= deadline:
             self.lost(protocol, RedisTimeoutError(f"no reply from Redis within {self.timeout} s"))
         else:
@@ -148,9 +167,9 @@ class PipelinedRedis:
             protocol.transport.abort()
         pending, self.pending = self.pending, deque()
         self._buffer = []
-        for future, _ in pending:
-            if not future.done():
-                future.set_exception(error)
+        for sent in pending:
+            if not sent.future.done():
+                sent.future.set_exception(error)
 
     async def _connect(self) -> _Protocol:
         connecting = self._connecting
