@@ -68,12 +68,12 @@ async def test_a_redis_that_stops_answering_fails_what_is_in_flight_then_reconne
     admin = Redis.from_url(services.redis_url)
     try:
         assert await pipe.execute("PING") == b"PONG"
-        await admin.execute_command("CLIENT", "PAUSE", "1000", "ALL")  # every client's commands wait
+        await admin.client_pause(1000, all=True)  # every client's commands wait
         waiting = [pipe.pipeline(("ECHO", "a"), ("ECHO", "b")), pipe.execute("ECHO", "c")]
         results = await asyncio.gather(*waiting, return_exceptions=True)
         assert all(isinstance(result, RedisTimeoutError) for result in results), results
     finally:
-        await admin.execute_command("CLIENT", "UNPAUSE")
+        await admin.client_unpause()
         await admin.aclose()
     try:
         assert await pipe.pipeline(("ECHO", "x"), ("ECHO", "y")) == [b"x", b"y"]
