@@ -109,7 +109,8 @@ class Observed:
             return
         record = RequestRecord(time.perf_counter(), scope["path"] == self.graphql_path)
         token = _current.set(record)
-        joined = tracing.join(tracing.incoming_trace_id(scope["headers"]))
+        trace_id = tracing.incoming_trace_id(scope["headers"])
+        joined = tracing.join(trace_id) if trace_id is not None else None  # none: the default, None
         response = _Response()
 
         async def observed_send(message: Message) -> None:
@@ -130,7 +131,8 @@ class Observed:
             if not response.done:  # the app failed, or the client left, before the answer was complete
                 response.done = True
                 _finish(scope, record, response)
-            tracing.leave(joined)
+            if joined is not None:
+                tracing.leave(joined)
             _current.reset(token)
 
 
