@@ -60,6 +60,14 @@ def _direct(field: Any, definition: Any) -> Callable[[Any, Any], Any] | None:
     return lambda source, raw: function(source, **{name: Info(_raw_info=raw, _field=definition)})
 
 
+def _planned_variant(field: Any, definition: Any) -> Callable[[Any, Any], Any] | None:
+    """The resolver's variant for plans (``schema.plans.planned``), when it is one ``_direct`` would call."""
+    if _direct(field, definition) is None:
+        return None
+    variant = getattr(definition.base_resolver.wrapped_func, plans.PLANNED, None)
+    return variant if callable(variant) else None
+
+
 class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -185,9 +193,16 @@ class _Compiler:
             and plans.attribute(definition.python_name)
         )
         module = self._module
+        variant = _planned_variant(field, definition) if not plain else None
         if plain:
             path = f"Path(path, {response_name!r}, {parent.name!r})"
             lines = [f"    {var} = source.{plain}"]
+        elif variant is not None:
+            path = f"Path(path, {response_name!r}, {parent.name!r})"
+            lines = [
+                f"    {var} = {module.bind('planned', variant)}(source, ctx.context_value)",
+                f"    if ctx.is_awaitable({var}): refuse_awaitable({var})",
+            ]
         else:
             path = module.fresh("path")
             resolve = module.bind("resolve", _direct(field, definition) or field.resolve)
@@ -204,7 +219,7 @@ class _Compiler:
         completed = self._value(field.type, sub_fields, var, path, "    ")
         if completed is None:
             return None
-        return lines + completed[0], (not plain) or completed[1]
+        return lines + completed[0], (not plain and variant is None) or completed[1]
 
     def _value(
         self, type_: GraphQLOutputType, sub_fields: Any, var: str, path: str, pad: str

@@ -22,7 +22,7 @@ import keyword
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql.execution.collect_fields import FragmentDetails
 from graphql.pyutils import Path
@@ -48,6 +48,23 @@ from graphql import (
 Plan = Callable[[Any, Any, Path | None], dict[str, Any]]
 MAX_KEPT = 2048
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
+PLANNED = "__taskql_planned__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def planned(variant: Callable[[Any, Any], Any]) -> Callable[[F], F]:
+    """Give a resolver taking ``(self, info)`` a variant for plans, ``variant(source, context)``, for a
+    resolver that reads nothing of ``info`` but its context: a plan then calls it without building a resolve
+    info and Strawberry's ``Info`` for each row. The variant must return what the resolver would (it may
+    return an awaitable, or raise: graphql-core then calls the resolver itself)."""
+
+    def mark(resolver: F) -> F:
+        setattr(resolver, PLANNED, variant)
+        return resolver
+
+    return mark
 
 
 class Fallback(Exception):

@@ -17,11 +17,13 @@ from schema.connections import Connection, connection, selects
 from schema.context import Info
 from schema.inputs import TaskFilter, TaskOrder, given, is_given, user_key
 from schema.node import Node
+from schema.plans import planned
 
 if TYPE_CHECKING:
     from asyncio import Future
 
     from models import UserRecord
+    from resolvers.context import Context
     from schema.user import User
 
 
@@ -39,14 +41,9 @@ class Task(Node):
     owner_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="The user who owns the task.")
+    @planned(lambda task, context: _owner(task, context))
     def owner(self, info: Info) -> Annotated[User, strawberry.lazy("schema.user")]:
-        # Not async on purpose: a list of tasks loads its owners before its rows complete (see
-        # task_connection), and a resolver that returns a plain value spares graphql-core an awaitable,
-        # and with it a task, per row. Elsewhere the owner is loaded by the dataloader as usual.
-        loaded = info.context.loaders.users.load(self.owner_id)
-        if loaded.done():
-            return _user(loaded.result())
-        return cast("User", _owner_when_loaded(loaded))
+        return _owner(self, info.context)
 
     @classmethod
     def from_model(cls, task: TaskRecord) -> Task:
@@ -63,6 +60,17 @@ class Task(Node):
             completed_at=task.completed_at,
             owner_id=task.owner_id,
         )
+
+
+def _owner(task: Task, context: Context) -> User:
+    # Not async on purpose: a list of tasks loads its owners before its rows complete (see task_connection),
+    # and a resolver that returns a plain value spares graphql-core an awaitable, and with it a task, per
+    # row; plans call it without a resolve info (schema.plans.planned). Elsewhere the owner is loaded by
+    # the dataloader as usual.
+    loaded = context.loaders.users.load(task.owner_id)
+    if loaded.done():
+        return _user(loaded.result())
+    return cast("User", _owner_when_loaded(loaded))
 
 
 def _user(record: UserRecord | None) -> User:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
@@ -339,8 +340,14 @@ class GraphQLView(GraphQL[Context, None]):
         return response
 
     def _json(self, data: object) -> bytes:
-        encoded = self.encode_json(data)
-        return encoded if isinstance(encoded, bytes) else encoded.encode()
+        """An HTTP answer's bytes: orjson, several times faster than the json module on a page of tasks, and
+        the same JSON (compact, UTF-8). What orjson refuses (an integer beyond 64 bits from a custom scalar)
+        goes the json module's way. WebSocket messages keep Strawberry's ``encode_json`` (text frames)."""
+        try:
+            return orjson.dumps(data)
+        except TypeError:  # orjson.JSONEncodeError is one
+            encoded = self.encode_json(data)
+            return encoded if isinstance(encoded, bytes) else encoded.encode()
 
     async def on_ws_connect(self, context: Context) -> None:
         websocket = context.connection

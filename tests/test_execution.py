@@ -13,6 +13,27 @@ from strawberry.types import ExecutionResult
 
 from schema import execution
 from schema.execution import PlannedExecutionContext
+from schema.plans import planned
+
+VARIANT_CALLS: list[str] = []
+
+
+async def _greeting_later(name: str, context: dict[str, str]) -> str:
+    await asyncio.sleep(0)
+    return f"{context['greet']}, later, {name}"
+
+
+def _greeting(leaf: Any, context: dict[str, str]) -> Any:
+    if leaf.name == "leaf 1":  # an awaitable: graphql-core takes the row over
+        return _greeting_later(leaf.name, context)
+    if leaf.name == "n":
+        raise ValueError("no greeting for n")
+    return f"{context['greet']}, {leaf.name}"
+
+
+def _greeting_variant(leaf: Any, context: dict[str, str]) -> Any:
+    VARIANT_CALLS.append(leaf.name)
+    return _greeting(leaf, context)
 
 
 @strawberry.enum
@@ -40,6 +61,11 @@ class Leaf:
     @strawberry.field
     def broken(self) -> str:
         raise ValueError("broken resolver")
+
+    @strawberry.field
+    @planned(_greeting_variant)
+    def greeting(self, info: strawberry.Info) -> str:
+        return _greeting(self, info.context)  # type: ignore[no-any-return]
 
     @strawberry.field
     async def later(self) -> str:
@@ -76,6 +102,11 @@ class Query:
             Branch(label="odd values", leaves=[numbers, odd], first=numbers, required=odd),
         ]
 
+    @strawberry.field
+    def greeters(self) -> list[Leaf | None]:
+        names = ["leaf 0", "leaf 1", "leaf 2", "n"]
+        return [Leaf(name=name, colour=Colour.RED, tags=[], maybe=None) for name in names]
+
 
 PLANNED = strawberry.Schema(query=Query, execution_context_class=PlannedExecutionContext)
 GENERAL = strawberry.Schema(query=Query)
@@ -92,6 +123,7 @@ DOCUMENTS = [
     "{ branches { label leaves { count flag ratio ident shade } } }",
     "{ branches { first { count ident shade colour tags } } }",
     "{ branches { required { tags } } }",
+    "{ branches { label leaves { name greeting } required { greeting } } }",
     "{ branches { label @skip(if: true) first { name @include(if: false) maybe } } }",
 ]
 
@@ -107,9 +139,45 @@ def answer(result: ExecutionResult) -> dict[str, Any]:
 @pytest.mark.parametrize("skip", [True, False])
 async def test_planned_completion_answers_as_graphql_core_does(document: str, skip: bool) -> None:
     variables = {"skip": skip} if "$skip" in document else None
-    planned = await PLANNED.execute(document, variable_values=variables)
-    general = await GENERAL.execute(document, variable_values=variables)
+    planned = await PLANNED.execute(document, variable_values=variables, context_value=CONTEXT)
+    general = await GENERAL.execute(document, variable_values=variables, context_value=CONTEXT)
     assert answer(planned) == answer(general)
+
+
+CONTEXT = {"greet": "hello"}
+
+
+async def test_a_resolvers_variant_for_plans_answers_as_the_resolver_without_a_resolve_info_per_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    infos: list[str] = []
+    build = PlannedExecutionContext.build_resolve_info
+
+    def counting(self: Any, field_def: Any, *args: Any) -> Any:
+        infos.append(field_def.ast_node.name.value if field_def.ast_node else "?")
+        return build(self, field_def, *args)
+
+    monkeypatch.setattr(PlannedExecutionContext, "build_resolve_info", counting)
+    VARIANT_CALLS.clear()
+    document = "{ greeters { name greeting } }"
+    planned = await PLANNED.execute(document, context_value=CONTEXT)
+    general = await GENERAL.execute(document, context_value=CONTEXT)
+    assert answer(planned) == answer(general)
+    assert planned.data == {
+        "greeters": [
+            {"name": "leaf 0", "greeting": "hello, leaf 0"},
+            {"name": "leaf 1", "greeting": "hello, later, leaf 1"},
+            {"name": "leaf 2", "greeting": "hello, leaf 2"},
+            None,  # its resolver raised
+        ]
+    }
+    assert [(e.message, e.path) for e in planned.errors or []] == [
+        ("no greeting for n", ["greeters", 3, "greeting"])
+    ]
+    assert {"leaf 0", "leaf 2"} <= set(VARIANT_CALLS)
+    # Rows the variant answered built no resolve info for it; those it could not (an awaitable, an
+    # error) were completed by graphql-core, which did.
+    assert infos.count("greeting") < len(VARIANT_CALLS)
 
 
 async def test_a_null_in_a_non_null_field_nulls_its_parent_with_the_error_at_its_path() -> None:
