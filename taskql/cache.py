@@ -236,8 +236,8 @@ class ResponseCache:
             # One round trip: the session state, the entry, and the current versions of the tags either may
             # depend on. Reading the versions in the same round trip as the entry is enough: a write
             # acknowledged before this request began has bumped them already.
-            state, entry, versions = await self.guard.call(
-                lambda _: self.pipe.send(keys.state_command + _entry_command(key) + keys.versions_command, 3)
+            state, entry, versions = await self.guard.send(
+                self.pipe, keys.state_command + _entry_command(key) + keys.versions_command, 3
             )
         except RedisUnavailable:
             return None

@@ -13,12 +13,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from taskql.redis_pipe import PipelinedRedis
 
 logger = logging.getLogger("taskql.redis")
 T = TypeVar("T")
@@ -93,10 +96,23 @@ class RedisGuard:
                     await hook(self.redis)
             return await operation(self.redis)
         except (RedisError, OSError, TimeoutError) as error:
-            opening = not self._open_until
-            if opening:
-                logger.warning("Redis unavailable (%s): circuit open", type(error).__name__)
-            self._open_until = time.monotonic() + self.open_seconds
-            if opening:
-                self._changed(False)
-            raise RedisUnavailable(type(error).__name__) from error
+            self._failed(error)
+
+    async def send(self, pipe: PipelinedRedis, data: bytes, replies: int) -> list[Any]:
+        """``pipe.send(data, replies)`` under the guard: what ``call`` does, without its layers of coroutines
+        while the circuit is closed (the cache's lookup, on every request)."""
+        if self._open_until:
+            return await self.call(lambda _: pipe.send(data, replies))
+        try:
+            return await pipe.send(data, replies)
+        except (RedisError, OSError, TimeoutError) as error:
+            self._failed(error)
+
+    def _failed(self, error: Exception) -> NoReturn:
+        opening = not self._open_until
+        if opening:
+            logger.warning("Redis unavailable (%s): circuit open", type(error).__name__)
+        self._open_until = time.monotonic() + self.open_seconds
+        if opening:
+            self._changed(False)
+        raise RedisUnavailable(type(error).__name__) from error

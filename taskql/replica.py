@@ -191,7 +191,7 @@ class ReadRouting:
         command = encode("MGET", *map(mark_key, tags))
         try:
             # With a marker undelivered, this call is the one that, Redis back, first marks the epoch.
-            (marks,) = await self.guard.call(lambda _: self.pipe.send(command, 1))
+            (marks,) = await self.guard.send(self.pipe, command, 1)
         except RedisUnavailable:
             return False
         # Checked after the markers were read: a write without a marker by then committed over a window ago.
@@ -204,7 +204,7 @@ class ReadRouting:
             return
         commands = b"".join(encode("SET", key, "1", "PX", self._window_ms) for key in keys)
         try:
-            await self.guard.call(lambda _: self.pipe.send(commands, len(keys)))
+            await self.guard.send(self.pipe, commands, len(keys))
         except RedisUnavailable:
             self._undelivered = True
             logger.warning("read-after-write markers not written, Redis unavailable: reads go to the primary")
