@@ -6,8 +6,17 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
-from strawberry.types.nodes import SelectedField, Selection
+from graphql.utilities import value_from_ast
 
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLBoolean,
+    GraphQLNonNull,
+    InlineFragmentNode,
+    SelectionNode,
+)
 from resolvers.pagination import Page
 from schema.cache_control import INHERIT
 
@@ -64,22 +73,61 @@ def selects(info: strawberry.Info[Any, Any], *path: str) -> bool:
     """Whether the current field's query selects ``path`` below it (GraphQL names, e.g. ``"edges",
     "node", "owner"``), through fragments and not turned off by ``@skip``/``@include``. A list uses it to
     load in one statement, before its rows complete, what every row will ask for, so that the rows
-    complete without awaiting."""
-    return _selects([child for field in info.selected_fields for child in field.selections], path)
+    complete without awaiting. It walks the document's nodes as graphql-core collects fields (Strawberry's
+    ``selected_fields`` would first convert the whole selection, arguments and directives included)."""
+    raw = info._raw_info
+    selections = [
+        selection
+        for node in raw.field_nodes
+        if node.selection_set is not None
+        for selection in node.selection_set.selections
+    ]
+    # Strawberry's resolve info carries the coerced dict; graphql-core's own, a VariableValues holding it.
+    given: Any = raw.variable_values
+    variables: dict[str, Any] = getattr(given, "coerced", given)
+    return _selects(selections, path, raw.fragments, variables)
 
 
-def _selects(selections: Iterable[Selection], path: tuple[str, ...]) -> bool:
+def _selects(
+    selections: Iterable[SelectionNode],
+    path: tuple[str, ...],
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: dict[str, Any],
+) -> bool:
     name, rest = path[0], path[1:]
     for selection in selections:
-        if _excluded(selection.directives):
+        if selection.directives and not _included(selection, variables):
             continue
-        if not isinstance(selection, SelectedField):  # a fragment: its selections are on this level
-            if _selects(selection.selections, path):
+        if isinstance(selection, FieldNode):
+            if selection.name.value == name and (
+                not rest
+                or (
+                    selection.selection_set is not None
+                    and _selects(selection.selection_set.selections, rest, fragments, variables)
+                )
+            ):
                 return True
-        elif selection.name == name and (not rest or _selects(selection.selections, rest)):
-            return True
+        elif isinstance(selection, InlineFragmentNode):  # its selections are on this level
+            if _selects(selection.selection_set.selections, path, fragments, variables):
+                return True
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None and _selects(
+                fragment.selection_set.selections, path, fragments, variables
+            ):
+                return True
     return False
 
 
-def _excluded(directives: dict[str, dict[str, Any]]) -> bool:
-    return directives.get("skip", {}).get("if") is True or directives.get("include", {}).get("if") is False
+def _included(node: SelectionNode, variables: dict[str, Any]) -> bool:
+    """graphql-core's rule (``should_include_node``): no ``@skip(if: true)``, no ``@include(if: false)``.
+    The variables are the coerced ones Strawberry gives resolvers (defaults applied)."""
+    for directive in node.directives or ():
+        name = directive.name.value
+        if name not in ("skip", "include"):
+            continue
+        condition = next((a.value for a in directive.arguments or () if a.name.value == "if"), None)
+        value = value_from_ast(condition, GraphQLNonNull(GraphQLBoolean), variables)
+        if value is (name == "skip"):
+            return False
+    return True

@@ -31,3 +31,37 @@ async def test_tasks_with_owners_and_their_stats_cost_a_constant_number_of_state
     assert len({edge["node"]["owner"]["name"] for edge in edges}) == min(size, 10)
     assert all(edge["node"]["owner"]["taskStats"]["total"] == 5 for edge in edges)
     assert len(statements) == EXPECTED_STATEMENTS, [sql for sql, _ in statements.executed]
+
+
+OWNERS_IF = """
+query($owners: Boolean!, $skipOwners: Boolean!) {
+  tasks(first: 20) {
+    edges { node { id ...Owner @include(if: $owners) ... on Task { owner @skip(if: $skipOwners) { name } } } }
+  }
+}
+fragment Owner on Task { owner { name } }
+"""
+
+
+@pytest.mark.parametrize(
+    ("owners", "skip_owners", "loads_owners"),
+    [(True, True, True), (False, False, True), (False, True, False)],
+)
+async def test_owners_are_loaded_before_the_rows_only_when_the_query_selects_them(
+    app: Starlette,
+    gql: GraphQLClient,
+    admin: Account,
+    many_owners: None,
+    owners: bool,
+    skip_owners: bool,
+    loads_owners: bool,
+) -> None:
+    """Through a fragment spread and an inline fragment, with ``@include``/``@skip`` from variables."""
+    with captured(app) as statements:
+        variables = {"owners": owners, "skipOwners": skip_owners}
+        data = (await gql.query(OWNERS_IF, variables, token=admin.token)).ok()
+    edges = data["tasks"]["edges"]
+    assert len(edges) == 20
+    assert all(("owner" in edge["node"]) == loads_owners for edge in edges)
+    # viewer (user + session) · the page · the owners, when selected
+    assert len(statements) == (3 if loads_owners else 2), [sql for sql, _ in statements.executed]
