@@ -119,6 +119,9 @@ def _selects(
     return False
 
 
+CONDITION = GraphQLNonNull(GraphQLBoolean)  # @skip's and @include's `if`
+
+
 def _included(node: SelectionNode, variables: dict[str, Any]) -> bool:
     """graphql-core's rule (``should_include_node``): no ``@skip(if: true)``, no ``@include(if: false)``.
     The variables are the coerced ones Strawberry gives resolvers (defaults applied)."""
@@ -127,7 +130,7 @@ def _included(node: SelectionNode, variables: dict[str, Any]) -> bool:
         if name not in ("skip", "include"):
             continue
         condition = next((a.value for a in directive.arguments or () if a.name.value == "if"), None)
-        value = value_from_ast(condition, GraphQLNonNull(GraphQLBoolean), variables)
+        value = value_from_ast(condition, CONDITION, variables)
         if value is (name == "skip"):
             return False
     return True
