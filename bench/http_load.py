@@ -14,6 +14,9 @@
    cache-hit   POST, the same body every time
    apq-get     GET with Apollo's APQ parameters: the hash of TaskPage, a trusted document, no query
    ceiling     GET on the ceiling
+   Two more uncached rows show the fixed cost of a request, to read the first against: uncached-1, the same
+   query with `first: 1` (one row, one owner, the same two SQL statements), and floor, `{ __typename }`
+   (the whole HTTP and GraphQL stack, with a cache miss and its store, and no resolver or SQL).
    Before each one, a request checks the answer (200, no errors, 50 edges) and, when the response cache
    says so in an X-Cache header, that uncached is a MISS and the others a HIT. After each one, wrk must
    report no socket error or timeout, and every answer must be a 200 of the checked answer's length (which
@@ -51,6 +54,7 @@ from bench.servers import ROOT, environment, login, prepare, refuse_busy_port, r
 
 HOST = "127.0.0.1"
 FIRST = 50
+FLOOR_QUERY = "query Floor { __typename }"
 QUERY = (ROOT / "graphql" / "queries" / "TaskPage.graphql").read_text()
 MANIFEST = ROOT / "graphql" / "manifest.json"
 WRK_SCRIPTS = Path(__file__).resolve().parent / "wrk"
@@ -72,6 +76,7 @@ class Scenario:
     cache: str | None = None  # what X-Cache must say, when there is a response cache
     authorized: bool = True
     reference: bytes | None = None  # the body every answer must be, byte for byte
+    edges: int | None = FIRST  # the TaskPage's edges; None: the floor's answer, {"__typename": "Query"}
 
     def request(self, client: httpx.Client, token: str | None, nonce: str) -> httpx.Response:
         headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -115,8 +120,8 @@ class Failed(Exception):
     """The run cannot be trusted: the message says why."""
 
 
-def request_body(variables: dict[str, Any]) -> bytes:
-    return json.dumps({"query": QUERY, "operationName": "TaskPage", "variables": variables}).encode()
+def request_body(variables: dict[str, Any], query: str = QUERY, operation: str = "TaskPage") -> bytes:
+    return json.dumps({"query": query, "operationName": operation, "variables": variables}).encode()
 
 
 def trusted_hash() -> str:
@@ -154,6 +159,24 @@ def scenarios(port: int, ceiling_port: int, reference: bytes) -> list[Scenario]:
         ),
         Scenario("apq-get", "get.lua", "GET", f"{graphql}?{query_string}", cache="HIT"),
         Scenario(
+            "uncached-1",
+            "uncached.lua",
+            "POST",
+            graphql,
+            body=request_body({"first": 1, "nonce": NONCE.decode()}),
+            cache="MISS",
+            edges=1,
+        ),
+        Scenario(
+            "floor",
+            "uncached.lua",
+            "POST",
+            graphql,
+            body=request_body({"nonce": NONCE.decode()}, FLOOR_QUERY, "Floor"),
+            cache="MISS",
+            edges=None,
+        ),
+        Scenario(
             "ceiling",
             "get.lua",
             "GET",
@@ -164,19 +187,24 @@ def scenarios(port: int, ceiling_port: int, reference: bytes) -> list[Scenario]:
     ]
 
 
-def check_answer(what: str, response: httpx.Response, reference: bytes | None = None) -> None:
-    """A TaskPage of FIRST edges without errors (and, given ``reference``, exactly those bytes)."""
+def check_answer(
+    what: str, response: httpx.Response, reference: bytes | None = None, edges: int | None = FIRST
+) -> None:
+    """A TaskPage of ``edges`` edges without errors (and, given ``reference``, exactly those bytes); with
+    ``edges`` None, the floor's answer."""
     if response.status_code != 200:
         raise Failed(f"{what} answered {response.status_code}: {response.text[:500]}")
     try:
         payload = response.json()
-        edges = payload["data"]["tasks"]["edges"] if "errors" not in payload else None
+        if "errors" in payload:
+            raise Failed(f"{what} answered errors: {payload['errors']}")
+        found = payload["data"] if edges is None else payload["data"]["tasks"]["edges"]
     except (ValueError, KeyError, TypeError) as error:
-        raise Failed(f"{what} answered something else than a TaskPage: {response.text[:500]}") from error
-    if edges is None:
-        raise Failed(f"{what} answered errors: {payload['errors']}")
-    if len(edges) != FIRST:
-        raise Failed(f"{what} answered {len(edges)} edges instead of {FIRST}")
+        raise Failed(f"{what} answered something else than expected: {response.text[:500]}") from error
+    if edges is None and found != {"__typename": "Query"}:
+        raise Failed(f"{what} answered {found!r} instead of the floor's answer")
+    if edges is not None and len(found) != edges:
+        raise Failed(f"{what} answered {len(found)} edges instead of {edges}")
     if reference is not None and response.content != reference:
         raise Failed(f"{what} answered other bytes than taskql's TaskPage response")
 
@@ -185,13 +213,13 @@ def probe(scenario: Scenario, client: httpx.Client, token: str | None, run_id: s
     """Check the scenario's answer (after a warm-up request when it should come from the cache)."""
     what = f"{scenario.name} ({scenario.method} {scenario.url[:60]})"
     response = scenario.request(client, token, f"{run_id}probe-1")
-    check_answer(what, response, scenario.reference)
+    check_answer(what, response, scenario.reference, scenario.edges)
     if scenario.cache == "HIT":
         # The answer (and the new session's state) is stored just after it is sent: ask again shortly.
         for attempt in range(20):
             time.sleep(0.05)
             response = scenario.request(client, token, f"{run_id}probe-{attempt + 2}")
-            check_answer(what, response, scenario.reference)
+            check_answer(what, response, scenario.reference, scenario.edges)
             if response.headers.get("x-cache", "HIT").upper() == "HIT":
                 break
     return response
@@ -297,9 +325,7 @@ def measure(args: argparse.Namespace, env: dict[str, str]) -> tuple[dict[str, Fi
             token = login(client) if scenario.authorized else None  # fresh: tokens live 15 minutes
             response = probe(scenario, client, token, run_id)
             x_cache = response.headers.get("x-cache")
-            print(
-                f"{scenario.name}: answer checked (200, no errors, {FIRST} edges); {args.duration} s of load"
-            )
+            print(f"{scenario.name}: answer checked (200, no errors, as expected); {args.duration} s of load")
             if warning := cache_note(scenario, x_cache):
                 loud(warning)
                 warnings.append(warning)
