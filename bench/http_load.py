@@ -17,10 +17,11 @@
    Two more uncached rows show the fixed cost of a request, to read the first against: uncached-1, the same
    query with `first: 1` (one row, one owner, the same two SQL statements), and floor, `{ __typename }`
    (the whole HTTP and GraphQL stack, with a cache miss and its store, and no resolver or SQL).
-   Before each one, a request checks the answer (200, no errors, 50 edges) and, when the response cache
-   says so in an X-Cache header, that uncached is a MISS and the others a HIT. After each one, wrk must
-   report no socket error or timeout, and every answer must be a 200 of the checked answer's length (which
-   catches GraphQL errors under a 200).
+   Before each one, a request checks the answer (200, no errors, 50 edges; 1 for uncached-1, and
+   `{"__typename": "Query"}` for floor) and, when the response cache says so in an X-Cache header, that the
+   uncached ones are a MISS and the others a HIT. After each one, wrk must report no socket error or
+   timeout, and every answer must be a 200 of the checked answer's length (which catches GraphQL errors
+   under a 200).
 5. Prints requests/s, p50 and p99 per scenario and each one's share of the ceiling's requests/s, then the
    same as one JSON line. The servers' output (warnings and errors only) is kept in DATA_DIR.
 
