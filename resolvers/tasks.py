@@ -233,9 +233,7 @@ async def list_tasks(
         ranks.update((task.id, row[-1]) for task, row in zip(rows, found, strict=True))
     else:
         rows = [TaskRecord.from_row(row) for row in found]
-    prime = ctx.loaders.tasks.prime
-    for task in rows:
-        prime(task.id, task)
+    ctx.loaders.prime_tasks(rows)
     count = _count_sql(present)
     return Listing(make_page(rows, key, page, window), lambda: ctx.reader.fetchval(count, values))
 

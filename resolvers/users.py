@@ -207,8 +207,7 @@ async def list_users(ctx: Context, *, page: PageRequest, filters: Mapping[str, A
     present = tuple(name for name in USER_FILTERS if name in values)
     sql = _page_sql(present, window.walk_descending, window.cursor is not None)
     rows = [UserRecord.from_row(row) for row in await ctx.reader.fetch(sql, {**values, **window.params()})]
-    for user in rows:
-        ctx.loaders.users.prime(user.id, user)
+    ctx.loaders.prime_users(rows)
     count = _count_sql(present)
     return Listing(make_page(rows, USER_ORDER, page, window), lambda: ctx.reader.fetchval(count, values))
 
