@@ -33,10 +33,11 @@ class ReadsFrom(Protocol):
 
 class PrimedCache(dict[Any, "asyncio.Future[Any]"]):
     """A loader's cache (aiodataloader's ``cache_map``: a key's future) that also holds values primed in
-    bulk (``prime_all``), each made into a future only when a load asks for it. A page of tasks primes
-    every row for the sake of a later ``task(id:)`` in the same request, which rarely comes: a future per
-    row cost more than the rest of the row's reading. Priming never replaces what is there, as
-    ``DataLoader.prime``; clearing a key (``DataLoader.clear``, ``clear_all``) drops its primed value too."""
+    bulk (``prime_all``), each made into a future only when a load asks for it. A page primes every row
+    for the sake of a later load of it in the same request, which rarely comes: a resolved future per row
+    was work for nothing (about 1.4 % of a page of 50 tasks, in process). Priming never replaces what is
+    there, as ``DataLoader.prime``; clearing a key (``DataLoader.clear``, ``clear_all``) drops its primed
+    value too. ``prime_all`` takes the dict it is given."""
 
     __slots__ = ("primed",)
 
