@@ -80,10 +80,12 @@ async def rotate(
     token: str,
     now: datetime,
     before_rotation: Callable[[uuid.UUID], Awaitable[None]] | None = None,
+    on_revoke: Callable[[AsyncSession, uuid.UUID], Awaitable[None]] | None = None,
 ) -> TokenPair:
     """Exchange a refresh token for a new pair. Reuse of a consumed token revokes its session.
     ``before_rotation`` is given the user of a token about to be consumed; what it raises leaves the token
-    unconsumed (the per-account attempt limit)."""
+    unconsumed (the per-account attempt limit). ``on_revoke`` runs in the revoking transaction (the write
+    log records what the revocation implies)."""
     reused = False
     async with sessions() as db, db.begin():
         # FOR UPDATE serializes concurrent refreshes of one token: the second waits, then sees it consumed.
@@ -106,6 +108,8 @@ async def rotate(
         if refresh.used_at is not None:
             session.revoked_at = now
             reused = True
+            if on_revoke is not None:
+                await on_revoke(db, session.id)
         elif refresh.expires_at <= now:
             raise Unauthenticated(
                 "The refresh token has expired: log in again.", reason="REFRESH_TOKEN_EXPIRED"

@@ -65,7 +65,24 @@ class Settings(BaseSettings):
         description="After a Redis failure, how long to go without it before retrying.",
     )
     events_retention_seconds: int = Field(
-        default=86_400, ge=60, description="How long task events are kept for subscribers to resume from."
+        default=7 * 86_400,
+        ge=60,
+        description="How long task events are kept (in PostgreSQL) for subscribers to resume from; an older "
+        "cursor is CURSOR_EXPIRED. Redis keeps at most a day of them.",
+    )
+    outbox_relay_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often the outbox relay publishes the side effects of committed writes that were not "
+        "published yet (a crash after COMMIT, Redis away).",
+    )
+    session_recheck_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often every open WebSocket's session, account and role are checked again in "
+        "PostgreSQL (one statement per instance).",
     )
     events_max_per_stream: int = Field(
         default=10_000, ge=100, description="Events kept per owner (and for admins), at most."

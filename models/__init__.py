@@ -1,15 +1,18 @@
 """The database tables (SQLModel) and the enums they store. Imports nothing of ours but ``core``."""
 
 from models.enums import Role, TaskPriority, TaskStatus
+from models.outbox import OUTBOX, Outbox
 from models.records import TASK_COLUMNS, USER_COLUMNS, TaskRecord, UserRecord
 from models.session import AuthSession, RefreshToken
 from models.task import Task
 from models.user import User
 
 __all__ = [
+    "OUTBOX",
     "TASK_COLUMNS",
     "USER_COLUMNS",
     "AuthSession",
+    "Outbox",
     "RefreshToken",
     "Role",
     "Task",

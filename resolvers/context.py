@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from core.reader import Reader
 from models import Role
 from resolvers.events import EventDraft, EventSource
 from resolvers.loaders import Loaders
+from resolvers.writes import Written, record
 
 
 @dataclass
@@ -31,14 +33,14 @@ class Context:
     # Why a presented token was refused; raised where a viewer is required (so a client refreshes).
     auth_error: Unauthenticated | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    # Cache tags (core.cache_tags) this request's writes changed: bumped after commit, before the response.
+    # What this request's committed writes implied (their outbox rows): published after commit, before the
+    # response; and the cache tags (core.cache_tags) they changed.
+    written: list[Written] = field(default_factory=list)
     changed: set[str] = field(default_factory=set)
     # A read whose answer changes with time alone (overdue counts) says until when it holds.
     valid_until: datetime | None = None
     # The operation's @cacheControl policy, set before execution (None: a mutation, not cacheable).
     cache_policy: Policy | None = None
-    # What this request's writes tell subscribers: published after commit, with the cache bumps.
-    events: list[list[EventDraft]] = field(default_factory=list)  # one list per write
     # Where subscriptions read events from (the app's), and a WebSocket's connection_init payload.
     event_source: EventSource | None = None
     connection_params: dict[str, Any] | None = None
@@ -48,7 +50,7 @@ class Context:
     client: str = ""
     budget: Budget | None = None
     charge: Charge | None = None
-    # Run after the operation, before its answer: the app's cache invalidation and event publishing.
+    # Run after the operation, before its answer: the app publishes ``written`` (cache, events, sockets).
     after_writes: Callable[[Context], Awaitable[None]] | None = None
     # Where this operation's reads go, decided by the app before it executes (``route_reads``, with whether
     # the operation writes): the primary, or a replica when nothing the answer depends on was just written.
@@ -56,6 +58,7 @@ class Context:
     reader: Reader = field(init=False)
     loaders: Loaders = field(init=False)
     pinned: bool = False  # reads stay on the primary from now on (a write, or its reads, happened)
+    _uncommitted: list[Written] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.reader = self.primary
@@ -79,12 +82,29 @@ class Context:
     def require_viewer(self, role: Role = Role.USER) -> Viewer:
         return require_role(self.viewer, role, self.auth_error)
 
-    def invalidate(self, *tags: str) -> None:
-        self.changed.update(tags)
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One write's transaction; what it ``record``s counts once it has committed."""
+        try:
+            async with self.sessions() as db, db.begin():
+                yield db
+        except BaseException:
+            self._uncommitted.clear()
+            raise
+        self.committed()
 
-    def tell(self, drafts: list[EventDraft]) -> None:
-        """One write's events (they share one cursor)."""
-        self.events.append(drafts)
+    async def record(self, db: AsyncSession, tags: Iterable[str], events: Sequence[EventDraft] = ()) -> None:
+        """The one call each write makes, in its transaction, before it ends: the cache tags it changed and
+        the events it tells (one per audience; they share one cursor), kept in the outbox with the data."""
+        self._uncommitted.append(await record(db, tags, events, self.now()))
+
+    def committed(self) -> None:
+        """The transaction of what was recorded has committed: publish it after the operation. (For a
+        transaction not opened by ``transaction``.)"""
+        for written in self._uncommitted:
+            self.written.append(written)
+            self.changed.update(written.tags)
+        self._uncommitted.clear()
 
     def holds_until(self, moment: datetime) -> None:
         """This request's answer may change by itself at ``moment``: a cached copy must not outlive it."""

@@ -8,15 +8,16 @@ Delivery (Redis streams for resume, pub/sub to every instance) is the app's: ``E
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from core.errors import AppError
-from models import Role, TaskRecord
+from models import Role, TaskPriority, TaskRecord, TaskStatus
 from resolvers.visibility import visible_owner
 
 if TYPE_CHECKING:
@@ -72,6 +73,58 @@ def drafts_for_write(
     else:
         drafts.append(EventDraft(str(owner), kind, task_id, task))
     return drafts
+
+
+_TIMES = ("due_at", "created_at", "updated_at", "completed_at")
+
+
+def encode_event(draft: EventDraft, at: datetime) -> str:
+    """One audience's event as it is kept (in the outbox, then in Redis): JSON, without its cursor."""
+    task = None
+    if draft.task is not None:
+        task = {
+            **asdict(draft.task),
+            "id": str(draft.task.id),
+            "owner_id": str(draft.task.owner_id),
+            **{name: value.isoformat() if value is not None else None for name in _TIMES
+               for value in [getattr(draft.task, name)]},
+        }  # fmt: skip
+    return json.dumps(
+        {"kind": draft.kind.value, "taskId": str(draft.task_id), "task": task, "at": at.isoformat()},
+        separators=(",", ":"),
+    )
+
+
+def _optional_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def decode_event(cursor: str, payload: str | bytes) -> TaskEvent:
+    """``encode_event``'s inverse, with the cursor the event was given."""
+    data = json.loads(payload)
+    task = data["task"]
+    record = None
+    if task is not None:
+        record = TaskRecord(
+            id=uuid.UUID(task["id"]),
+            owner_id=uuid.UUID(task["owner_id"]),
+            title=task["title"],
+            description=task["description"],
+            status=TaskStatus(task["status"]),
+            priority=TaskPriority(task["priority"]),
+            due_at=_optional_time(task["due_at"]),
+            tags=list(task["tags"]),
+            created_at=datetime.fromisoformat(task["created_at"]),
+            updated_at=datetime.fromisoformat(task["updated_at"]),
+            completed_at=_optional_time(task["completed_at"]),
+        )
+    return TaskEvent(
+        cursor=cursor,
+        kind=TaskEventKind(data["kind"]),
+        task_id=uuid.UUID(data["taskId"]),
+        task=record,
+        at=datetime.fromisoformat(data["at"]),
+    )
 
 
 async def task_events(

@@ -254,11 +254,14 @@ async def create_task(ctx: Context, *, values: Mapping[str, Any]) -> TaskRecord:
         updated_at=now,
         completed_at=now if data.status is TaskStatus.DONE else None,
     )
-    async with ctx.sessions() as db, db.begin():
-        db.add(task)
-    ctx.invalidate(*cache_tags.task_changed(task.owner_id))
     record = TaskRecord.of(task)
-    ctx.tell(drafts_for_write(TaskEventKind.CREATED, task.id, record, task.owner_id, task.owner_id))
+    async with ctx.transaction() as db:
+        db.add(task)
+        await ctx.record(
+            db,
+            cache_tags.task_changed(task.owner_id),
+            drafts_for_write(TaskEventKind.CREATED, task.id, record, task.owner_id, task.owner_id),
+        )
     ctx.loaders.tasks.prime(task.id, record)
     ctx.loaders.forget_owner(task.owner_id)
     return record
@@ -272,7 +275,7 @@ async def update_task(
     if new_owner_id is not None and new_owner_id != viewer.user_id and not viewer.is_admin:
         raise Forbidden("Only an admin may give a task to another user.", field="input.ownerId")
     now = ctx.now()
-    async with ctx.sessions() as db, db.begin():
+    async with ctx.transaction() as db:
         task = await db.get(Task, task_id, with_for_update=True)
         if task is None or not viewer.can_see_owner(task.owner_id):
             raise NotFound.for_id("Task", encode_id("Task", task_id))
@@ -295,9 +298,12 @@ async def update_task(
                 task.completed_at = None
         task.updated_at = now
         db.add(task)
-    ctx.invalidate(*cache_tags.task_changed(previous_owner), *cache_tags.task_changed(task.owner_id))
-    record = TaskRecord.of(task)
-    ctx.tell(drafts_for_write(TaskEventKind.UPDATED, task_id, record, task.owner_id, previous_owner))
+        record = TaskRecord.of(task)
+        await ctx.record(
+            db,
+            (*cache_tags.task_changed(previous_owner), *cache_tags.task_changed(task.owner_id)),
+            drafts_for_write(TaskEventKind.UPDATED, task_id, record, task.owner_id, previous_owner),
+        )
     ctx.loaders.tasks.clear(task_id).prime(task_id, record)
     ctx.loaders.forget_owner(previous_owner)
     ctx.loaders.forget_owner(task.owner_id)
@@ -309,12 +315,15 @@ async def delete_task(ctx: Context, *, task_id: uuid.UUID) -> uuid.UUID:
     statement = delete(Task).where(col(Task.id) == task_id).returning(col(Task.owner_id))
     if not viewer.is_admin:
         statement = statement.where(col(Task.owner_id) == viewer.user_id)
-    async with ctx.sessions() as db, db.begin():
+    async with ctx.transaction() as db:
         owner_id = (await db.exec(statement)).scalar_one_or_none()
-    if owner_id is None:
-        raise NotFound.for_id("Task", encode_id("Task", task_id))
-    ctx.invalidate(*cache_tags.task_changed(owner_id))
-    ctx.tell(drafts_for_write(TaskEventKind.DELETED, task_id, None, owner_id, owner_id))
+        if owner_id is None:
+            raise NotFound.for_id("Task", encode_id("Task", task_id))
+        await ctx.record(
+            db,
+            cache_tags.task_changed(owner_id),
+            drafts_for_write(TaskEventKind.DELETED, task_id, None, owner_id, owner_id),
+        )
     ctx.loaders.tasks.clear(task_id)
     ctx.loaders.forget_owner(owner_id)
     return task_id

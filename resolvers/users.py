@@ -66,10 +66,10 @@ async def create_user(
 async def register(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
     registration = validate(Registration, values, argument="input")
     password_hash = await hash_password(registration.password)
-    async with ctx.sessions() as db, db.begin():
+    async with ctx.transaction() as db:
         user = await create_user(db, registration, password_hash)
         pair = await auth_sessions.start_session(db, ctx.tokens, user, ctx.now())
-    ctx.invalidate(*cache_tags.user_changed(user.id))
+        await ctx.record(db, cache_tags.user_changed(user.id))
     return pair
 
 
@@ -112,10 +112,13 @@ async def refresh(ctx: Context, *, token: str) -> TokenPair:
         if budget is not None:
             await budget.attempt("refresh", account=str(user_id))
 
+    async def revoked(db: AsyncSession, session_id: uuid.UUID) -> None:
+        await ctx.record(db, [cache_tags.session(session_id)])
+
     try:
-        return await auth_sessions.rotate(ctx.sessions, ctx.tokens, token, ctx.now(), per_account)
-    except auth_sessions.RefreshTokenReused as error:  # the session was revoked (committed)
-        ctx.invalidate(cache_tags.session(error.session_id))
+        return await auth_sessions.rotate(ctx.sessions, ctx.tokens, token, ctx.now(), per_account, revoked)
+    except auth_sessions.RefreshTokenReused:  # the session was revoked (committed)
+        ctx.committed()
         raise
 
 
@@ -124,7 +127,7 @@ async def logout(ctx: Context, *, refresh_token: str | None, everywhere: bool) -
     the viewer, which then needs the account's own access token."""
     now = ctx.now()
     viewer = ctx.require_viewer() if everywhere or refresh_token is None else ctx.viewer
-    async with ctx.sessions() as db, db.begin():
+    async with ctx.transaction() as db:
         if refresh_token is not None:
             session = None
             if len(refresh_token) <= MAX_TOKEN_LENGTH:
@@ -140,10 +143,9 @@ async def logout(ctx: Context, *, refresh_token: str | None, everywhere: bool) -
             await auth_sessions.revoke_all_sessions(db, viewer.user_id, now)
         else:
             await auth_sessions.revoke_session(db, session_id, now)
-    # Every session of a user depends on the user's tag, so bumping it ends them all at once.
-    ctx.invalidate(
-        cache_tags.user(viewer.user_id) if everywhere and viewer else cache_tags.session(session_id)
-    )
+        # Every session of a user depends on the user's tag, so bumping it ends them all at once.
+        tag = cache_tags.user(viewer.user_id) if everywhere and viewer else cache_tags.session(session_id)
+        await ctx.record(db, [tag])
     return True
 
 
@@ -216,7 +218,7 @@ async def _change_user(ctx: Context, user_id: uuid.UUID, field: str, **changes: 
     viewer = ctx.require_viewer(Role.ADMIN)
     if user_id == viewer.user_id:
         raise BadUserInput(f"{field}: admins cannot change their own role or activation.", field=field)
-    async with ctx.sessions() as db, db.begin():
+    async with ctx.transaction() as db:
         user = await db.get(User, user_id, with_for_update=True)
         if user is None:
             raise NotFound.for_id("User", encode_id("User", user_id))
@@ -227,7 +229,7 @@ async def _change_user(ctx: Context, user_id: uuid.UUID, field: str, **changes: 
         if not user.is_active:
             # Deactivation ends every session: reactivating later must not revive stolen tokens.
             await auth_sessions.revoke_all_sessions(db, user_id, user.updated_at)
-    ctx.invalidate(*cache_tags.user_changed(user_id))
+        await ctx.record(db, cache_tags.user_changed(user_id))
     record = UserRecord.of(user)
     ctx.loaders.users.clear(user_id).prime(user_id, record)
     return record

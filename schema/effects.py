@@ -14,5 +14,5 @@ class AfterWrites(SchemaExtension):
         yield
         context = self.execution_context.context
         settle = getattr(context, "after_writes", None)
-        if settle is not None and (context.changed or context.events):
+        if settle is not None and context.written:
             await settle(context)

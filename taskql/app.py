@@ -10,7 +10,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.applications import Starlette
@@ -42,7 +41,7 @@ from core.cache_tags import Policy
 from core.errors import ServiceUnavailable, Unauthenticated
 from core.settings import Settings
 from resolvers.context import Context
-from resolvers.events import EventDraft
+from resolvers.writes import Written
 from schema.build import build_schema
 from schema.limits import Limits, limit_rules
 from taskql import access_log, graphiql, metrics, request_ids, telemetry
@@ -65,10 +64,11 @@ from taskql.http_limits import BodyLimit
 from taskql.http_media import CONTENT_TYPES, JSON, status_of
 from taskql.http_refusals import RequestRefused, refusal_response
 from taskql.http_request import from_body, from_query_params
+from taskql.outbox import Outbox
 from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifest
 from taskql.ratelimit import RateLimits, response_headers, split_cost
 from taskql.readers import PRIMARY, REPLICA, create_reader
-from taskql.redis import RedisGuard, create_redis
+from taskql.redis import RedisGuard, RedisUnavailable, create_redis, greeted, greeting
 from taskql.redis_pipe import PipelinedRedis
 from taskql.replica import ReadRouting
 from taskql.security import SecurityMiddleware, SecurityPolicy
@@ -93,6 +93,7 @@ class Resources:
     persisted: PersistedQueries
     cache: ResponseCache | None  # None when RESPONSE_CACHE is off
     events: EventHub
+    outbox: Outbox
     reads: ReadRouting  # the read pools (raw asyncpg): the primary's, and the replica's if configured
     limits: RateLimits | None = None  # None when RATE_LIMITS is off
 
@@ -100,17 +101,20 @@ class Resources:
         """After commit, before the answer: once a write is acknowledged, no instance serves an answer
         computed before it, and its events are on their way to every subscriber. Runs to the end even if
         the request is cancelled (the writes are committed)."""
-        await asyncio.shield(self._settle(list(context.changed), list(context.events), context.now()))
+        await asyncio.shield(self._settle(list(context.written), list(context.changed)))
 
-    async def _settle(self, changed: list[str], drafts: list[list[EventDraft]], now: datetime) -> None:
+    async def _settle(self, written: list[Written], changed: list[str]) -> None:
         await self.reads.mark(changed)  # before the bump: see taskql.replica
-        if self.cache is not None and changed:
-            await self.cache.bump(changed)
         try:
-            await self.events.publish(drafts, now)
-            await self.events.tell_connections(changed)
-        except (RedisError, OSError) as error:
-            logger.error("task events not published, Redis unavailable: %s", type(error).__name__)
+            await self.outbox.publish_now(written)
+        except RedisUnavailable:
+            # Not lost: the outbox relay publishes them once Redis answers; until then this instance serves
+            # no hit (the epoch is replaced first, as after any invalidation that could not be delivered).
+            if self.cache is not None:
+                self.cache.undelivered()
+            logger.warning(
+                "%d writes' side effects deferred to the outbox relay: Redis unavailable", len(written)
+            )
 
 
 def token_config(settings: Settings) -> TokenConfig:
@@ -486,14 +490,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             telemetry.instrument_redis(redis)
         assert settings.redis_url
         assert settings.database_url
-        pipe = PipelinedRedis(settings.redis_url, timeout=settings.redis_socket_timeout_seconds)
-        hub = EventHub(
-            redis,
-            retention_seconds=settings.events_retention_seconds,
-            max_per_stream=settings.events_max_per_stream,
-            max_queue=settings.events_max_queue,
+        pipe = PipelinedRedis(
+            settings.redis_url,
+            timeout=settings.redis_socket_timeout_seconds,
+            greeting=greeting,
+            greeted=greeted,
         )
-        await hub.start()
         reads = ReadRouting(
             await create_reader(settings, settings.database_url, name=PRIMARY, outage=outage),
             await create_reader(settings, settings.database_read_url, name=REPLICA, outage=Outage())
@@ -504,6 +506,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
             window_seconds=settings.database_read_after_write_seconds,
         )
         reads.start()
+        hub = EventHub(
+            redis,
+            retention_seconds=settings.events_retention_seconds,
+            max_queue=settings.events_max_queue,
+            pool=reads.primary.pool,
+        )
+        await hub.start()
+        outbox = Outbox(
+            guard,
+            reads.primary.pool,
+            retention_seconds=settings.events_retention_seconds,
+            max_per_stream=settings.events_max_per_stream,
+            relay_seconds=settings.outbox_relay_seconds,
+        )
+        outbox.start()
         read_pools = {PRIMARY: reads.primary.pool}
         if reads.replica is not None:
             read_pools[REPLICA] = reads.replica.pool
@@ -521,6 +538,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if settings.response_cache
             else None,
             events=hub,
+            outbox=outbox,
             reads=reads,
             limits=RateLimits(settings, guard, pipe) if settings.rate_limits else None,
             persisted=PersistedQueries(
@@ -544,6 +562,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             sampling.cancel()
             await hub.close_all(1001, "Server shutting down")
             await hub.stop()
+            await outbox.stop()
             if app.state.resources.limits is not None:
                 await app.state.resources.limits.close()
             pipe.close()

@@ -47,16 +47,13 @@ from auth.viewer import Viewer
 from core import cache_tags
 from core.cache_tags import Policy
 from models import Role
-from taskql.redis import RedisGuard, RedisUnavailable
+from taskql.redis import TAG_PREFIX, TAG_TTL_SECONDS, RedisGuard, RedisUnavailable
 from taskql.redis_pipe import PipelinedRedis, encode
 
 logger = logging.getLogger("taskql.cache")
 
 ENTRY_PREFIX = "taskql:c:r:"
 VIEWER_PREFIX = "taskql:c:v:"
-TAG_PREFIX = "taskql:t:"
-# A tag outlives every entry that depends on it; if it does expire, its entries simply stop matching.
-TAG_TTL_SECONDS = 86_400
 ANONYMOUS = "ANONYMOUS"
 VERSION_PREFIX = os.urandom(8).hex()
 VERSION_NUMBERS = itertools.count()
@@ -360,6 +357,12 @@ class ResponseCache:
     @staticmethod
     def _versions(probe: Probe, tags: Iterable[str]) -> str:
         return " ".join(probe.versions.get(tag, "") for tag in tags)
+
+    def undelivered(self) -> None:
+        """Writes' invalidations could not reach Redis (the outbox relay delivers them later): serve no hit
+        before the epoch is replaced."""
+        self._undelivered = True
+        self._failures += 1
 
     async def bump(self, tags: Collection[str]) -> None:
         """Replace the versions of ``tags``: every response computed before is dead. Runs to the end even if

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from urllib.parse import urlparse
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import RedisError
 
+from core import cache_tags
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,6 +29,73 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("taskql.redis")
 T = TypeVar("T")
+
+
+TAG_PREFIX = "taskql:t:"  # a cache tag's version (taskql.cache)
+TAG_TTL_SECONDS = 86_400  # a tag outlives every entry that depends on it
+EPOCH_KEY = TAG_PREFIX + cache_tags.EPOCH
+RUN_PREFIX = "taskql:run:"
+# Task events at or before this position (milliseconds) may be missing from Redis: read them in PostgreSQL.
+HORIZON_KEY = "taskql:events-horizon"
+
+# Run first on every new connection, before anything else is sent on it. A Redis whose run this deployment
+# has not seen (a restart, from any snapshot or none; a failover to a replica) may hold what writes it never
+# saw have made stale: cached answers, session states, events. So, atomically with the first connection to
+# it: the epoch (every entry's and every session state's first tag) is replaced, and the events horizon is
+# moved to now. Every restart breaks every connection, so no instance reads from a new run before this ran.
+# KEYS: epoch, horizon   ARGV: a fresh epoch version, the tag TTL   Returns 1 for a run new to us.
+NEW_RUN = (
+    """
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+if not redis.call('SET', '"""
+    + RUN_PREFIX
+    + """' .. run, '1', 'NX') then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local now = redis.call('TIME')
+local at = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if at > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], at) end
+return 1
+"""
+)
+
+
+def greeting() -> tuple[str | int, ...]:
+    """The command a new connection sends first (``NEW_RUN``)."""
+    return ("EVAL", NEW_RUN, 2, EPOCH_KEY, HORIZON_KEY, "run-" + uuid.uuid4().hex, TAG_TTL_SECONDS)
+
+
+def greeted(reply: Any) -> None:
+    if reply == 1:
+        logger.warning(
+            "Redis is a run this deployment has not seen (restarted, failed over, or new): everything "
+            "cached before is invalidated, and events are read from PostgreSQL where Redis lacks them"
+        )
+
+
+class _Greeting:
+    async def on_connect_check_health(self, check_health: bool = True) -> None:
+        await super().on_connect_check_health(check_health)  # type: ignore[misc]
+        await self.send_command(*greeting(), check_health=check_health)  # type: ignore[attr-defined]
+        greeted(await self.read_response())  # type: ignore[attr-defined]
+
+
+class GreetingConnection(_Greeting, Connection):
+    pass
+
+
+class GreetingSSLConnection(_Greeting, SSLConnection):
+    pass
+
+
+class GreetingUnixConnection(_Greeting, UnixDomainSocketConnection):
+    pass
+
+
+def _connection_class(url: str) -> type[Connection | UnixDomainSocketConnection]:
+    scheme = urlparse(url).scheme
+    if scheme == "unix":
+        return GreetingUnixConnection
+    return GreetingSSLConnection if scheme == "rediss" else GreetingConnection
 
 
 def create_redis(settings: Settings) -> Redis:
@@ -40,6 +111,7 @@ def create_redis(settings: Settings) -> Redis:
         socket_connect_timeout=settings.redis_socket_timeout_seconds,
         health_check_interval=30,
         decode_responses=False,
+        connection_class=_connection_class(settings.redis_url),
     )
     return Redis.from_pool(pool)  # closing the client closes its pool
 

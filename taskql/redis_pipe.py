@@ -90,9 +90,20 @@ class _Protocol(asyncio.Protocol):
 
 
 class PipelinedRedis:
-    def __init__(self, url: str, *, timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        greeting: Callable[[], tuple[str | bytes | int, ...]] | None = None,
+        greeted: Callable[[Any], None] | None = None,
+    ) -> None:
         self.url = urlparse(url)
         self.timeout = timeout
+        # A command every new connection sends before any caller's (taskql.redis.NEW_RUN), and what is told
+        # its reply.
+        self.greeting = greeting
+        self.greeted = greeted
         # Commands in flight, oldest first, with the time by which each must be answered.
         self.pending: deque[_Sent] = deque()
         self._watchdog: asyncio.TimerHandle | None = None
@@ -207,8 +218,12 @@ class PipelinedRedis:
         database = parse_qs(url.query).get("db", [""])[0] if url.scheme == "unix" else url.path.lstrip("/")
         if database not in {"", "0"}:
             setup.append(("SELECT", int(database)))
+        if self.greeting is not None:
+            setup.append(self.greeting())
         if setup:
-            await self.pipeline(*setup)
+            replies = await self.pipeline(*setup)
+            if self.greeting is not None and self.greeted is not None:
+                self.greeted(replies[-1])
         return protocol
 
     def close(self) -> None:

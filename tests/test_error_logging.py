@@ -31,7 +31,8 @@ from core.ids import encode_id
 from core.settings import Settings
 from taskql import migrate
 from taskql.app import create_app
-from taskql.events import encode_cursor, stream_key
+from taskql.events import encode_cursor
+from taskql.outbox import stream_key
 from taskql.security import SecurityMiddleware, SecurityPolicy
 from tests.conftest import client_for, make_settings
 from tests.factories import Account, create_task, register
@@ -229,7 +230,8 @@ async def corrupt_event_after_a_real_one(database: Services, gql: GraphQLClient,
         await redis.xadd(key, {"e": "{not an event"})
     finally:
         await redis.aclose()
-    return encode_cursor(str(real))
+    milliseconds, _, sequence = str(real).partition("-")
+    return encode_cursor((int(milliseconds), int(sequence)))
 
 
 async def errors_of(subscriber: Subscriber, operation_id: str) -> list[dict[str, Any]]:

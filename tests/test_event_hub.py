@@ -22,7 +22,7 @@ async def test_a_hub_stopped_just_after_it_started_stops_within_its_bound(
 ) -> None:
     url = start_embedded_redis(tmp_path)
     redis = create_redis(Settings(redis_url=url, database_url="postgresql://unused@localhost/unused"))
-    hub = EventHub(redis, retention_seconds=60, max_per_stream=100, max_queue=10)
+    hub = EventHub(redis, retention_seconds=60, max_queue=10)
     try:
         await hub.start()
         await asyncio.sleep(delay)

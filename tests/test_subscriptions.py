@@ -153,7 +153,7 @@ async def test_an_expired_cursor_is_refused_with_its_own_code(
     servers: list[Server], people: dict[str, Account]
 ) -> None:
     subscriber = await Subscriber.open(servers[0].ws, init(people["alice"]))
-    await subscriber.subscribe({"after": encode_cursor("1-0")})
+    await subscriber.subscribe({"after": encode_cursor((1, 0))})
     message = await subscriber.receive()
     errors = message["payload"] if message["type"] == "error" else message["payload"].get("errors")
     assert [error["extensions"]["code"] for error in errors] == ["CURSOR_EXPIRED"], message

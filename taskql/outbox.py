@@ -1,0 +1,266 @@
+"""Publishing the outbox: the side effects of committed writes, at once and, whatever happens, eventually.
+
+- **At once.** After its transaction commits and before it answers, a request publishes its own outbox rows
+  (``publish``): one Lua call per row bumps the row's cache tags, appends its task events to the audiences'
+  Redis streams under one id and publishes them live, and tells every instance which sessions and accounts
+  changed (sockets to close).
+- **Eventually.** A relay on every instance, every ``OUTBOX_RELAY_SECONDS``, takes whatever is still
+  unpublished (the process died after COMMIT, Redis was away, the request was cancelled) in id order and
+  publishes it; one instance at a time (a transaction-level advisory lock), the others find the lock taken.
+  The relay also records each row as published, with its event's position (the stream id it was given):
+  the durable cursor that ``taskEvents`` resumes from when Redis no longer holds it.
+- **Idempotent.** A row may be published twice (by its request and by the relay, racing): the script keeps
+  the row's position under a key for ``DEDUPE_SECONDS`` and does nothing the second time. A row the relay
+  takes is never skipped, whenever its transaction committed: it is unpublished until the relay's own
+  update, which happens only after Redis took it.
+- **Pruned.** Published rows are deleted after ``EVENTS_RETENTION_SECONDS`` (rows with events: subscribers
+  resume from them) or an hour (the others).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from resolvers.writes import Written
+from taskql.redis import TAG_PREFIX, TAG_TTL_SECONDS, RedisGuard, RedisUnavailable
+
+logger = logging.getLogger("taskql.outbox")
+
+STREAM_PREFIX = "taskql:ev:"
+LIVE_CHANNEL = "taskql:ev-live"
+CONTROL_CHANNEL = "taskql:ev-control"
+DEDUPE_PREFIX = "taskql:ob:"
+DEDUPE_SECONDS = 3600  # longer than any relay lag short of a long PostgreSQL outage
+REDIS_EVENTS_SECONDS = 86_400  # Redis keeps a day of events at most; PostgreSQL the whole retention
+RELAY_BATCH = 500
+RELAY_LOCK = 0x7461736B716C6F62  # "taskqlob": one relaying instance at a time
+PRUNE_EVERY_SECONDS = 60.0
+PRUNE_BATCH = 5000
+SHORT_RETENTION_SECONDS = 3600  # rows without events: kept an hour after publication
+
+# KEYS: the row's dedupe key, its tags' keys, then its audiences' streams (the admins' first)
+# ARGV: row id, a fresh tag version, tag TTL, dedupe TTL, stream max length, min id, stream TTL ms, the
+#       number of tags, the live bundle ('' without events), control ('' for none), then one payload per
+#       stream
+PUBLISH = (
+    """
+local done = redis.call('GET', KEYS[1])
+if done then return done end
+local tags = tonumber(ARGV[8])
+for i = 2, 1 + tags do redis.call('SET', KEYS[i], ARGV[2], 'EX', ARGV[3]) end
+local id = '-'
+local first = 2 + tags
+if #KEYS >= first then
+  id = redis.call('XADD', KEYS[first], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[11], 'o', ARGV[1])
+  for i = first, #KEYS do
+    if i > first then
+      local payload = ARGV[10 + i - first + 1]
+      local added = redis.pcall('XADD', KEYS[i], 'MAXLEN', '~', ARGV[5], id, 'e', payload, 'o', ARGV[1])
+      if type(added) == 'table' and added.err then
+        -- The stream holds a later id than the admins' (which lost its tail): drop it, so that resuming
+        -- from it reads PostgreSQL instead of skipping this event.
+        redis.call('DEL', KEYS[i])
+        redis.call('XADD', KEYS[i], id, 'e', payload, 'o', ARGV[1])
+      end
+    end
+    redis.call('PEXPIRE', KEYS[i], ARGV[7])
+    redis.call('XTRIM', KEYS[i], 'MINID', '~', ARGV[6])
+  end
+  redis.call('PUBLISH', '"""
+    + LIVE_CHANNEL
+    + """', id .. ' ' .. ARGV[1] .. ' ' .. ARGV[9])
+end
+if ARGV[10] ~= '' then redis.call('PUBLISH', '"""
+    + CONTROL_CHANNEL
+    + """', ARGV[10]) end
+redis.call('SET', KEYS[1], id, 'EX', ARGV[4])
+return id
+"""
+)
+
+_UNPUBLISHED = "SELECT id, effects FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
+_MARK = """
+UPDATE outbox SET published_at = now(), position_ms = u.ms, position_seq = u.seq
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, ms, seq)
+WHERE outbox.id = u.id
+"""
+_PRUNE = """
+DELETE FROM outbox WHERE id IN (
+  SELECT id FROM outbox
+  WHERE published_at < now() - make_interval(secs => $1)
+     OR (published_at < now() - make_interval(secs => $2) AND NOT effects ? 'events')
+  LIMIT $3)
+"""
+
+
+def stream_key(audience: str) -> str:
+    return STREAM_PREFIX + audience
+
+
+def parse_position(raw: str | bytes) -> tuple[int, int] | None:
+    """A stream id as (milliseconds, sequence); None for a row without events."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    if text == "-":
+        return None
+    milliseconds, _, sequence = text.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
+@dataclass
+class Outbox:
+    guard: RedisGuard
+    pool: Any  # asyncpg.Pool of the primary
+    retention_seconds: int
+    max_per_stream: int
+    relay_seconds: float
+    _relay: asyncio.Task[None] | None = None
+    _pruned_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._script: Any = None
+        self._marks: list[tuple[int, tuple[int, int] | None]] = []
+        self._marking: asyncio.Task[None] | None = None
+
+    async def publish_now(self, rows: Sequence[Written]) -> None:
+        """A request's own rows, after COMMIT: published, then recorded as published in the background
+        (soon, in one statement with the other requests'; if that fails, the relay records them)."""
+        positions = await self.publish(rows)
+        self._marks.extend((row.id, position) for row, position in zip(rows, positions, strict=True))
+        if self._marking is None:
+            self._marking = asyncio.create_task(self._mark(), name="taskql-outbox-mark")
+
+    async def _mark(self) -> None:
+        try:
+            await asyncio.sleep(0)  # the rows other requests publish in this turn of the loop go along
+            while self._marks:
+                marks, self._marks = self._marks, []
+                try:
+                    await self.pool.execute(
+                        _MARK,
+                        [row_id for row_id, _ in marks],
+                        [position[0] if position else None for _, position in marks],
+                        [position[1] if position else None for _, position in marks],
+                    )
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+                    logger.warning("outbox rows not recorded as published (%s): the relay will",
+                                   type(error).__name__)  # fmt: skip
+        finally:
+            self._marking = None
+
+    # Publishing -------------------------------------------------------------------------------------
+
+    async def publish(self, rows: Sequence[Written]) -> list[tuple[int, int] | None]:
+        """Publish ``rows`` (each at most once, whoever else does too); each one's event position. Raises
+        ``RedisUnavailable``."""
+        if not rows:
+            return []
+        return await self.guard.call(lambda redis: self._publish(redis, rows))
+
+    async def _publish(self, redis: Redis, rows: Sequence[Written]) -> list[tuple[int, int] | None]:
+        if self._script is None:
+            self._script = redis.register_script(PUBLISH)
+        redis_seconds = min(self.retention_seconds, REDIS_EVENTS_SECONDS)
+        min_id = f"{int((time.time() - redis_seconds) * 1000)}-0"
+        version = uuid.uuid4().hex
+        async with redis.pipeline(transaction=False) as pipe:
+            for row in rows:
+                audiences = list(row.events)
+                await self._script(
+                    keys=[
+                        DEDUPE_PREFIX + str(row.id),
+                        *(TAG_PREFIX + tag for tag in row.tags),
+                        *map(stream_key, audiences),
+                    ],
+                    args=[
+                        row.id,
+                        version,
+                        TAG_TTL_SECONDS,
+                        DEDUPE_SECONDS,
+                        self.max_per_stream,
+                        min_id,
+                        redis_seconds * 1000,
+                        len(row.tags),
+                        json.dumps(row.events, separators=(",", ":")) if row.events else "",
+                        json.dumps(row.control) if row.control else "",
+                        *row.events.values(),
+                    ],
+                    client=pipe,
+                )
+            replies = await pipe.execute()
+        return [parse_position(reply) for reply in replies]
+
+    # Relaying ---------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._relay = asyncio.create_task(self._run(), name="taskql-outbox-relay")
+
+    async def stop(self) -> None:
+        if self._relay is not None:
+            self._relay.cancel()
+            await asyncio.gather(self._relay, return_exceptions=True)
+        if self._marking is not None:
+            await asyncio.gather(self._marking, return_exceptions=True)
+
+    async def _run(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self.relay_seconds)
+            try:
+                while await self.relay_once() == RELAY_BATCH:
+                    pass  # a backlog: go on at once
+                if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
+                    await self.prune()
+                if failing:
+                    logger.warning("outbox relay: publishing again")
+                failing = False
+            except asyncio.CancelledError:
+                raise
+            except (
+                RedisUnavailable,
+                RedisError,
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+            ) as e:
+                if not failing:
+                    logger.warning("outbox relay paused (%s): retrying every %.1f s", type(e).__name__,
+                                   self.relay_seconds)  # fmt: skip
+                failing = True
+            except Exception:
+                logger.exception("outbox relay failed")
+
+    async def relay_once(self) -> int:
+        """Publish what is unpublished (one batch, in id order) and record it; the number of rows taken."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK):
+                return 0  # another instance is relaying
+            found = await connection.fetch(_UNPUBLISHED, RELAY_BATCH)
+            if not found:
+                return 0
+            rows = [Written.of(row["id"], json.loads(row["effects"])) for row in found]
+            positions = await self.publish(rows)
+            await connection.execute(
+                _MARK,
+                [row.id for row in rows],
+                [position[0] if position else None for position in positions],
+                [position[1] if position else None for position in positions],
+            )
+        return len(rows)
+
+    async def prune(self) -> int:
+        self._pruned_at = time.monotonic()
+        status = await self.pool.execute(
+            _PRUNE, float(self.retention_seconds), float(SHORT_RETENTION_SECONDS), PRUNE_BATCH
+        )
+        return int(status.split()[-1])
