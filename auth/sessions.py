@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy import select as select_columns
@@ -18,7 +19,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth.tokens import (
-    AccessClaims,
     TokenConfig,
     hash_refresh_token,
     issue_access_token,
@@ -171,7 +171,17 @@ _VIEWER_QUERY = compile_sql(
 )
 
 
-async def load_viewer(primary: Reader, claims: AccessClaims) -> tuple[Viewer, UserRecord]:
+class SessionOf(Protocol):
+    """Whose session: a verified access token's claims, or a viewer read before (to read it again)."""
+
+    @property
+    def user_id(self) -> uuid.UUID: ...
+
+    @property
+    def session_id(self) -> uuid.UUID: ...
+
+
+async def load_viewer(primary: Reader, claims: SessionOf) -> tuple[Viewer, UserRecord]:
     """The viewer of a verified access token, checked against the database (one statement): a revoked
     session, a deactivated account or a changed role take effect on the very next request. Always read on
     the primary: a replica a moment behind would let a token work after its logout."""

@@ -32,6 +32,9 @@ class Context:
     viewer: Viewer | None = None
     # Why a presented token was refused; raised where a viewer is required (so a client refreshes).
     auth_error: Unauthenticated | None = None
+    # Whether ``viewer`` was read from PostgreSQL for this request. One the response cache vouched for is
+    # not: a mutation reads it again before anything is written (schema.write_authorization).
+    viewer_from_database: bool = False
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     # What this request's committed writes implied (their outbox rows): published after commit, before the
     # response; and the cache tags (core.cache_tags) they changed.

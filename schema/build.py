@@ -29,6 +29,7 @@ from schema.scalars import SCALAR_MAP
 from schema.subscription import Subscription
 from schema.task import Task
 from schema.user import User
+from schema.write_authorization import WriteAuthorization
 
 SUBSCRIPTION_NOT_EXECUTED = (
     "A subscription is not answered as a request: subscribe over WebSocket at /graphql "
@@ -90,6 +91,7 @@ def build_schema(
             QueryLimits.factory(limits),
             CachePolicyExtension,
             *(() if introspection else (ConcealSchema,)),
+            WriteAuthorization,  # after the cost is charged (to the viewer as sent), before any resolver
             ReadRouting,
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),

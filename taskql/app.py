@@ -383,7 +383,8 @@ class GraphQLView(GraphQL[Context, None]):
         user = None
         probe = _probe_of(request)
         try:
-            # A session Redis vouches for (see taskql.cache) needs no SQL; otherwise PostgreSQL decides.
+            # A session Redis vouches for (see taskql.cache) needs no SQL for a query; otherwise, and for
+            # every mutation, PostgreSQL decides.
             viewer = probe.viewer() if probe is not None else None
             token = bearer_token(request.headers.get("authorization"))
             if token is not None and viewer is None:
@@ -394,6 +395,7 @@ class GraphQLView(GraphQL[Context, None]):
         context = self._context(resources, viewer=viewer, auth_error=auth_error)
         context.client = request.client.host if request.client else ""
         if user is not None:
+            context.viewer_from_database = True  # else a mutation reads it first (schema.write_authorization)
             context.loaders.users.prime(user.id, user)
         # The security middleware gave the request its id, and puts it on the response.
         context.request_id = request_ids.of(request.scope) or context.request_id

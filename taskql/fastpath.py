@@ -9,13 +9,14 @@ hash, an ad-hoc query in trusted-only mode, a mutation) never finds an entry, an
 media type and with the status the view would answer it with (``taskql.http_media``; 200, as only answers
 without errors are stored), or left to the view when the client accepts neither. A miss goes on to the view,
 carrying the probe (the versions read before any data) so that the view can store its answer and, when
-Redis vouched for the session, skip the viewer's SQL.
+Redis vouched for the session, skip the viewer's SQL. Not a write's: what a request does is not known here
+(its bytes can spell a mutation without the keyword), so the session Redis vouches for goes on with every
+request, and a mutation reads its viewer from PostgreSQL as it executes (``schema.write_authorization``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -127,10 +128,6 @@ class CachedGraphQL:
             assert media_type is not None
             await _send_hit(found, scope, headers, send, media_type, self.extra_headers)
             return
-        if isinstance(found, Probe) and b"mutation" in (body or scope["query_string"]):
-            # A write is authorized by PostgreSQL, never by session state cached in Redis (a mutation
-            # can only be written with the keyword, so this never lets one through).
-            found = replace(found, viewer_role=None)
         if found is not None:
             state[PROBE_STATE] = found
         await self.app(scope, receive, send)

@@ -1,0 +1,45 @@
+"""Writes are authorised by PostgreSQL, always: before a mutation executes, its viewer is read from the
+database unless this request already did. The response cache's session state (``taskql.cache``) spares a
+query the viewer's SQL, but Redis can be wrong for a while: restarted from an old snapshot, or left behind by
+a crash between a logout's (or a demotion's) COMMIT and its invalidation. A query it answers is at worst
+stale; a write it authorised would be done.
+
+What a mutation is comes from the parsed document and the operation chosen in it (after validation, as it
+executes), never from the request's bytes: a JSON escape, a persisted query's hash, a ``documentId`` or an
+``operationName`` all spell one without the keyword. An extension, so that every transport runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from auth.sessions import load_viewer
+from core.errors import Unauthenticated
+from resolvers.context import Context
+
+
+async def confirm_viewer(context: Context) -> None:
+    """Replace the viewer with the database's: a revoked session or a deactivated account leaves none (its
+    fields then fail UNAUTHENTICATED with the reason), a changed role the new one (``@auth`` decides)."""
+    viewer = context.viewer
+    if viewer is None or context.viewer_from_database:
+        return  # anonymous, a token already refused, or read from PostgreSQL by this request
+    try:
+        viewer, user = await load_viewer(context.primary, viewer)
+    except Unauthenticated as error:
+        context.viewer, context.auth_error = None, error
+    else:
+        context.viewer = viewer
+        context.loaders.users.prime(user.id, user)
+    context.viewer_from_database = True
+
+
+class WriteAuthorization(SchemaExtension):
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        if execution.operation_type is OperationType.MUTATION and isinstance(execution.context, Context):
+            await confirm_viewer(execution.context)
+        yield
