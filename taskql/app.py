@@ -74,7 +74,14 @@ from taskql.replica import ReadRouting
 from taskql.security import SecurityMiddleware, SecurityPolicy
 from taskql.telemetry import ServerSpans
 from taskql.unavailable import mark_unavailable, unavailable_response
-from taskql.websocket import LegacyWSHandler, SocketEvents, TransportWSHandler, authenticate, forget
+from taskql.websocket import (
+    LegacyWSHandler,
+    SocketEvents,
+    TransportWSHandler,
+    authenticate,
+    forget,
+    recheck_sessions,
+)
 
 logger = logging.getLogger("taskql.app")
 CODE_PACKAGES = ("core", "models", "auth", "resolvers", "schema", "taskql")
@@ -523,6 +530,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             relay_seconds=settings.outbox_relay_seconds,
         )
         outbox.start()
+        recheck = asyncio.create_task(
+            recheck_sessions(hub, reads.primary.pool, settings.session_recheck_seconds),
+            name="taskql-socket-recheck",
+        )
         read_pools = {PRIMARY: reads.primary.pool}
         if reads.replica is not None:
             read_pools[REPLICA] = reads.replica.pool
@@ -562,6 +573,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             sampling.cancel()
+            recheck.cancel()
             await hub.close_all(1001, "Server shutting down")
             await hub.stop()
             await outbox.stop()

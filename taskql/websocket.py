@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from taskql.events import TOO_FAR_BEHIND, Connection, EventHub
 if TYPE_CHECKING:
     from taskql.app import Resources
 
+logger = logging.getLogger("taskql.websocket")
 TOKEN_KEYS = ("authorization", "Authorization", "authToken", "token")
 CONNECTION_STATE = "taskql.connection"
 INIT_TIMEOUT_SECONDS = 10
@@ -71,7 +73,17 @@ class SocketEvents:
     closing: set[asyncio.Task[None]] = field(default_factory=set)
 
     def stream(self, audience: str, after: str | None) -> AsyncIterator[TaskEvent]:
-        return metrics.delivered(self.hub.stream(audience, after, on_overflow=self._too_far_behind))
+        events = self.hub.stream(audience, after, on_overflow=self._too_far_behind)
+        return metrics.delivered(self._while_allowed(events))
+
+    async def _while_allowed(self, events: AsyncIterator[TaskEvent]) -> AsyncIterator[TaskEvent]:
+        """Each event is sent only while the socket's session and rights are still the ones it was opened
+        with (``Connection.revoked``: set by a control message or the periodic recheck, as soon as known)."""
+        connection = self.websocket.scope.get("state", {}).get(CONNECTION_STATE)
+        async for event in events:
+            if not isinstance(connection, Connection) or connection.revoked:
+                return
+            yield event
 
     def _too_far_behind(self) -> None:
         task = asyncio.create_task(
@@ -107,7 +119,10 @@ async def authenticate(resources: Resources, context: Context, websocket: WebSoc
     except Unauthenticated as error:
         raise ConnectionRejectionError({"message": error.message, **error.extensions}) from None
     connection = Connection(
-        claims.user_id, claims.session_id, lambda code, reason: close(websocket, code, reason)
+        claims.user_id,
+        claims.session_id,
+        lambda code, reason: close(websocket, code, reason),
+        role=context.viewer.role.value,
     )
     resources.events.add_connection(connection)
     metrics.websocket_opened()
@@ -319,3 +334,41 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.send_message(cast("Any", {"type": "error", "id": message["id"], "payload": error}))
             return
         await super().handle_start(message)
+
+
+# Every open socket's session, account and role, in one statement for the whole instance.
+_RECHECK = """
+SELECT s.id, u.role::text, u.is_active AND s.revoked_at IS NULL
+FROM auth_sessions AS s JOIN users AS u ON u.id = s.user_id
+WHERE s.id = ANY($1::uuid[])
+"""
+
+
+async def recheck_sessions(hub: EventHub, pool: Any, period: float) -> None:
+    """Every ``period`` seconds, close the sockets whose session ended, whose account was deactivated or whose
+    role changed, whatever reached or missed this instance's control channel: revocation within ``period``
+    even when Redis was away when it was committed."""
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await recheck_once(hub, pool)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # PostgreSQL away: try again next period (the sockets stay as they are)
+            logger.warning("socket sessions not rechecked (%s)", type(error).__name__)
+
+
+async def recheck_once(hub: EventHub, pool: Any) -> int:
+    """One recheck; the number of sockets revoked."""
+    connections = hub.open_connections()
+    if not connections:
+        return 0
+    rows = await pool.fetch(_RECHECK, list({connection.session_id for connection in connections}))
+    current = {row[0]: (row[1], row[2]) for row in rows}
+    revoked = 0
+    for connection in connections:
+        role, live = current.get(connection.session_id, (None, False))
+        if not live or role != connection.role:
+            hub.revoke(connection, "Forbidden: the session, role or account changed")
+            revoked += 1
+    return revoked
