@@ -284,7 +284,7 @@ async def test_production_serve_does_not_migrate_and_is_unready_until_the_migrat
                 assert (ready.status_code, ready.json()["status"]) == (200, "ready")
         finally:
             output = stop(process)
-    assert "needs 0001: run `python -m taskql migrate`" in output, output
+    assert f"needs {head_revision()}: run `python -m taskql migrate`" in output, output
 
 
 async def test_two_migrate_runs_at_once_on_a_fresh_database_both_succeed_one_after_the_other(
