@@ -195,6 +195,21 @@ class Settings(BaseSettings):
     login_attempts_per_ip: int = Field(default=100, ge=1, description="Logins per client IP per window.")
     refresh_attempts_per_account: int = Field(default=30, ge=1, description="Refreshes per user per window.")
     refresh_attempts_per_ip: int = Field(default=300, ge=1, description="Refreshes per client IP per window.")
+    # Mutations sent with an Idempotency-Key header (taskql/idempotency.py), kept in PostgreSQL.
+    idempotency_ttl_seconds: int = Field(
+        default=86_400,
+        ge=1,
+        le=30 * 86_400,
+        description="How long a mutation's Idempotency-Key answers its retries with the first outcome; "
+        "after that the key may be used again.",
+    )
+    idempotency_lock_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="A key whose request has run this long without an answer (its instance died) is taken "
+        "over by a retry, which executes the mutation. Keep it above the slowest mutation.",
+    )
 
     @field_validator("database_url", "database_read_url", "redis_url", mode="before")
     @classmethod

@@ -1,6 +1,7 @@
 """The database tables (SQLModel) and the enums they store. Imports nothing of ours but ``core``."""
 
 from models.enums import Role, TaskPriority, TaskStatus
+from models.idempotency import IdempotencyKey
 from models.outbox import OUTBOX, Outbox
 from models.records import TASK_COLUMNS, USER_COLUMNS, TaskRecord, UserRecord
 from models.session import AuthSession, RefreshToken
@@ -12,6 +13,7 @@ __all__ = [
     "TASK_COLUMNS",
     "USER_COLUMNS",
     "AuthSession",
+    "IdempotencyKey",
     "Outbox",
     "RefreshToken",
     "Role",

@@ -44,7 +44,7 @@ from resolvers.context import Context
 from resolvers.writes import Written
 from schema.build import build_schema
 from schema.limits import Limits, limit_rules
-from taskql import access_log, graphiql, metrics, request_ids, telemetry
+from taskql import access_log, graphiql, idempotency, metrics, request_ids, telemetry
 from taskql.access_log import Observed, RequestFacts
 from taskql.cache import Probe, ResponseCache, etag_of
 from taskql.db import Outage, create_engine, create_sessionmaker
@@ -64,6 +64,7 @@ from taskql.http_limits import BodyLimit
 from taskql.http_media import CONTENT_TYPES, JSON, status_of
 from taskql.http_refusals import RequestRefused, refusal_response
 from taskql.http_request import from_body, from_query_params
+from taskql.idempotency import IdempotencyKeys
 from taskql.outbox import Outbox
 from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifest
 from taskql.ratelimit import RateLimits, response_headers, split_cost
@@ -102,6 +103,7 @@ class Resources:
     events: EventHub
     outbox: Outbox
     reads: ReadRouting  # the read pools (raw asyncpg): the primary's, and the replica's if configured
+    idempotency: IdempotencyKeys  # mutations sent with an Idempotency-Key (taskql.idempotency)
     limits: RateLimits | None = None  # None when RATE_LIMITS is off
 
     async def after_writes(self, context: Context) -> None:
@@ -233,6 +235,10 @@ class GraphQLView(GraphQL[Context, None]):
             raise RequestRefused(
                 400, 'No GraphQL document: send {"query": "..."} (or a persisted query\'s hash).'
             )
+        # A POSTed mutation with an Idempotency-Key holds its key, or is answered with its first outcome.
+        await idempotency.claim_key(
+            resources.idempotency, request, context.viewer, context.client, request_data
+        )
         try:
             result = await self.schema.execute(
                 request_data.query,
@@ -291,11 +297,14 @@ class GraphQLView(GraphQL[Context, None]):
             media_type = admit(request, renders_ide=self.should_render_graphql_ide(request))
             scope.setdefault("state", {})[MEDIA_TYPE_STATE] = media_type
             response = await self.run(request)
+        except idempotency.Replayed as replayed:  # the first outcome of this Idempotency-Key
+            response = replayed.response
         except HTTPException as error:  # ours (RequestRefused) and Strawberry's
             response = refusal_response(error, media_type)
         except ServiceUnavailable as error:
             response = unavailable_response(error)
             response.headers["content-type"] = CONTENT_TYPES[media_type]
+        await idempotency.settle(request, response)  # an Idempotency-Key keeps the answer before it is sent
         await response(scope, receive, send)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
@@ -553,6 +562,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             events=hub,
             outbox=outbox,
             reads=reads,
+            idempotency=IdempotencyKeys.of(settings, engine, max_tokens=limits.max_tokens),
             limits=RateLimits(settings, guard, pipe) if settings.rate_limits else None,
             persisted=PersistedQueries(
                 mode=settings.persisted_queries,
@@ -610,8 +620,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "apollo-require-preflight",
                 "x-apollo-operation-name",
                 "x-request-id",
+                "idempotency-key",
             ],
-            expose_headers=["x-request-id", "x-trace-id", "traceresponse"],
+            expose_headers=["x-request-id", "x-trace-id", "traceresponse", "idempotent-replayed"],
             max_age=600,
         ),
     ]

@@ -21,7 +21,7 @@ from tests.factories import Account, promote_to_admin, register
 from tests.graphql_client import GraphQLClient
 from tests.services import Services, check_reachable, locate
 
-TABLES = "refresh_tokens, auth_sessions, tasks, users, outbox"
+TABLES = "idempotency_keys, refresh_tokens, auth_sessions, tasks, users, outbox"
 
 
 @pytest.fixture(scope="session")
