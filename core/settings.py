@@ -60,7 +60,14 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
-    db_statement_timeout_ms: int = Field(default=15_000, ge=100)
+    db_statement_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="The most a request waits on PostgreSQL for one thing: a statement (PostgreSQL's own "
+        "statement_timeout, and the client's, half a second later, for a server that does not answer at "
+        "all), a new connection, a pooled one. Past it, SERVICE_UNAVAILABLE (503).",
+    )
     redis_socket_timeout_seconds: float = Field(default=0.5, gt=0)
     redis_max_connections: int = Field(
         default=16, ge=2, le=1000, description="Redis connections per process (the pub/sub one included)."
