@@ -17,6 +17,10 @@ from core.errors import Unauthenticated
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss", "aud", "sid"]
+NOT_YET_VALID_MESSAGE = (
+    "The access token is not valid yet: it was issued by a server whose clock is ahead of this one's. "
+    "Refresh it; if this persists, the servers' clocks disagree by more than JWT_LEEWAY_SECONDS."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +30,9 @@ class TokenConfig:
     audience: str
     access_ttl: timedelta
     refresh_ttl: timedelta
+    # How far apart the clocks of the instances that issue and verify tokens may be (JWT_LEEWAY_SECONDS):
+    # without it, a token issued by an instance a second ahead is refused by the others for that second.
+    leeway: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +59,20 @@ def issue_access_token(
 
 
 def decode_access_token(config: TokenConfig, token: str) -> AccessClaims:
-    """Verify signature, algorithm (pinned: ``none`` and RS/HS confusion are refused), expiry, issuer and
-    audience. Any failure is ``UNAUTHENTICATED``; the reason is kept vague on purpose."""
+    """Verify signature, algorithm (pinned: ``none`` and RS/HS confusion are refused), times (with the
+    clock skew ``config.leeway`` allows), issuer and audience. Any failure is ``UNAUTHENTICATED``; the reason
+    is kept vague on purpose, except where the client has something to do: refresh an expired token, or a
+    token issued by an instance whose clock is ahead of this one's by more than the leeway."""
     try:
         claims, times = _verified(config, token)
         # What depends on the clock is checked on every call, as PyJWT does: a token verified a minute
         # ago may have expired since.
-        _check_times(times, time.time())
+        _check_times(times, time.time(), config.leeway.total_seconds())
         return claims
     except jwt.ExpiredSignatureError:
         raise Unauthenticated("The access token has expired: refresh it.", reason="TOKEN_EXPIRED") from None
+    except jwt.ImmatureSignatureError:
+        raise Unauthenticated(NOT_YET_VALID_MESSAGE, reason="TOKEN_NOT_YET_VALID") from None
     except (jwt.InvalidTokenError, ValueError, TypeError, KeyError, OverflowError, OSError):
         # OverflowError and OSError: an expiry no datetime can hold (datetime.fromtimestamp).
         raise Unauthenticated("The access token is invalid.", reason="TOKEN_INVALID") from None
@@ -78,6 +89,7 @@ def _verified(config: TokenConfig, token: str) -> tuple[AccessClaims, dict[str, 
         algorithms=[ALGORITHM],
         audience=config.audience,
         issuer=config.issuer,
+        leeway=config.leeway,
         options={"require": REQUIRED_CLAIMS},
     )
     claims = AccessClaims(
@@ -96,15 +108,21 @@ def _key(value: object) -> uuid.UUID:
     return uuid.UUID(value)
 
 
-def _check_times(times: dict[str, int], now: float) -> None:
-    """PyJWT's clock checks, with its zero leeway: issued and valid from no later than now, expiring
-    after now."""
-    if times["iat"] > now:
+def _check_times(times: dict[str, int], now: float, leeway: float) -> None:
+    """PyJWT's clock checks, with the same leeway: issued and valid from no later than ``now + leeway``,
+    expiring after ``now - leeway`` (the issuing instance's clock may be behind or ahead of ours)."""
+    if times["iat"] > now + leeway:
         raise jwt.ImmatureSignatureError("The token is not yet valid (iat)")
-    if "nbf" in times and times["nbf"] > now:
+    if "nbf" in times and times["nbf"] > now + leeway:
         raise jwt.ImmatureSignatureError("The token is not yet valid (nbf)")
-    if times["exp"] <= now:
+    if times["exp"] <= now - leeway:
         raise jwt.ExpiredSignatureError("Signature has expired")
+
+
+def accepted_until(config: TokenConfig, claims: AccessClaims) -> float:
+    """The moment (a POSIX timestamp, on this instance's clock) after which ``decode_access_token`` refuses
+    the token: its expiry plus the leeway."""
+    return claims.expires_at.timestamp() + config.leeway.total_seconds()
 
 
 def new_refresh_token() -> str:

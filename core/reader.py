@@ -11,6 +11,9 @@ connection. One dead connection usually means all of them are (a restart): the p
 connection it holds as each is next taken, so the retry is on a new one, and the requests that follow do
 not each find another dead connection. A second failure means PostgreSQL is going away; that, and a
 connection that cannot be opened, is the app's to report (``Failures``: a 503, to try again).
+
+A statement that times out (the pool's ``command_timeout``) is not sent again: the server may be frozen,
+and a second wait would double the time the request takes to fail. Its connection is closed, not pooled.
 """
 
 from __future__ import annotations
@@ -124,6 +127,12 @@ class Reader:
             return await getattr(connection, method)(text, *args)
         except DEAD_CONNECTION as error:
             raise _DeadConnection from error
+        except TimeoutError:
+            # No answer within the pool's command_timeout: the connection is mid-statement, asyncpg's cancel
+            # request in flight, and a release would wait for that cancel (as long again, from a server that
+            # does not answer). Closed at once; the pool opens another when needed.
+            connection.terminate()
+            raise
         finally:
             await self.pool.release(connection)
 

@@ -51,9 +51,23 @@ class Settings(BaseSettings):
     jwt_audience: str = "taskql"
     access_token_ttl_seconds: int = Field(default=900, ge=10, le=86_400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=60, le=365 * 86_400)
+    jwt_leeway_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="How far apart the clocks of the instances (which issue and verify access tokens) may "
+        "be: a token is accepted up to this long before its iat/nbf and after its exp.",
+    )
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
-    db_statement_timeout_ms: int = Field(default=15_000, ge=100)
+    db_statement_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="The most a request waits on PostgreSQL for one thing: a statement (PostgreSQL's own "
+        "statement_timeout, and the client's, half a second later, for a server that does not answer at "
+        "all), a new connection, a pooled one. Past it, SERVICE_UNAVAILABLE (503).",
+    )
     redis_socket_timeout_seconds: float = Field(default=0.5, gt=0)
     redis_max_connections: int = Field(
         default=16, ge=2, le=1000, description="Redis connections per process (the pub/sub one included)."

@@ -133,6 +133,7 @@ def token_config(settings: Settings) -> TokenConfig:
         audience=settings.jwt_audience,
         access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
         refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
+        leeway=timedelta(seconds=settings.jwt_leeway_seconds),
     )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from core.errors import ServiceUnavailable
 from core.reader import Reader
 from core.settings import Settings
-from taskql.db import UNAVAILABLE_MESSAGE, Outage, unavailable
+from taskql.db import UNAVAILABLE_MESSAGE, Bounds, Outage, unavailable
 
 PRIMARY = "primary"
 REPLICA = "replica"
@@ -51,19 +51,20 @@ async def _keep_session(connection: Any) -> None:
 
 async def create_reader(settings: Settings, url: str, *, name: str, outage: Outage) -> Reader:
     """A pool sized like the engine's (``DB_POOL_SIZE`` + ``DB_MAX_OVERFLOW`` connections at most), with the
-    same session settings, its outages reported as the engine's are (``outage``). Connections open on first
+    same session settings and bounds (``taskql.db.Bounds``), its outages reported as the engine's are
+    (``outage``). Connections open on first
     use (none at startup: the server starts, and says it is not ready, while PostgreSQL is down) and close
     after five idle minutes."""
+    bounds = Bounds.of(settings)
     pool = await asyncpg.create_pool(
         asyncpg_dsn(url),
         min_size=0,
         max_size=settings.db_pool_size + settings.db_max_overflow,
         max_inactive_connection_lifetime=300,
-        timeout=10,  # to connect
-        server_settings={
-            "statement_timeout": str(settings.db_statement_timeout_ms),
-            "application_name": APPLICATION_NAMES[name],
-        },
+        timeout=bounds.connect,
+        command_timeout=bounds.command,
+        server_settings={**bounds.server_settings, "application_name": APPLICATION_NAMES[name]},
         reset=_keep_session,
     )
-    return Reader(pool, name, failures=OutageFailures(outage))
+    # acquire: a free connection, or a new one (its connect included), within the bound.
+    return Reader(pool, name, failures=OutageFailures(outage), acquire_timeout=bounds.acquire)

@@ -7,6 +7,9 @@
 - When the token expires, the socket is closed (4403) at that moment: clients reconnect with a fresh one
   (graphql-ws calls its ``connectionParams`` again). A logout, a deactivation or a role change closes the
   user's sockets on every instance (``EventHub``'s control channel).
+- "Expires" as an HTTP request to this instance would see it: at ``exp`` plus ``JWT_LEEWAY_SECONDS``
+  (``auth.tokens.accepted_until``), the clock skew allowed between instances. Closed at ``exp`` itself, a
+  client that reconnected with the same token would be accepted (inside the leeway), then closed at once.
 - A subscriber that falls too far behind is closed 1013 (try again later): it resumes with its last cursor.
   So is a ``connection_init`` whose session cannot be checked because PostgreSQL is unavailable.
 - On shutdown, sockets are closed 1001 (going away), so that clients reconnect elsewhere.
@@ -30,7 +33,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from auth.sessions import load_viewer
-from auth.tokens import decode_access_token
+from auth.tokens import accepted_until, decode_access_token
 from core.errors import ServiceUnavailable, Unauthenticated
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from resolvers.context import Context
@@ -128,7 +131,7 @@ async def authenticate(resources: Resources, context: Context, websocket: WebSoc
     metrics.websocket_opened()
     websocket.scope.setdefault("state", {})[CONNECTION_STATE] = connection
     # Ends the socket when the token does: a subscription never outlives the right to read it.
-    delay = max(0.0, claims.expires_at.timestamp() - time.time())
+    delay = max(0.0, accepted_until(resources.tokens, claims) - time.time())
     handle = asyncio.get_running_loop().call_later(
         delay, lambda: asyncio.ensure_future(close(websocket, 4403, "Forbidden: the access token expired"))
     )

@@ -5,6 +5,7 @@ folder). The machine's PostgreSQL and Redis, which CI uses, are never touched.""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -66,6 +67,7 @@ class PostgresProcess:
         self._socket_dir = str(self._server.get_postmaster_info().socket_dir)
         self.url = str(self._server.get_uri("taskql"))
         self.running = True
+        self._frozen: list[int] = []
 
     def _pg_ctl(self, *args: str) -> None:
         from pgserver import pg_ctl  # type: ignore[attr-defined]  # made from the bin folder at import
@@ -83,7 +85,32 @@ class PostgresProcess:
         self._pg_ctl("-o", '-h ""', "-o", f"-k {self._socket_dir}", "-l", str(self._server.log), "start")
         self.running = True
 
+    def pids(self) -> list[int]:
+        """The postmaster (first) and every process it started: backends, checkpointer, walwriter, ...
+        (all its direct children: PostgreSQL's processes have no grandchildren)."""
+        postmaster = int((Path(self._server.pgdata) / "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+        return [postmaster, *map(int, children)]
+
+    def freeze(self) -> None:
+        """SIGSTOP the whole server, as a host that stalls (a VM paused, I/O hung): the kernel still accepts
+        connections on its socket, and nothing answers them. The postmaster first, so that it starts no
+        process that would escape."""
+        self._frozen = [self.pids()[0]]
+        os.kill(self._frozen[0], signal.SIGSTOP)
+        self._frozen += self.pids()[1:]
+        for pid in self._frozen[1:]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self._frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self._frozen = []
+
     def close(self) -> None:
+        self.thaw()
         if self.running:
             with contextlib.suppress(Exception):
                 self.stop("immediate")

@@ -28,6 +28,7 @@ from tests.ws_client import Subscriber, refused
 WITH_DESCRIPTIONS = "subscription { taskEvents { cursor kind task { description } } }"
 
 MAX_QUEUE = 50
+LEEWAY = 5  # JWT_LEEWAY_SECONDS: a token is accepted this long after its exp
 ALLOWED_ORIGIN = "https://app.example.com"
 
 
@@ -43,7 +44,11 @@ class Server:
 @pytest.fixture(scope="module")
 def servers(database: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
     folder = tmp_path_factory.mktemp("subscriptions")
-    settings = {"EVENTS_MAX_QUEUE": str(MAX_QUEUE), "CORS_ORIGINS": json.dumps([ALLOWED_ORIGIN])}
+    settings = {
+        "EVENTS_MAX_QUEUE": str(MAX_QUEUE),
+        "CORS_ORIGINS": json.dumps([ALLOWED_ORIGIN]),
+        "JWT_LEEWAY_SECONDS": str(LEEWAY),
+    }
     with servers_on(database.database_url, database.redis_url, folder, count=2, **settings) as bases:
         yield [Server(base) for base in bases]
 
@@ -83,7 +88,7 @@ async def test_connection_init_needs_a_valid_token(servers: list[Server], people
     ).close()
     assert (await refused(url, None)).code == 4403
     assert (await refused(url, {"authorization": "Bearer not-a-token"})).code == 4403
-    expired = _reissued(people["alice"].token, expires_in=-5)
+    expired = _reissued(people["alice"].token, expires_in=-LEEWAY - 1)
     assert (await refused(url, {"authorization": f"Bearer {expired}"})).code == 4403
 
 
@@ -212,10 +217,12 @@ async def test_a_stalled_client_is_closed_without_delaying_others_or_the_writer(
     assert (closed.code, closed.reason) == (1013, "Too far behind: subscribe again with your last cursor")
 
 
-async def test_a_subscription_ends_when_its_token_expires(
+async def test_a_subscription_ends_when_its_token_expires_with_the_leeway_http_requests_have(
     servers: list[Server], people: dict[str, Account]
 ) -> None:
-    short = _reissued(people["alice"].token, expires_in=2)
+    """At exp + JWT_LEEWAY_SECONDS, when this instance would refuse the token over HTTP too: this one's exp
+    is past, and 2 s of leeway are left."""
+    short = _reissued(people["alice"].token, expires_in=2 - LEEWAY)
     subscriber = await Subscriber.open(servers[0].ws, {"authorization": f"Bearer {short}"})
     await subscriber.subscribe()
     started = time.monotonic()

@@ -67,6 +67,11 @@ def in_seconds(seconds: int) -> int:
     return int(time.time()) + seconds
 
 
+def past_the_leeway(settings: Settings) -> int:
+    """An expiry this server no longer accepts: further back than the clock skew it allows."""
+    return in_seconds(-settings.jwt_leeway_seconds - 1)
+
+
 # Each forgery, and the reason the refusal gives (stable: clients key on TOKEN_EXPIRED to refresh).
 FORGERIES: dict[str, tuple[Forgery, str]] = {
     "alg none": (lambda settings, claims, token: unsigned(claims), "TOKEN_INVALID"),
@@ -98,17 +103,17 @@ FORGERIES: dict[str, tuple[Forgery, str]] = {
         ),
         "TOKEN_INVALID",
     ),
-    "expired": (
-        lambda settings, claims, token: signed(settings, {**claims, "exp": in_seconds(-1)}),
+    "expired (beyond the leeway)": (
+        lambda settings, claims, token: signed(settings, {**claims, "exp": past_the_leeway(settings)}),
         "TOKEN_EXPIRED",
     ),
-    "not yet valid (nbf)": (
+    "not yet valid (nbf, beyond the leeway)": (
         lambda settings, claims, token: signed(settings, {**claims, "nbf": in_seconds(120)}),
-        "TOKEN_INVALID",
+        "TOKEN_NOT_YET_VALID",
     ),
-    "issued in the future (iat)": (
+    "issued in the future (iat, beyond the leeway)": (
         lambda settings, claims, token: signed(settings, {**claims, "iat": in_seconds(120)}),
-        "TOKEN_INVALID",
+        "TOKEN_NOT_YET_VALID",
     ),
     "wrong audience": (
         lambda settings, claims, token: signed(settings, {**claims, "aud": "another-api"}),
@@ -233,8 +238,9 @@ async def test_an_access_token_of_an_ended_session_is_refused_at_once_even_after
 async def test_a_token_verified_before_is_refused_once_it_expires(
     gql: GraphQLClient, settings: Settings, alice: Account
 ) -> None:
-    """Verified tokens are remembered (auth.tokens._verified): expiry is checked again on every use."""
-    token = signed(settings, {**claims_of(alice.token), "exp": in_seconds(2)})
+    """Verified tokens are remembered (auth.tokens._verified): expiry is checked again on every use. (This
+    one expired already, and is accepted for 2 s more, inside the leeway.)"""
+    token = signed(settings, {**claims_of(alice.token), "exp": in_seconds(2 - settings.jwt_leeway_seconds)})
     assert (await gql.query(PROBES[0], token=token)).ok()["me"]["id"] == alice.id
     await asyncio.sleep(2.1)
     response = await gql.query(PROBES[0], token=token)
@@ -244,7 +250,7 @@ async def test_a_token_verified_before_is_refused_once_it_expires(
 async def test_an_expired_token_asks_the_client_to_refresh(
     gql: GraphQLClient, settings: Settings, alice: Account
 ) -> None:
-    token = signed(settings, {**claims_of(alice.token), "exp": int(time.time()) - 1})
+    token = signed(settings, {**claims_of(alice.token), "exp": past_the_leeway(settings)})
     response = await gql.run("Me", token=token)
     assert response.errors[0]["extensions"] == {"code": "UNAUTHENTICATED", "reason": "TOKEN_EXPIRED"}
 
