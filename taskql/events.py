@@ -44,6 +44,7 @@ from redis.exceptions import RedisError
 
 from core.errors import BadUserInput
 from resolvers.events import CursorExpired, TaskEvent, decode_event
+from taskql import metrics
 from taskql.outbox import CONTROL_CHANNEL, LIVE_CHANNEL, stream_key
 from taskql.redis import HORIZON_KEY
 
@@ -203,12 +204,13 @@ class EventHub:
     def open_connections(self) -> list[Connection]:
         return [connection for connection in self._connections if not connection.revoked]
 
-    def revoke(self, connection: Connection, reason: str) -> None:
+    def revoke(self, connection: Connection, reason: str, source: str = "control") -> None:
         """No more events to ``connection`` from now on, and its socket closed (4403) in the background: the
         listener never waits on a client's socket."""
         if connection.revoked:
             return
         connection.revoked = True
+        metrics.socket_revoked(source)
         task = asyncio.ensure_future(connection.close(4403, reason))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)

@@ -93,6 +93,17 @@ WEBSOCKETS = Gauge(
 )
 SUBSCRIPTIONS = Gauge("taskql_subscriptions_active", "Subscriptions running.", multiprocess_mode="livesum")
 EVENTS = Counter("taskql_events_delivered", "Task events delivered to subscriptions.")
+OUTBOX_RELAYED = Counter(
+    "taskql_outbox_relayed",
+    "Outbox rows the relay took: published by it (their request could not: a crash after COMMIT, Redis "
+    "away) or only recorded as published by it. A steady rise means side effects wait on the relay.",
+)
+SOCKETS_REVOKED = Counter(
+    "taskql_websocket_revocations",
+    "Sockets closed because their session ended or their rights changed, by how the instance learned it: "
+    "control (a write's control message) or recheck (the periodic check in PostgreSQL).",
+    ["source"],
+)
 POOL = Gauge(
     "taskql_db_pool_connections",
     "PostgreSQL connections of the pool, by state: used (checked out) or idle.",
@@ -235,6 +246,14 @@ def rate_limited(limit: str) -> None:
     """A request was refused, or served without something, because of the limit named ``limit`` (a name
     from taskql's code, e.g. ``requests``, ``cost``, ``apq_registrations``: never a client's value)."""
     RATE_LIMITED.labels(limit).inc()
+
+
+def outbox_relayed(rows: int) -> None:
+    OUTBOX_RELAYED.inc(rows)
+
+
+def socket_revoked(source: str) -> None:
+    SOCKETS_REVOKED.labels(source).inc()
 
 
 def websocket_opened() -> None:

@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from resolvers.writes import Written
+from taskql import metrics
 from taskql.redis import TAG_PREFIX, TAG_TTL_SECONDS, RedisGuard, RedisUnavailable
 
 logger = logging.getLogger("taskql.outbox")
@@ -256,6 +257,7 @@ class Outbox:
                 [position[0] if position else None for position in positions],
                 [position[1] if position else None for position in positions],
             )
+        metrics.outbox_relayed(len(rows))
         return len(rows)
 
     async def prune(self) -> int:

@@ -372,6 +372,6 @@ async def recheck_once(hub: EventHub, pool: Any) -> int:
     for connection in connections:
         role, live = current.get(connection.session_id, (None, False))
         if not live or role != connection.role:
-            hub.revoke(connection, "Forbidden: the session, role or account changed")
+            hub.revoke(connection, "Forbidden: the session, role or account changed", source="recheck")
             revoked += 1
     return revoked

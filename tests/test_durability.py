@@ -115,6 +115,15 @@ async def me(gql: GraphQLClient, account: Account) -> Response:
     return await gql.run("Me", token=account.token)
 
 
+def metric(scrape: httpx.Response, name: str) -> float:
+    """A sample's value in a Prometheus scrape (0 when absent)."""
+    for line in scrape.text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample == name:
+            return float(value)
+    return 0.0
+
+
 def refused(response: Response) -> bool:
     return response.codes == ["UNAUTHENTICATED"]
 
@@ -228,6 +237,11 @@ async def test_a_server_killed_after_commit_leaves_no_stale_answer_or_live_sessi
             assert stale_until - thawed < STALE_BOUND_SECONDS, (seen, cache, live)
             await asyncio.sleep(0.05)
         measured("stale window after a crash between COMMIT and publish", stale_until - thawed)
+
+        async def relayed() -> bool:  # the write's and the logout's rows, by the surviving instance's relay
+            return metric(await other.http.get("/metrics"), "taskql_outbox_relayed_total") >= 2
+
+        await until(relayed, STALE_BOUND_SECONDS)
         # And for good: the answer now cached is the new one.
         await cached(other, alice)
         assert "while frozen" in (await titles(other, alice))[0]
@@ -319,6 +333,8 @@ async def test_sessions_revoked_while_redis_is_down_lose_their_sockets_within_th
         delay = time.monotonic() - revoked
         measured("socket revocation delay with Redis down", delay)
         assert delay < REVOCATION_BOUND_SECONDS
+        scrape = await httpx.AsyncClient(base_url=servers[1].url).get("/metrics")
+        assert metric(scrape, 'taskql_websocket_revocations_total{source="recheck"}') == 2
         redis_server.start()
         # Reconnecting shows the new rights: the ended session is refused.
         with pytest.raises(Closed):
