@@ -2,10 +2,10 @@
 REQUEST_HEAD_TIMEOUT_SECONDS, an idle keep-alive connection ends after ``--timeout-keep-alive``, one client
 address holds at most MAX_CONNECTIONS_PER_CLIENT connections, and the process raises its open files limit.
 
-The servers start with a soft limit of 1,024 open files, a common default; the crowded one with a hard limit
-of 1,024 too, so that raising it gains nothing and only the per-client bound keeps 1,000 idle connections
-from taking every descriptor. The other client connects from 127.0.0.2 (every 127/8 address is loopback on
-Linux)."""
+The crowded server may open 1,000 files (soft and hard limit: raising gains nothing), so that 1,000 idle
+connections would take every descriptor it has (with 1,024 they take all but the few it uses itself) and
+only the per-client bound keeps the others answered. The strict one starts with a soft limit of 512. The
+other client connects from 127.0.0.2 (every 127/8 address is loopback on Linux)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ HEAD_TIMEOUT = 2.0
 KEEP_ALIVE = 3.0  # not the head timeout: each test sees which of the two closed its connection
 SLACK = 1.5  # the timers' own delay, a loaded machine's scheduling, the test's polling
 PROMPT = 2.0  # "answered promptly": the whole round trip of the other client's request
-START_LIMIT = 1024  # the crowded server's soft and hard limit
+CROWDED_LIMIT = IDLE_CONNECTIONS  # the crowded server's soft and hard limit of open files
 STRICT_START_LIMIT = 512  # the strict one's soft limit, under the hard limit it inherits
 
 
@@ -66,11 +66,11 @@ def server(
 
 @pytest.fixture(scope="module")
 def crowded(database: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TaskqlProcess]:
-    """1,024 open files and no more; a head timeout long enough that idle connections stay for the test."""
+    """1,000 open files and no more; a head timeout long enough that idle connections stay for the test."""
     yield from server(
         tmp_path_factory.mktemp("crowded"),
         database,
-        (START_LIMIT, START_LIMIT),
+        (CROWDED_LIMIT, CROWDED_LIMIT),
         MAX_CONNECTIONS_PER_CLIENT=str(PER_CLIENT),
         REQUEST_HEAD_TIMEOUT_SECONDS="60",
     )
@@ -214,7 +214,7 @@ def test_a_request_head_trickled_a_byte_at_a_time_is_cut_off_with_408_at_the_hea
     started = time.monotonic()
     with sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        trickle(sock, b"X-Slow: " + b"a" * 1000 + b"\r\n\r\n", interval=0.2)
+        trickle(sock, b"X-Slow: " + b"a" * 60 + b"\r\n\r\n", interval=0.1)  # 7 s in all
         data, closed_at = read_until_closed(sock, timeout=10)
 
     assert data.startswith(b"HTTP/1.1 408 "), data
