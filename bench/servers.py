@@ -43,6 +43,8 @@ def environment(data_dir: Path, **overrides: str) -> dict[str, str]:
     servers in ``data_dir``), with the access log off and ``overrides`` on top."""
     env = {key: value for key, value in os.environ.items() if key.lower() not in Settings.model_fields}
     env.update(DATA_DIR=str(data_dir), LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT), **BUDGETS)
+    # Thousands of subscribers from one address (or through one balancer): no bound per client address.
+    env.update(MAX_CONNECTIONS_PER_CLIENT="0")
     env.update(overrides)
     # pgserver asks platformdirs for a runtime folder; without XDG_RUNTIME_DIR it warns and uses /tmp. That
     # harmless line would be the only one in a healthy server's log.

@@ -159,6 +159,22 @@ class Settings(BaseSettings):
     body_idle_timeout_seconds: float = Field(
         default=10, gt=0, le=300, description="A request body that stops arriving this long is refused (408)."
     )
+    request_head_timeout_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=300,
+        description="serve: a connection must send a whole request head (request line and headers) this soon "
+        "after it opens, and after the first byte of each later request, or it is closed (with a 408 if the "
+        "head had begun).",
+    )
+    # 256: far above what one client needs (a browser opens 6 connections per host, HTTP client pools 10 to
+    # 100) and far below the descriptors a process has, so that one address cannot take them all.
+    max_connections_per_client: int = Field(
+        default=256,
+        ge=0,
+        description="serve: connections one client address may hold open per process (HTTP and WebSocket); "
+        "one more is closed at once. 0: no bound (behind a proxy, whose address every connection has).",
+    )
     max_variables_bytes: int = Field(
         default=64 << 10,
         ge=256,

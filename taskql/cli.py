@@ -20,6 +20,7 @@ from taskql import logs, services
 app = typer.Typer(help="taskql: a GraphQL API for task management.", no_args_is_help=True)
 console = Console(stderr=True)
 logger = logging.getLogger("taskql.cli")
+LOW_OPEN_FILES_LIMIT = 4096
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "graphql" / "schema.graphql"
 
 
@@ -81,6 +82,20 @@ def _check_schema(settings: Settings) -> None:
         )
 
 
+def _raise_open_files_limit() -> None:
+    """Each connection holds a file descriptor: serve with as many as the hard limit allows."""
+    from taskql.connection_limits import raise_open_files_limit
+
+    limit = raise_open_files_limit()
+    logger.info("open files limit: %d (was %d; hard limit %d)", limit.soft, limit.before, limit.hard)
+    if limit.soft < LOW_OPEN_FILES_LIMIT:
+        logger.warning(
+            "the open files limit is %d: a few hundred connections use it up. Raise the hard limit (docker "
+            "run --ulimit nofile=65536, systemd LimitNOFILE=65536, ulimit -Hn)",
+            limit.soft,
+        )
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 in a container).")] = "127.0.0.1",
@@ -122,9 +137,10 @@ def serve(
     import uvicorn
 
     from taskql import migrate as migrations
-    from taskql.websocket import GoingAwayWebSocketProtocol
+    from taskql.connection_limits import BoundedHttpProtocol, BoundedWebSocketProtocol
 
     settings = _settings()
+    _raise_open_files_limit()
     if migrate is None:
         migrate = settings.environment == "development"
     if migrate:
@@ -158,7 +174,10 @@ def serve(
             forwarded_allow_ips=forwarded_allow_ips or settings.forwarded_allow_ips,
             timeout_keep_alive=timeout_keep_alive,
             timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
-            ws=GoingAwayWebSocketProtocol,  # closes sockets with 1001 on shutdown
+            # httptools (what uvicorn's "auto" picks) with REQUEST_HEAD_TIMEOUT_SECONDS and
+            # MAX_CONNECTIONS_PER_CLIENT; WebSockets close with 1001 on shutdown and give their slot back.
+            http=BoundedHttpProtocol,
+            ws=BoundedWebSocketProtocol,
             # Browsers always offer permessage-deflate. With it, every socket keeps a zlib compressor and
             # decompressor for its whole life (about 40 kB, idle or not), to shrink events of a few hundred
             # bytes: not worth it when an instance holds thousands of mostly idle subscribers.

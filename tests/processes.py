@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import secrets
 import socket
 import subprocess
@@ -115,8 +116,16 @@ class TaskqlProcess:
     file, not a pipe: a pipe nobody reads fills up (64 kB of log) and then blocks the server's logging,
     and with it every request."""
 
-    def __init__(self, env: dict[str, str], folder: Path, name: str = "taskql") -> None:
-        self.env, self.folder = env, folder
+    def __init__(
+        self,
+        env: dict[str, str],
+        folder: Path,
+        name: str = "taskql",
+        *options: str,
+        open_files: tuple[int, int] | None = None,
+    ) -> None:
+        """``options`` go to ``serve``; ``open_files``: the (soft, hard) RLIMIT_NOFILE it starts with."""
+        self.env, self.folder, self.options, self.open_files = env, folder, options, open_files
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = folder / f"{name}-{self.port}.log"
@@ -125,14 +134,19 @@ class TaskqlProcess:
     def start(self) -> None:
         with self.log.open("a") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "taskql", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "taskql", "serve", "--port", str(self.port), *self.options],
                 env=self.env, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT, text=True,
+                preexec_fn=self._limit_open_files if self.open_files else None,
             )  # fmt: skip
         try:
             wait_ready(self.process, self.port)
         except (RuntimeError, TimeoutError) as error:
             self.kill()
             raise RuntimeError(f"{error}; its output:\n{self.output()}") from error
+
+    def _limit_open_files(self) -> None:  # in the child, before it runs Python
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.open_files)
 
     @property
     def pid(self) -> int:
