@@ -24,8 +24,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from core.ids import decode_id
 from resolvers.events import EventDraft, TaskEventKind
-from resolvers.writes import effects_of
+from resolvers.writes import Written, effects_of
 from taskql.outbox import Outbox, stream_key
 from taskql.redis import RedisGuard
 from tests.factories import PASSWORD, Account, promote_to_admin, register
@@ -339,3 +340,35 @@ async def test_sessions_revoked_while_redis_is_down_lose_their_sockets_within_th
         # Reconnecting shows the new rights: the ended session is refused.
         with pytest.raises(Closed):
             await subscribe(servers[1], bob)
+
+
+async def test_a_row_published_twice_reaches_a_live_subscriber_once(
+    database: Services, servers: list[TaskqlProcess], redis_server: RedisProcess
+) -> None:
+    """Its request and the relay race (the Redis key that makes the second a no-op), and, should Redis lose
+    that key, a subscriber still skips the row it already sent (by its outbox id)."""
+    async with clients(servers) as gqls:
+        alice = await register(gqls[0])
+        subscriber = await subscribe(servers[1], alice)
+        pool = await asyncpg.create_pool(database.dsn, min_size=1, max_size=2)
+        redis = Redis.from_url(redis_server.url)
+        outbox = Outbox(RedisGuard(redis), pool, retention_seconds=3600, max_per_stream=100, relay_seconds=1)
+        try:
+            await created(gqls[0], alice, "once")
+            [event] = await events(subscriber, 1, 10)
+            row_id = await pool.fetchval("SELECT max(id) FROM outbox")
+            effects = json.loads(await pool.fetchval("SELECT effects FROM outbox WHERE id = $1", row_id))
+            row = Written.of(row_id, effects)
+            assert await outbox.publish([row]) == await outbox.publish([row])  # the same position: a no-op
+            entries: Any = await redis.xrange(stream_key(str(decode_id(alice.id)[1])))
+            assert len(entries) == 1
+            await redis.delete(f"taskql:ob:{row_id}")  # as if Redis had lost it
+            await outbox.publish([row])  # now a second entry, at a new position
+            await created(gqls[0], alice, "next")
+            [following] = await events(subscriber, 1, 10)
+            assert following["task"]["title"] == "next", following
+            assert event["task"]["title"] == "once"
+        finally:
+            await redis.aclose()
+            await pool.close()
+            await subscriber.close()
