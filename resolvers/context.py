@@ -92,7 +92,7 @@ class Context:
             async with self.sessions() as db, db.begin():
                 yield db
         except BaseException:
-            self._uncommitted.clear()
+            self.rolled_back()
             raise
         self.committed()
 
@@ -107,6 +107,11 @@ class Context:
         for written in self._uncommitted:
             self.written.append(written)
             self.changed.update(written.tags)
+        self._uncommitted.clear()
+
+    def rolled_back(self) -> None:
+        """The transaction of what was recorded did not commit (or may not have: the relay publishes it if it
+        did): nothing of it is published by this request."""
         self._uncommitted.clear()
 
     def holds_until(self, moment: datetime) -> None:

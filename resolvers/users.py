@@ -120,6 +120,9 @@ async def refresh(ctx: Context, *, token: str) -> TokenPair:
     except auth_sessions.RefreshTokenReused:  # the session was revoked (committed)
         ctx.committed()
         raise
+    except BaseException:
+        ctx.rolled_back()
+        raise
 
 
 async def logout(ctx: Context, *, refresh_token: str | None, everywhere: bool) -> bool:
