@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
@@ -57,6 +58,15 @@ REDIS_RETRY_SECONDS = 0.5  # a subscriber's wait before asking a Redis that fail
 RECENT_IDS = 256  # outbox ids a subscriber remembers, to skip an event published twice
 FUTURE_SLACK_MS = 60_000  # a cursor further ahead of the clock than this is not one we gave
 
+# What a subscriber waits out: Redis or PostgreSQL not answering (not an error in what they answered).
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    RedisError,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
 Position = tuple[int, int]  # (milliseconds, sequence): a Redis stream id
 
 
@@ -343,11 +353,12 @@ class EventHub:
                 del self._subscribers[audience]
 
     async def _patiently(self, read: Callable[[], Awaitable[Any]]) -> Any:
-        """``read()`` once Redis answers: a subscriber waits out a Redis outage, it never fails for one."""
+        """``read()`` once Redis (and PostgreSQL, for what Redis lacks) answers: a subscriber waits out an
+        outage, it never fails for one."""
         while True:
             try:
                 return await read()
-            except (RedisError, OSError):
+            except UNREACHABLE:
                 await asyncio.sleep(REDIS_RETRY_SECONDS)
 
     async def _latest(self) -> Position:
