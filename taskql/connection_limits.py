@@ -144,6 +144,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.slot: str | None = None  # the address whose count this connection is in
         self.head_timer: asyncio.TimerHandle | None = None
         self.head_begun = False
+        self.upgraded = False  # a WebSocket now: its bytes are frames, no HTTP head is awaited
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -160,7 +161,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             return
         super().data_received(data)
         waiting = self.cycle is None or self.cycle.response_complete  # for a (next) request's head
-        if waiting and data and not self.transport.is_closing():
+        if waiting and data and not self.upgraded and not self.transport.is_closing():
             self.head_begun = True
             if self.head_timer is None:  # the first byte of a later request; the keep-alive timer is off
                 self.head_timer = self.loop.call_later(self.head_timeout, self.head_timed_out)
@@ -179,6 +180,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def handle_websocket_upgrade(self) -> None:
+        self.upgraded = True
+        self._stop_head_timer()
         super().handle_websocket_upgrade()
         # The socket keeps this connection's slot: the WebSocket protocol, now the transport's, gives it back.
         successor = self.transport.get_protocol()
