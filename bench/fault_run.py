@@ -145,6 +145,7 @@ class Write:
     title: str  # the title it set ("" for a deletion)
     sent: float
     acked: float | None = None  # None: the outcome is unknown (the server died)
+    probe: bool = False  # a first write, before every subscriber is known to be registered
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -647,6 +648,8 @@ async def confirm_live(run: Run) -> None:
     for _ in range(10):
         for player in run.players:
             await run.write(player)
+        for player in run.players:
+            player.writes[-1].probe = True  # a subscriber registered after it may not have it
         waiting = [sub.live.wait() for sub in run.subscribers if not sub.live.is_set() and sub.audience != -1]
         if not waiting:
             return
@@ -671,7 +674,7 @@ def missing(run: Run, sub: Sub) -> list[tuple[str, str, str]]:
         write.identity
         for player in run.players
         for write in player.acked()
-        if sub.covers(write) and write.identity not in received
+        if sub.covers(write) and not write.probe and write.identity not in received
     ]
 
 
