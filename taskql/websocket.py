@@ -84,8 +84,13 @@ class SocketEvents:
         with (``Connection.revoked``: set by a control message or the periodic recheck, as soon as known)."""
         connection = self.websocket.scope.get("state", {}).get(CONNECTION_STATE)
         async for event in events:
-            if not isinstance(connection, Connection) or connection.revoked:
+            if not isinstance(connection, Connection):
                 return
+            if connection.revoked:
+                # Its socket is being closed (4403), which cancels this operation. Ending the stream here
+                # instead would have Strawberry send `complete` while that close forgets the operation: a
+                # KeyError in its worker task, logged with a traceback (seen by bench.fault_run).
+                await asyncio.Future()
             yield event
 
     def _too_far_behind(self) -> None:

