@@ -10,10 +10,11 @@ subscriber resumes even when Redis no longer holds it.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Table, insert, text
+from sqlalchemy import BigInteger, Column, Index, Table, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,7 +34,6 @@ class Outbox(SQLModel, table=True):
             "position_seq",
             postgresql_where=text("position_ms IS NOT NULL"),
         ),
-        Index("outbox_published_at_idx", "published_at"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
@@ -48,9 +48,28 @@ class Outbox(SQLModel, table=True):
 
 
 OUTBOX: Table = Outbox.__table__  # type: ignore[attr-defined]
+BACKLOG_LIMIT = 100  # older unpublished rows a write publishes before its own; past that, the relay does
+
+# The row, and the rows before it that are still unpublished (in id order, at most BACKLOG_LIMIT + 1): a
+# write's events must not overtake those of writes committed before it whose publication is pending (Redis
+# was away, their process died). Read in the same statement: no round trip more.
+_APPEND = text(
+    """
+WITH added AS (INSERT INTO outbox (effects) VALUES (CAST(:effects AS jsonb)) RETURNING id)
+SELECT added.id, (
+  SELECT coalesce(json_agg(json_build_array(older.id, older.effects) ORDER BY older.id), '[]')
+  FROM (SELECT id, effects FROM outbox WHERE published_at IS NULL AND id < added.id
+        ORDER BY id LIMIT :limit) AS older
+) FROM added
+"""
+).bindparams(bindparam("effects"), bindparam("limit", value=BACKLOG_LIMIT + 1))
 
 
-async def append(db: AsyncSession, effects: dict[str, Any]) -> int:
-    """Insert one row in the caller's transaction; its id."""
-    result = await db.exec(insert(OUTBOX).values(effects=effects).returning(OUTBOX.c.id))
-    return int(result.scalar_one())
+async def append(db: AsyncSession, effects: dict[str, Any]) -> tuple[int, list[tuple[int, dict[str, Any]]]]:
+    """Insert one row in the caller's transaction; its id, and the older rows still unpublished (id,
+    effects), oldest first."""
+    connection = await db.connection()  # the session's transaction
+    result = await connection.execute(_APPEND, {"effects": json.dumps(effects, separators=(",", ":"))})
+    row_id, older = result.one()
+    pending = json.loads(older) if isinstance(older, str) else older
+    return int(row_id), [(int(older_id), dict(older_effects)) for older_id, older_effects in pending]

@@ -31,14 +31,22 @@ class Written:
     tags: tuple[str, ...]
     events: dict[str, str]  # audience -> payload (the admins' audience first)
     control: tuple[str, ...]
+    # Older rows still unpublished when this one was written, oldest first: published before it, so that
+    # its events do not overtake theirs. ``overflow``: more than ``outbox.BACKLOG_LIMIT`` (the relay's job).
+    before: tuple[Written, ...] = ()
+    overflow: bool = False
 
     @classmethod
-    def of(cls, row_id: int, effects: dict[str, Any]) -> Written:
+    def of(
+        cls, row_id: int, effects: dict[str, Any], before: Sequence[tuple[int, dict[str, Any]]] = ()
+    ) -> Written:
         return cls(
             row_id,
             tuple(effects.get("tags", ())),
             dict(effects.get("events") or {}),
             tuple(effects.get("control", ())),
+            tuple(cls.of(older_id, older) for older_id, older in before[: outbox.BACKLOG_LIMIT]),
+            len(before) > outbox.BACKLOG_LIMIT,
         )
 
 
@@ -60,4 +68,14 @@ async def record(
 ) -> Written:
     """Append the write's outbox row in ``db``'s transaction (call it before the transaction ends)."""
     effects = effects_of(tags, drafts, at)
-    return Written.of(await outbox.append(db, effects), effects)
+    row_id, before = await outbox.append(db, effects)
+    return Written.of(row_id, effects, before)
+
+
+def in_order(written: Sequence[Written]) -> list[Written]:
+    """What a request publishes: each write's older pending rows, then the write, each row once."""
+    ordered: dict[int, Written] = {}
+    for write in written:
+        for row in (*write.before, write):
+            ordered.setdefault(row.id, row)
+    return list(ordered.values())

@@ -13,8 +13,11 @@
   the row's position under a key for ``DEDUPE_SECONDS`` and does nothing the second time. A row the relay
   takes is never skipped, whenever its transaction committed: it is unpublished until the relay's own
   update, which happens only after Redis took it.
-- **Pruned.** Published rows are deleted after ``EVENTS_RETENTION_SECONDS`` (rows with events: subscribers
-  resume from them) or an hour (the others).
+- **In order.** A write's events never overtake those of a write committed before it whose publication is
+  pending: the request publishes the older pending rows first (read with its own row's insert), or, past
+  ``BACKLOG_LIMIT`` of them, leaves its events to the relay (which publishes in id order) and only bumps its
+  cache tags and tells its control changes at once.
+- **Pruned.** Published rows are deleted after ``EVENTS_RETENTION_SECONDS`` (subscribers resume from them).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from resolvers.writes import Written
+from resolvers.writes import Written, in_order
 from taskql import metrics
 from taskql.redis import TAG_PREFIX, TAG_TTL_SECONDS, RedisGuard, RedisUnavailable
 
@@ -48,7 +51,6 @@ RELAY_BATCH = 500
 RELAY_LOCK = 0x7461736B716C6F62  # "taskqlob": one relaying instance at a time
 PRUNE_EVERY_SECONDS = 60.0
 PRUNE_BATCH = 5000
-SHORT_RETENTION_SECONDS = 3600  # rows without events: kept an hour after publication
 
 # KEYS: the row's dedupe key, its tags' keys, then its audiences' streams (the admins' first)
 # ARGV: row id, a fresh tag version, tag TTL, dedupe TTL, stream max length, min id, stream TTL ms, the
@@ -96,13 +98,29 @@ UPDATE outbox SET published_at = now(), position_ms = u.ms, position_seq = u.seq
 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, ms, seq)
 WHERE outbox.id = u.id
 """
+# Oldest first, by the primary key (ids grow with time): no index on published_at to keep up on every write.
 _PRUNE = """
 DELETE FROM outbox WHERE id IN (
-  SELECT id FROM outbox
-  WHERE published_at < now() - make_interval(secs => $1)
-     OR (published_at < now() - make_interval(secs => $2) AND NOT effects ? 'events')
-  LIMIT $3)
+  SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1) ORDER BY id LIMIT $2)
 """
+
+
+def _marked(marks: Sequence[tuple[int, tuple[int, int] | None]]) -> str:
+    """The statement recording rows as published, in one round trip and without waiting for the WAL flush
+    (the record only spares the relay work: lost, the relay publishes the rows again, a no-op). Plain
+    integers only: formatted into the text, as the simple query protocol (needed for two statements in one
+    implicit transaction) takes no parameters."""
+    values = ",".join(
+        f"({int(row_id)},{int(position[0])},{int(position[1])})"
+        if position
+        else f"({int(row_id)},NULL::bigint,NULL::bigint)"
+        for row_id, position in marks
+    )
+    return (
+        "SET LOCAL synchronous_commit TO off;"  # noqa: S608 (integers formatted, nothing else)
+        " UPDATE outbox SET published_at = now(), position_ms = u.ms, position_seq = u.seq"
+        f" FROM (VALUES {values}) AS u(id, ms, seq) WHERE outbox.id = u.id"
+    )
 
 
 def stream_key(audience: str) -> str:
@@ -133,13 +151,33 @@ class Outbox:
         self._marks: list[tuple[int, tuple[int, int] | None]] = []
         self._marking: asyncio.Task[None] | None = None
 
-    async def publish_now(self, rows: Sequence[Written]) -> None:
-        """A request's own rows, after COMMIT: published, then recorded as published in the background
-        (soon, in one statement with the other requests'; if that fails, the relay records them)."""
+    async def publish_now(self, written: Sequence[Written]) -> None:
+        """A request's own rows, after COMMIT, each after the older rows still pending when it was written
+        (so that events keep the order of their writes): published, then recorded as published in the
+        background (soon, in one statement with the other requests'; if that fails, the relay records
+        them). With too long a backlog, only the rows' cache tags and control changes go out now: the relay
+        publishes their events after the older ones."""
+        if any(write.overflow for write in written):
+            await self.guard.call(lambda redis: self._invalidate(redis, written))
+            return
+        rows = in_order(written)
         positions = await self.publish(rows)
         self._marks.extend((row.id, position) for row, position in zip(rows, positions, strict=True))
         if self._marking is None:
             self._marking = asyncio.create_task(self._mark(), name="taskql-outbox-mark")
+
+    @staticmethod
+    async def _invalidate(redis: Redis, written: Sequence[Written]) -> None:
+        """The rows' cache tags bumped and their control changes told, not their events (not recorded as
+        published: the relay publishes them whole, bumping the tags once more)."""
+        version = uuid.uuid4().hex
+        async with redis.pipeline(transaction=False) as pipe:
+            for write in written:
+                for tag in write.tags:
+                    pipe.set(TAG_PREFIX + tag, version, ex=TAG_TTL_SECONDS)
+                if write.control:
+                    pipe.publish(CONTROL_CHANNEL, json.dumps(write.control))
+            await pipe.execute()
 
     async def _mark(self) -> None:
         try:
@@ -147,12 +185,7 @@ class Outbox:
             while self._marks:
                 marks, self._marks = self._marks, []
                 try:
-                    await self.pool.execute(
-                        _MARK,
-                        [row_id for row_id, _ in marks],
-                        [position[0] if position else None for _, position in marks],
-                        [position[1] if position else None for _, position in marks],
-                    )
+                    await self.pool.execute(_marked(marks))
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
                     logger.warning("outbox rows not recorded as published (%s): the relay will",
                                    type(error).__name__)  # fmt: skip
@@ -176,7 +209,7 @@ class Outbox:
         version = uuid.uuid4().hex
         async with redis.pipeline(transaction=False) as pipe:
             for row in rows:
-                audiences = list(row.events)
+                audiences = sorted(row.events, key=lambda audience: audience != "*")  # the admins' first
                 await self._script(
                     keys=[
                         DEDUPE_PREFIX + str(row.id),
@@ -194,7 +227,7 @@ class Outbox:
                         len(row.tags),
                         json.dumps(row.events, separators=(",", ":")) if row.events else "",
                         json.dumps(row.control) if row.control else "",
-                        *row.events.values(),
+                        *(row.events[audience] for audience in audiences),
                     ],
                     client=pipe,
                 )
@@ -262,7 +295,5 @@ class Outbox:
 
     async def prune(self) -> int:
         self._pruned_at = time.monotonic()
-        status = await self.pool.execute(
-            _PRUNE, float(self.retention_seconds), float(SHORT_RETENTION_SECONDS), PRUNE_BATCH
-        )
+        status = await self.pool.execute(_PRUNE, float(self.retention_seconds), PRUNE_BATCH)
         return int(status.split()[-1])

@@ -372,3 +372,48 @@ async def test_a_row_published_twice_reaches_a_live_subscriber_once(
             await redis.aclose()
             await pool.close()
             await subscriber.close()
+
+
+async def test_a_write_publishes_the_older_pending_writes_before_itself(
+    database: Services, redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """A committed write whose publication is pending (its process died after COMMIT) is published before
+    the next write's events, by that write's own request: events keep the order of their writes, even
+    before the relay comes round (here it never does: OUTBOX_RELAY_SECONDS is 60)."""
+    env = environment(
+        DATABASE_URL=database.database_url,
+        REDIS_URL=redis_server.url,
+        JWT_SECRET=TEST_SECRET,
+        LOG_LEVEL="WARNING",
+        OUTBOX_RELAY_SECONDS="60",
+    )
+    server = TaskqlProcess(env, tmp_path, "taskql-slow-relay")
+    server.start()
+    try:
+        async with clients([server]) as (gql,):
+            alice = await register(gql)
+            subscriber = await subscribe(server, alice)
+            owner = str(decode_id(alice.id)[1])
+            task: dict[str, Any] = {
+                "id": str(uuid.uuid4()), "owner_id": owner, "title": "pending", "description": None,
+                "status": "TODO", "priority": "MEDIUM", "due_at": None, "tags": [],
+                "created_at": datetime.now(UTC).isoformat(), "updated_at": datetime.now(UTC).isoformat(),
+                "completed_at": None,
+            }  # fmt: skip
+            payload = json.dumps(
+                {"kind": "CREATED", "taskId": task["id"], "task": task, "at": datetime.now(UTC).isoformat()}
+            )
+            effects = {"tags": [], "control": [], "events": {"*": payload, owner: payload}}
+            connection = await asyncpg.connect(database.dsn)
+            try:
+                await connection.execute(
+                    "INSERT INTO outbox (effects) VALUES ($1::jsonb)", json.dumps(effects)
+                )
+            finally:
+                await connection.close()
+            await created(gql, alice, "next")
+            received = [event["task"]["title"] for event in await events(subscriber, 2, 10)]
+            assert received == ["pending", "next"]
+            await subscriber.close()
+    finally:
+        server.kill()

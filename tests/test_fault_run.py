@@ -62,11 +62,6 @@ def test_every_subscriber_gets_every_acknowledged_event_once_with_growing_cursor
     ]
 
 
-@pytest.mark.xfail(
-    reason="known: after a Redis outage, a new write's request publishes its event at once, before the relay "
-    "publishes the rows committed during the outage (see the fault-run report to the lead)",
-    strict=False,
-)
 def test_every_subscriber_gets_a_users_events_in_the_order_of_the_writes(fault_run: dict[str, Any]) -> None:
     assert fault_run["events_out_of_write_order"] == 0, fault_run["event_examples"]
 

@@ -37,11 +37,9 @@ def upgrade() -> None:
         ["position_ms", "position_seq"],
         postgresql_where=sa.text("position_ms IS NOT NULL"),
     )
-    op.create_index("outbox_published_at_idx", "outbox", ["published_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("outbox_published_at_idx", table_name="outbox")
     op.drop_index("outbox_position_idx", table_name="outbox")
     op.drop_index("outbox_unpublished_idx", table_name="outbox")
     op.drop_table("outbox")
