@@ -53,23 +53,25 @@ def environment(data_dir: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
-def taskql(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def taskql(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``python -m taskql ARGS`` of the checkout at ``cwd`` (with ``env``'s PYTHONPATH pointing there)."""
     return subprocess.run(
-        [sys.executable, "-m", "taskql", *args], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "taskql", *args], env=env, cwd=cwd, capture_output=True, text=True, check=True
     )
 
 
-def prepare(env: dict[str, str], data_dir: Path, users: int, tasks: int) -> None:
-    """Seed ``users`` and ``tasks`` and create the admin, unless this data folder already has them."""
+def prepare(env: dict[str, str], data_dir: Path, users: int, tasks: int, cwd: Path = ROOT) -> None:
+    """Seed ``users`` and ``tasks`` and create the admin, unless this data folder already has them (with the
+    code of the checkout at ``cwd``)."""
     marker = data_dir / f"seeded-{users}-{tasks}"
     if marker.exists():
         print(f"data set already seeded ({marker.name})")
         return
     data_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    taskql("seed", "--users", str(users), "--tasks", str(tasks), env=env)
+    taskql("seed", "--users", str(users), "--tasks", str(tasks), env=env, cwd=cwd)
     print(f"seed --users {users} --tasks {tasks}: {time.perf_counter() - started:.1f} s (including startup)")
-    taskql("create-admin", "--email", ADMIN[0], "--password", ADMIN[1], env=env)
+    taskql("create-admin", "--email", ADMIN[0], "--password", ADMIN[1], env=env, cwd=cwd)
     marker.touch()
 
 
@@ -109,12 +111,17 @@ def measure_served(
 
 @contextlib.contextmanager
 def running(
-    command: Sequence[str], *, env: dict[str, str], ready_url: str, log: IO[bytes] | None = None
+    command: Sequence[str],
+    *,
+    env: dict[str, str],
+    ready_url: str,
+    log: IO[bytes] | None = None,
+    cwd: Path = ROOT,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A server process, from the moment ``ready_url`` answers 200 until it has been terminated and has
-    exited (also when the block fails)."""
+    """A server process (run in ``cwd``), from the moment ``ready_url`` answers 200 until it has been
+    terminated and has exited (also when the block fails)."""
     server = subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT
+        command, env=env, cwd=cwd, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT
     )
     try:
         wait_ready(server, ready_url)
