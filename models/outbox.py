@@ -14,6 +14,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import BigInteger, Column, Index, Table, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -69,7 +70,7 @@ async def append(db: AsyncSession, effects: dict[str, Any]) -> tuple[int, list[t
     """Insert one row in the caller's transaction; its id, and the older rows still unpublished (id,
     effects), oldest first."""
     connection = await db.connection()  # the session's transaction
-    result = await connection.execute(_APPEND, {"effects": json.dumps(effects, separators=(",", ":"))})
+    result = await connection.execute(_APPEND, {"effects": orjson.dumps(effects).decode()})
     row_id, older = result.one()
     pending = json.loads(older) if isinstance(older, str) else older
     return int(row_id), [(int(older_id), dict(older_effects)) for older_id, older_effects in pending]

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
+
+import orjson
 
 from core.errors import AppError
 from models import Role, TaskPriority, TaskRecord, TaskStatus
@@ -75,24 +77,30 @@ def drafts_for_write(
     return drafts
 
 
-_TIMES = ("due_at", "created_at", "updated_at", "completed_at")
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def encode_event(draft: EventDraft, at: datetime) -> str:
     """One audience's event as it is kept (in the outbox, then in Redis): JSON, without its cursor."""
+    record = draft.task
     task = None
-    if draft.task is not None:
+    if record is not None:
         task = {
-            **asdict(draft.task),
-            "id": str(draft.task.id),
-            "owner_id": str(draft.task.owner_id),
-            **{name: value.isoformat() if value is not None else None for name in _TIMES
-               for value in [getattr(draft.task, name)]},
-        }  # fmt: skip
-    return json.dumps(
-        {"kind": draft.kind.value, "taskId": str(draft.task_id), "task": task, "at": at.isoformat()},
-        separators=(",", ":"),
-    )
+            "id": str(record.id),
+            "owner_id": str(record.owner_id),
+            "title": record.title,
+            "description": record.description,
+            "status": record.status.value,
+            "priority": record.priority.value,
+            "due_at": _time(record.due_at),
+            "tags": record.tags,
+            "created_at": _time(record.created_at),
+            "updated_at": _time(record.updated_at),
+            "completed_at": _time(record.completed_at),
+        }
+    event = {"kind": draft.kind.value, "taskId": str(draft.task_id), "task": task, "at": at.isoformat()}
+    return orjson.dumps(event).decode()
 
 
 def _optional_time(value: str | None) -> datetime | None:

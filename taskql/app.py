@@ -534,6 +534,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await hub.start()
         outbox = Outbox(
             guard,
+            pipe,
             reads.primary.pool,
             retention_seconds=settings.events_retention_seconds,
             max_per_stream=settings.events_max_per_stream,

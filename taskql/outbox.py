@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -32,12 +33,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from resolvers.writes import Written, in_order
 from taskql import metrics
 from taskql.redis import TAG_PREFIX, TAG_TTL_SECONDS, RedisGuard, RedisUnavailable
+from taskql.redis_pipe import PipelinedRedis, encode
 
 logger = logging.getLogger("taskql.outbox")
 
@@ -92,6 +95,8 @@ return id
 """
 )
 
+PUBLISH_SHA = hashlib.sha1(PUBLISH.encode(), usedforsecurity=False).hexdigest()  # as Redis names it
+
 _UNPUBLISHED = "SELECT id, effects FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
 _MARK = """
 UPDATE outbox SET published_at = now(), position_ms = u.ms, position_seq = u.seq
@@ -139,6 +144,7 @@ def parse_position(raw: str | bytes) -> tuple[int, int] | None:
 @dataclass
 class Outbox:
     guard: RedisGuard
+    pipe: PipelinedRedis  # the auto-pipelined connection (the cache's too)
     pool: Any  # asyncpg.Pool of the primary
     retention_seconds: int
     max_per_stream: int
@@ -147,7 +153,6 @@ class Outbox:
     _pruned_at: float = 0.0
 
     def __post_init__(self) -> None:
-        self._script: Any = None
         self._marks: list[tuple[int, tuple[int, int] | None]] = []
         self._marking: asyncio.Task[None] | None = None
 
@@ -199,40 +204,50 @@ class Outbox:
         ``RedisUnavailable``."""
         if not rows:
             return []
-        return await self.guard.call(lambda redis: self._publish(redis, rows))
+        return await self.guard.call(lambda _: self._publish(rows))
 
-    async def _publish(self, redis: Redis, rows: Sequence[Written]) -> list[tuple[int, int] | None]:
-        if self._script is None:
-            self._script = redis.register_script(PUBLISH)
+    async def _publish(self, rows: Sequence[Written]) -> list[tuple[int, int] | None]:
+        """One ``EVALSHA`` per row, sent together on the auto-pipelined connection; by the script's text
+        (``EVAL``) when Redis has not seen it (a restart, ``SCRIPT FLUSH``): a ``NOSCRIPT`` did nothing."""
         redis_seconds = min(self.retention_seconds, REDIS_EVENTS_SECONDS)
         min_id = f"{int((time.time() - redis_seconds) * 1000)}-0"
         version = uuid.uuid4().hex
-        async with redis.pipeline(transaction=False) as pipe:
-            for row in rows:
-                audiences = sorted(row.events, key=lambda audience: audience != "*")  # the admins' first
-                await self._script(
-                    keys=[
-                        DEDUPE_PREFIX + str(row.id),
-                        *(TAG_PREFIX + tag for tag in row.tags),
-                        *map(stream_key, audiences),
-                    ],
-                    args=[
-                        row.id,
-                        version,
-                        TAG_TTL_SECONDS,
-                        DEDUPE_SECONDS,
-                        self.max_per_stream,
-                        min_id,
-                        redis_seconds * 1000,
-                        len(row.tags),
-                        json.dumps(row.events, separators=(",", ":")) if row.events else "",
-                        json.dumps(row.control) if row.control else "",
-                        *(row.events[audience] for audience in audiences),
-                    ],
-                    client=pipe,
-                )
-            replies = await pipe.execute()
+        calls = [self._call(row, version, min_id, redis_seconds) for row in rows]
+        try:
+            replies = await self.pipe.send(
+                b"".join(encode("EVALSHA", PUBLISH_SHA, *call) for call in calls), len(calls)
+            )
+        except ResponseError as error:
+            if not str(error).startswith("NOSCRIPT"):
+                raise
+            replies = await self.pipe.send(
+                b"".join(encode("EVAL", PUBLISH, *call) for call in calls), len(calls)
+            )
         return [parse_position(reply) for reply in replies]
+
+    def _call(self, row: Written, version: str, min_id: str, redis_seconds: int) -> list[str | bytes | int]:
+        """The script's key count, keys and arguments for ``row`` (see ``PUBLISH``)."""
+        audiences = sorted(row.events, key=lambda audience: audience != "*")  # the admins' first
+        keys = [
+            DEDUPE_PREFIX + str(row.id),
+            *(TAG_PREFIX + tag for tag in row.tags),
+            *map(stream_key, audiences),
+        ]
+        return [
+            len(keys),
+            *keys,
+            row.id,
+            version,
+            TAG_TTL_SECONDS,
+            DEDUPE_SECONDS,
+            self.max_per_stream,
+            min_id,
+            redis_seconds * 1000,
+            len(row.tags),
+            orjson.dumps(row.events) if row.events else b"",
+            orjson.dumps(row.control) if row.control else b"",
+            *(row.events[audience] for audience in audiences),
+        ]
 
     # Relaying ---------------------------------------------------------------------------------------
 

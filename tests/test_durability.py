@@ -29,6 +29,7 @@ from resolvers.events import EventDraft, TaskEventKind
 from resolvers.writes import Written, effects_of
 from taskql.outbox import Outbox, stream_key
 from taskql.redis import RedisGuard
+from taskql.redis_pipe import PipelinedRedis
 from tests.factories import PASSWORD, Account, promote_to_admin, register
 from tests.fault_servers import RedisProcess
 from tests.graphql_client import GraphQLClient, Response
@@ -178,7 +179,10 @@ async def test_the_relay_publishes_a_row_whose_transaction_commits_after_a_later
     publish it (a relay that kept a high-water mark of ids would skip it for good)."""
     pool = await asyncpg.create_pool(database.dsn, min_size=1, max_size=4)
     redis = Redis.from_url(redis_server.url)
-    outbox = Outbox(RedisGuard(redis), pool, retention_seconds=3600, max_per_stream=100, relay_seconds=1)
+    pipe = PipelinedRedis(redis_server.url, timeout=0.5)
+    outbox = Outbox(
+        RedisGuard(redis), pipe, pool, retention_seconds=3600, max_per_stream=100, relay_seconds=1
+    )
     try:
         async with pool.acquire() as early, pool.acquire() as late:
             slow = early.transaction()
@@ -201,6 +205,7 @@ async def test_the_relay_publishes_a_row_whose_transaction_commits_after_a_later
         [(fast_id, _)], [(slow_id, _)] = fast, late_entries
         assert tuple(map(int, slow_id.split(b"-"))) > tuple(map(int, fast_id.split(b"-")))
     finally:
+        pipe.close()
         await redis.aclose()
         await pool.close()
 
@@ -352,7 +357,10 @@ async def test_a_row_published_twice_reaches_a_live_subscriber_once(
         subscriber = await subscribe(servers[1], alice)
         pool = await asyncpg.create_pool(database.dsn, min_size=1, max_size=2)
         redis = Redis.from_url(redis_server.url)
-        outbox = Outbox(RedisGuard(redis), pool, retention_seconds=3600, max_per_stream=100, relay_seconds=1)
+        pipe = PipelinedRedis(redis_server.url, timeout=0.5)
+        outbox = Outbox(
+            RedisGuard(redis), pipe, pool, retention_seconds=3600, max_per_stream=100, relay_seconds=1
+        )
         try:
             await created(gqls[0], alice, "once")
             [event] = await events(subscriber, 1, 10)
@@ -369,6 +377,7 @@ async def test_a_row_published_twice_reaches_a_live_subscriber_once(
             assert following["task"]["title"] == "next", following
             assert event["task"]["title"] == "once"
         finally:
+            pipe.close()
             await redis.aclose()
             await pool.close()
             await subscriber.close()
