@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -252,6 +253,9 @@ class Outbox:
     # Relaying ---------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._wake = asyncio.Event()
+        # Redis answering again is when deferred rows can go: the relay goes at once, not at its next round.
+        self.guard.on_change(lambda available: self._wake.set() if available else None)
         self._relay = asyncio.create_task(self._run(), name="taskql-outbox-relay")
 
     async def stop(self) -> None:
@@ -264,7 +268,9 @@ class Outbox:
     async def _run(self) -> None:
         failing = False
         while True:
-            await asyncio.sleep(self.relay_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.relay_seconds)
+            self._wake.clear()
             try:
                 while await self.relay_once() == RELAY_BATCH:
                     pass  # a backlog: go on at once

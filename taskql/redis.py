@@ -64,12 +64,20 @@ def greeting() -> tuple[str | int, ...]:
     return ("EVAL", NEW_RUN, 2, EPOCH_KEY, HORIZON_KEY, "run-" + uuid.uuid4().hex, TAG_TTL_SECONDS)
 
 
+_greeted_before = False  # whether this process has connected to a Redis before
+
+
 def greeted(reply: Any) -> None:
+    """A warning when Redis changed under a running process (at a process's start, a new run is no news:
+    the embedded Redis starts with the process)."""
+    global _greeted_before
     if reply == 1:
-        logger.warning(
+        logger.log(
+            logging.WARNING if _greeted_before else logging.INFO,
             "Redis is a run this deployment has not seen (restarted, failed over, or new): everything "
-            "cached before is invalidated, and events are read from PostgreSQL where Redis lacks them"
+            "cached before is invalidated, and events are read from PostgreSQL where Redis lacks them",
         )
+    _greeted_before = True
 
 
 class _Greeting:
