@@ -268,8 +268,10 @@ class Outbox:
     async def _run(self) -> None:
         failing = False
         while True:
+            # After a failure with Redis, the relay itself probes it again as soon as the circuit allows.
+            wait = min(self.relay_seconds, self.guard.retry_in() + 0.05) if failing else self.relay_seconds
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.relay_seconds)
+                await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
             try:
                 while await self.relay_once() == RELAY_BATCH:

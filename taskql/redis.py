@@ -142,6 +142,10 @@ class RedisGuard:
         """False while the circuit is open (Redis failed less than ``open_seconds`` ago)."""
         return self._open_until == 0.0
 
+    def retry_in(self) -> float:
+        """Seconds until a call may probe Redis again (0 while the circuit is closed)."""
+        return max(0.0, self._open_until - time.monotonic()) if self._open_until else 0.0
+
     def on_recovery(self, hook: Callable[[Redis], Awaitable[None]]) -> None:
         self._recovery.append(hook)
 

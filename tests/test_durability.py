@@ -247,7 +247,9 @@ async def test_a_server_killed_after_commit_leaves_no_stale_answer_or_live_sessi
         async def relayed() -> bool:  # the write's and the logout's rows, by the surviving instance's relay
             return metric(await other.http.get("/metrics"), "taskql_outbox_relayed_total") >= 2
 
-        await until(relayed, STALE_BOUND_SECONDS)
+        measured(
+            "the survivor's relay published them, after the thaw", await until(relayed, STALE_BOUND_SECONDS)
+        )
         # And for good: the answer now cached is the new one.
         await cached(other, alice)
         assert "while frozen" in (await titles(other, alice))[0]
