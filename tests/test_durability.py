@@ -27,9 +27,12 @@ from redis.asyncio import Redis
 from core.ids import decode_id
 from resolvers.events import EventDraft, TaskEventKind
 from resolvers.writes import Written, effects_of
+from taskql import migrate
 from taskql.outbox import Outbox, stream_key
 from taskql.redis import RedisGuard
 from taskql.redis_pipe import PipelinedRedis
+from tests.conftest import TABLES
+from tests.databases import scratch_database
 from tests.factories import PASSWORD, Account, promote_to_admin, register
 from tests.fault_servers import RedisProcess
 from tests.graphql_client import GraphQLClient, Response
@@ -52,6 +55,24 @@ def measured(name: str, seconds: float) -> None:
     print(f"\nMEASURED {name}: {seconds:.2f} s")
 
 
+@pytest.fixture(scope="module")
+async def own_database(database: Services) -> AsyncIterator[Services]:
+    """A database of these tests' own: an instance on another Redis sharing theirs (the suite's in-process
+    app) would relay their outbox rows to that Redis. Every instance of a deployment shares one Redis."""
+    async with scratch_database(database, "taskql_durability") as url:
+        await asyncio.to_thread(migrate.upgrade, url)
+        yield Services(url, database.redis_url, embedded=database.embedded)
+
+
+@pytest.fixture(autouse=True)
+async def clean_own_database(own_database: Services) -> None:
+    connection = await asyncpg.connect(own_database.dsn)
+    try:
+        await connection.execute(f"TRUNCATE {TABLES} CASCADE")
+    finally:
+        await connection.close()
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
     server = RedisProcess(free_port(), tmp_path)
@@ -61,9 +82,11 @@ def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
 
 
 @pytest.fixture
-def servers(database: Services, redis_server: RedisProcess, tmp_path: Path) -> Iterator[list[TaskqlProcess]]:
+def servers(
+    own_database: Services, redis_server: RedisProcess, tmp_path: Path
+) -> Iterator[list[TaskqlProcess]]:
     env = environment(
-        DATABASE_URL=database.database_url,
+        DATABASE_URL=own_database.database_url,
         REDIS_URL=redis_server.url,
         JWT_SECRET=TEST_SECRET,
         LOG_LEVEL="WARNING",
@@ -162,6 +185,16 @@ async def created(gql: GraphQLClient, account: Account, title: str) -> None:
     (await gql.run("CreateTask", {"input": {"title": title}}, token=account.token)).ok()
 
 
+def outbox_on(redis_server: RedisProcess, pool: asyncpg.Pool) -> tuple[Outbox, Redis, PipelinedRedis]:
+    """The app's outbox, in the test's process (not started: the test calls what the relay would)."""
+    redis = Redis.from_url(redis_server.url)
+    pipe = PipelinedRedis(redis_server.url, timeout=0.5)
+    outbox = Outbox(
+        RedisGuard(redis), pipe, pool, retention_seconds=3600, max_per_stream=100, relay_seconds=1
+    )
+    return outbox, redis, pipe
+
+
 # The relay ------------------------------------------------------------------------------------------
 
 
@@ -173,16 +206,12 @@ async def _insert(connection: asyncpg.Connection, audience: str) -> int:
 
 
 async def test_the_relay_publishes_a_row_whose_transaction_commits_after_a_later_one(
-    database: Services, redis_server: RedisProcess
+    own_database: Services, redis_server: RedisProcess
 ) -> None:
     """A transaction that took a lower id can commit after one with a higher id: the relay must still
     publish it (a relay that kept a high-water mark of ids would skip it for good)."""
-    pool = await asyncpg.create_pool(database.dsn, min_size=1, max_size=4)
-    redis = Redis.from_url(redis_server.url)
-    pipe = PipelinedRedis(redis_server.url, timeout=0.5)
-    outbox = Outbox(
-        RedisGuard(redis), pipe, pool, retention_seconds=3600, max_per_stream=100, relay_seconds=1
-    )
+    pool = await asyncpg.create_pool(own_database.dsn, min_size=1, max_size=4)
+    outbox, redis, pipe = outbox_on(redis_server, pool)
     try:
         async with pool.acquire() as early, pool.acquire() as late:
             slow = early.transaction()
@@ -318,12 +347,12 @@ async def test_events_of_writes_acknowledged_while_redis_was_stopped_reach_subsc
 
 
 async def test_sessions_revoked_while_redis_is_down_lose_their_sockets_within_the_recheck_period(
-    database: Services, servers: list[TaskqlProcess], redis_server: RedisProcess
+    own_database: Services, servers: list[TaskqlProcess], redis_server: RedisProcess
 ) -> None:
     async with clients(servers) as (one, _):
         boss, demoted, bob = await register(one), await register(one), await register(one)
         for admin in (boss, demoted):
-            await promote_to_admin(database.dsn, admin)
+            await promote_to_admin(own_database.dsn, admin)
         boss, demoted = await login(one, boss), await login(one, demoted)  # tokens with the new role
         watcher = await subscribe(servers[1], demoted)  # an admin's socket: every user's events
         logged_out = await subscribe(servers[1], bob)
@@ -350,19 +379,15 @@ async def test_sessions_revoked_while_redis_is_down_lose_their_sockets_within_th
 
 
 async def test_a_row_published_twice_reaches_a_live_subscriber_once(
-    database: Services, servers: list[TaskqlProcess], redis_server: RedisProcess
+    own_database: Services, servers: list[TaskqlProcess], redis_server: RedisProcess
 ) -> None:
     """Its request and the relay race (the Redis key that makes the second a no-op), and, should Redis lose
     that key, a subscriber still skips the row it already sent (by its outbox id)."""
     async with clients(servers) as gqls:
         alice = await register(gqls[0])
         subscriber = await subscribe(servers[1], alice)
-        pool = await asyncpg.create_pool(database.dsn, min_size=1, max_size=2)
-        redis = Redis.from_url(redis_server.url)
-        pipe = PipelinedRedis(redis_server.url, timeout=0.5)
-        outbox = Outbox(
-            RedisGuard(redis), pipe, pool, retention_seconds=3600, max_per_stream=100, relay_seconds=1
-        )
+        pool = await asyncpg.create_pool(own_database.dsn, min_size=1, max_size=2)
+        outbox, redis, pipe = outbox_on(redis_server, pool)
         try:
             await created(gqls[0], alice, "once")
             [event] = await events(subscriber, 1, 10)
@@ -386,13 +411,13 @@ async def test_a_row_published_twice_reaches_a_live_subscriber_once(
 
 
 async def test_a_write_publishes_the_older_pending_writes_before_itself(
-    database: Services, redis_server: RedisProcess, tmp_path: Path
+    own_database: Services, redis_server: RedisProcess, tmp_path: Path
 ) -> None:
     """A committed write whose publication is pending (its process died after COMMIT) is published before
     the next write's events, by that write's own request: events keep the order of their writes, even
     before the relay comes round (here it never does: OUTBOX_RELAY_SECONDS is 60)."""
     env = environment(
-        DATABASE_URL=database.database_url,
+        DATABASE_URL=own_database.database_url,
         REDIS_URL=redis_server.url,
         JWT_SECRET=TEST_SECRET,
         LOG_LEVEL="WARNING",
@@ -415,7 +440,7 @@ async def test_a_write_publishes_the_older_pending_writes_before_itself(
                 {"kind": "CREATED", "taskId": task["id"], "task": task, "at": datetime.now(UTC).isoformat()}
             )
             effects = {"tags": [], "control": [], "events": {"*": payload, owner: payload}}
-            connection = await asyncpg.connect(database.dsn)
+            connection = await asyncpg.connect(own_database.dsn)
             try:
                 await connection.execute(
                     "INSERT INTO outbox (effects) VALUES ($1::jsonb)", json.dumps(effects)
