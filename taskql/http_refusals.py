@@ -36,27 +36,34 @@ class RequestRefused(HTTPException):
     """A refusal with its status, message (safe to show, says how to fix it), code and extra headers."""
 
     def __init__(
-        self, status: int, message: str, *, code: str | None = None, headers: Mapping[str, str] | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(status, message)
         self.code = code or CODES.get(status, "BAD_REQUEST")
         self.headers = dict(headers or {})
+        self.reason_code = reason  # extensions.reason: which refusal of its code, for a client to act on
 
 
-def body_of(message: str, code: str) -> bytes:
+def body_of(message: str, code: str, reason: str | None = None) -> bytes:
     """The answer's body; its code goes into the request's access log line and metrics too."""
-    access_log.note_result(
-        ExecutionResult(data=None, errors=[GraphQLError(message, extensions={"code": code})])
-    )
-    error = {"message": message, "extensions": {"code": code}}
+    extensions = {"code": code} if reason is None else {"code": code, "reason": reason}
+    access_log.note_result(ExecutionResult(data=None, errors=[GraphQLError(message, extensions=extensions)]))
+    error = {"message": message, "extensions": extensions}
     return json.dumps({"errors": [error]}, separators=(",", ":")).encode()
 
 
 def refusal_response(error: HTTPException, media_type: str = JSON) -> Response:
     code = error.code if isinstance(error, RequestRefused) else CODES.get(error.status_code, "BAD_REQUEST")
     headers = error.headers if isinstance(error, RequestRefused) else {}
+    reason = error.reason_code if isinstance(error, RequestRefused) else None
     return Response(
-        body_of(error.reason, code),
+        body_of(error.reason, code, reason),
         status_code=error.status_code,
         headers=headers,
         media_type=CONTENT_TYPES[media_type],
@@ -71,7 +78,7 @@ async def send_refusal(
 ) -> None:
     """The same answer, sent straight over ASGI (by middleware in front of Starlette), with ``extra``
     headers."""
-    body = body_of(error.reason, error.code)
+    body = body_of(error.reason, error.code, error.reason_code)
     headers = [
         (b"content-type", CONTENT_TYPES[media_type].encode()),
         (b"content-length", str(len(body)).encode()),

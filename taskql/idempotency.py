@@ -5,9 +5,10 @@ A mutation POSTed with the header runs once. A retry with the same key, from the
 request (document, operation name and variables) is answered with the first outcome (status, body, content
 type, plus ``Idempotent-Replayed: true``) without running again, on any instance, for
 ``IDEMPOTENCY_TTL_SECONDS``. This is how a client that lost an answer to a timeout learns whether its write
-happened. The same key with another request is refused (422, ``IDEMPOTENCY_KEY_REUSED``, as the draft
-says); a retry while the first request still runs gets 409 ``IDEMPOTENCY_KEY_IN_USE`` with ``Retry-After``,
-rather than a second execution. A malformed header is a 400 ``BAD_REQUEST``. Queries ignore the header.
+happened. The same key with another request is refused (422, as the draft says, ``BAD_REQUEST`` with
+``reason: IDEMPOTENCY_KEY_REUSED``); a retry while the first request still runs gets 409
+``IDEMPOTENCY_KEY_IN_USE`` with ``Retry-After``, rather than a second execution. A malformed header is a 400
+``BAD_REQUEST``. Queries ignore the header.
 
 How it holds on every instance, whatever Redis does: the keys live in PostgreSQL (``idempotency_keys``,
 unique per viewer and key). Each mutation field commits its own transaction, so the key cannot share
@@ -236,7 +237,8 @@ class IdempotencyKeys:
                 422,
                 f"This Idempotency-Key was used in the last {hours} h for another request (document, "
                 "operation name or variables): send a new key with a new request.",
-                code="IDEMPOTENCY_KEY_REUSED",
+                code="BAD_REQUEST",
+                reason="IDEMPOTENCY_KEY_REUSED",
             )
         if row.status is None:
             return _in_use()

@@ -114,7 +114,8 @@ async def test_the_same_key_with_other_variables_is_refused_and_writes_nothing(
     await send(http, "reused", task("First"), token=alice.token)
     other = await send(http, "reused", task("Second"), token=alice.token)
     assert other.status_code == 422
-    assert code_of(other) == "IDEMPOTENCY_KEY_REUSED"
+    assert code_of(other) == "BAD_REQUEST"
+    assert other.json()["errors"][0]["extensions"]["reason"] == "IDEMPOTENCY_KEY_REUSED"
     assert await tasks_titled(database.dsn, "Second") == 0
 
 
