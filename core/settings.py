@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.startup_checks import check_origins, check_passwords
 
 MIN_SECRET_LENGTH = 32
+REPLACED_SETTINGS = {"DB_STATEMENT_TIMEOUT_MS": "DB_STATEMENT_TIMEOUT_SECONDS (in seconds)"}
 MIN_DISTINCT_CHARACTERS = 8  # refuses "xxxx...", "changemechangeme..." and other padded placeholders
 
 
@@ -245,6 +247,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _refuse_replaced_settings(self) -> Settings:
+        # A setting renamed must not be ignored in silence: the deployment would run with the default.
+        for old, new in REPLACED_SETTINGS.items():
+            if os.environ.get(old):
+                raise ValueError(f"{old} was replaced by {new}: set that instead (and remove {old}).")
+        return self
 
     @model_validator(mode="after")
     def _refuse_weak_secret(self) -> Settings:

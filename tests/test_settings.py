@@ -32,3 +32,13 @@ def test_a_random_secret_is_accepted_and_never_printed() -> None:
 def test_graphiql_defaults_to_on_in_development_and_off_in_production() -> None:
     assert Settings().graphiql_enabled is True
     assert Settings(environment="production", jwt_secret=secrets.token_urlsafe(48)).graphiql_enabled is False
+
+
+def test_a_replaced_setting_in_the_environment_is_refused_with_its_new_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "15000")
+    with pytest.raises(
+        ValidationError, match="DB_STATEMENT_TIMEOUT_MS was replaced by DB_STATEMENT_TIMEOUT_SECONDS"
+    ):
+        Settings()
