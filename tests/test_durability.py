@@ -453,3 +453,26 @@ async def test_a_write_publishes_the_older_pending_writes_before_itself(
             await subscriber.close()
     finally:
         server.kill()
+
+
+async def test_published_rows_are_pruned_after_the_retention_and_pending_ones_never(
+    own_database: Services, redis_server: RedisProcess
+) -> None:
+    pool = await asyncpg.create_pool(own_database.dsn, min_size=1, max_size=2)
+    outbox, redis, pipe = outbox_on(redis_server, pool)  # retention: an hour
+    try:
+        async with pool.acquire() as connection:
+            old, recent, pending = [await _insert(connection, "prune") for _ in range(3)]
+            await connection.execute(
+                "UPDATE outbox SET published_at = now() - interval '2 hours' WHERE id = $1", old
+            )
+            await connection.execute("UPDATE outbox SET published_at = now() WHERE id = $1", recent)
+            await connection.execute(
+                "UPDATE outbox SET created_at = now() - interval '2 hours' WHERE id = $1", pending
+            )
+        assert await outbox.prune() == 1
+        assert sorted(await pool.fetchval("SELECT array_agg(id) FROM outbox")) == [recent, pending]
+    finally:
+        pipe.close()
+        await redis.aclose()
+        await pool.close()
