@@ -10,16 +10,17 @@
 -- RUN_ID: a prefix unique to this run, in every title.
 --
 -- Every answer must be a 200 whose body holds the mutation's field ("createTask":{ or "updateTask":{) and no
--- "errors" key; the others are counted. done() prints the figures as one JSON line after "WRK_JSON ".
+-- "errors" key; the others are counted. done() (common.lua's) prints the figures as one JSON line after
+-- "WRK_JSON ".
 
 local statuses = { "TODO", "IN_PROGRESS", "DONE" }
 local template, field, run_id
 local users = {}
 local counter = 0
 
--- In each thread's own Lua state: the answers that were not a successful mutation, and the first of them.
-unexpected = 0
-first_unexpected = nil
+-- setup() and done(), and the counts of unexpected answers they report: common.lua's; response() below
+-- replaces its check (a successful mutation, not an answer of a known length).
+dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "common.lua")
 
 local function split(line)
    local parts = {}
@@ -67,39 +68,4 @@ function response(status, headers, body)
       unexpected = unexpected + 1
       first_unexpected = first_unexpected or (status .. " " .. body:sub(1, 300))
    end
-end
-
--- In the main Lua state, where done() runs: the threads, to read their counts.
-local threads = {}
-
-function setup(thread)
-   table.insert(threads, thread)
-end
-
-local function json_string(text)
-   if text == nil then
-      return "null"
-   end
-   return '"' .. text:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end) .. '"'
-end
-
-function done(summary, latency, requests)
-   local count, sample = 0, nil
-   for _, thread in ipairs(threads) do
-      count = count + thread:get("unexpected")
-      sample = sample or thread:get("first_unexpected")
-   end
-   local errors = summary.errors
-   io.write(string.format(
-      'WRK_JSON {"requests": %.0f, "duration_us": %.0f, "bytes": %.0f, '
-         .. '"errors": {"connect": %.0f, "read": %.0f, "write": %.0f, "status": %.0f, "timeout": %.0f}, '
-         .. '"unexpected": %.0f, "first_unexpected": %s, '
-         .. '"latency_us": {"min": %.0f, "mean": %.1f, "p50": %.0f, "p90": %.0f, "p99": %.0f, '
-         .. '"p999": %.0f, "max": %.0f}}\n',
-      summary.requests, summary.duration, summary.bytes,
-      errors.connect, errors.read, errors.write, errors.status, errors.timeout,
-      count, json_string(sample),
-      latency.min, latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-      latency:percentile(99.9), latency.max
-   ))
 end
