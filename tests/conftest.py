@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -18,7 +18,9 @@ from core.settings import Settings
 from taskql import migrate
 from taskql.app import create_app
 from tests.factories import Account, promote_to_admin, register
+from tests.fault_servers import RedisProcess
 from tests.graphql_client import GraphQLClient
+from tests.processes import free_port
 from tests.services import Services, check_reachable, locate
 
 TABLES = "idempotency_keys, refresh_tokens, auth_sessions, tasks, users, outbox"
@@ -100,6 +102,15 @@ async def clean_database(request: pytest.FixtureRequest) -> None:
     finally:
         await connection.close()
     await delete_redis_keys(services)
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A Redis of the test's own (``tests.fault_servers``), which it may kill, freeze and restart."""
+    server = RedisProcess(free_port(), tmp_path)
+    server.start()
+    yield server
+    server.close()
 
 
 @pytest.fixture

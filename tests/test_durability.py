@@ -36,7 +36,7 @@ from tests.databases import scratch_database
 from tests.factories import PASSWORD, Account, promote_to_admin, register
 from tests.fault_servers import RedisProcess
 from tests.graphql_client import GraphQLClient, Response
-from tests.processes import TEST_SECRET, TaskqlProcess, environment, free_port
+from tests.processes import TEST_SECRET, TaskqlProcess, environment
 from tests.services import Services
 from tests.ws_client import Closed, Subscriber
 
@@ -74,20 +74,12 @@ async def clean_own_database(own_database: Services) -> None:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(free_port(), tmp_path)
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def servers(
-    own_database: Services, redis_server: RedisProcess, tmp_path: Path
+    own_database: Services, redis_process: RedisProcess, tmp_path: Path
 ) -> Iterator[list[TaskqlProcess]]:
     env = environment(
         DATABASE_URL=own_database.database_url,
-        REDIS_URL=redis_server.url,
+        REDIS_URL=redis_process.url,
         JWT_SECRET=TEST_SECRET,
         LOG_LEVEL="WARNING",
     )
@@ -162,14 +154,6 @@ async def until(check: Callable[[], Awaitable[bool]], seconds: float, step: floa
     return time.monotonic() - start
 
 
-async def snapshot(redis_server: RedisProcess) -> None:
-    redis = Redis.from_url(redis_server.url)
-    try:
-        await redis.save()
-    finally:
-        await redis.aclose()
-
-
 async def subscribe(server: TaskqlProcess, account: Account, after: str | None = None) -> Subscriber:
     subscriber = await Subscriber.open(ws_url(server), {"authorization": f"Bearer {account.token}"})
     await subscriber.subscribe({"after": after} if after else {})
@@ -185,10 +169,10 @@ async def created(gql: GraphQLClient, account: Account, title: str) -> None:
     (await gql.run("CreateTask", {"input": {"title": title}}, token=account.token)).ok()
 
 
-def outbox_on(redis_server: RedisProcess, pool: asyncpg.Pool) -> tuple[Outbox, Redis, PipelinedRedis]:
+def outbox_on(redis_process: RedisProcess, pool: asyncpg.Pool) -> tuple[Outbox, Redis, PipelinedRedis]:
     """The app's outbox, in the test's process (not started: the test calls what the relay would)."""
-    redis = Redis.from_url(redis_server.url)
-    pipe = PipelinedRedis(redis_server.url, timeout=0.5)
+    redis = Redis.from_url(redis_process.url)
+    pipe = PipelinedRedis(redis_process.url, timeout=0.5)
     outbox = Outbox(
         RedisGuard(redis), pipe, pool, retention_seconds=3600, max_per_stream=100, relay_seconds=1
     )
@@ -206,12 +190,12 @@ async def _insert(connection: asyncpg.Connection, audience: str) -> int:
 
 
 async def test_the_relay_publishes_a_row_whose_transaction_commits_after_a_later_one(
-    own_database: Services, redis_server: RedisProcess
+    own_database: Services, redis_process: RedisProcess
 ) -> None:
     """A transaction that took a lower id can commit after one with a higher id: the relay must still
     publish it (a relay that kept a high-water mark of ids would skip it for good)."""
     pool = await asyncpg.create_pool(own_database.dsn, min_size=1, max_size=4)
-    outbox, redis, pipe = outbox_on(redis_server, pool)
+    outbox, redis, pipe = outbox_on(redis_process, pool)
     try:
         async with pool.acquire() as early, pool.acquire() as late:
             slow = early.transaction()
@@ -243,7 +227,7 @@ async def test_the_relay_publishes_a_row_whose_transaction_commits_after_a_later
 
 
 async def test_a_server_killed_after_commit_leaves_no_stale_answer_or_live_session_on_the_other(
-    servers: list[TaskqlProcess], redis_server: RedisProcess
+    servers: list[TaskqlProcess], redis_process: RedisProcess
 ) -> None:
     """Redis frozen, a write and a logout acknowledged by one server with their side effects unpublished,
     that server SIGKILLed, Redis thawed: the other server serves neither the pre-write answer nor the ended
@@ -254,13 +238,13 @@ async def test_a_server_killed_after_commit_leaves_no_stale_answer_or_live_sessi
         await created(one, alice, "before")
         await cached(other, alice)
         assert (await me(other, second)).ok()["me"]["id"] == alice.id  # its session state cached too
-        redis_server.signal(signal.SIGSTOP)
+        redis_process.signal(signal.SIGSTOP)
         try:
             await created(one, alice, "while frozen")  # acknowledged: committed, effects deferred
             assert (await one.run("Logout", {}, token=second.token)).ok()["logout"] is True
         finally:
             servers[0].kill()
-            redis_server.signal(signal.SIGCONT)
+            redis_process.signal(signal.SIGCONT)
         thawed = time.monotonic()
         stale_until = thawed
         while True:
@@ -285,7 +269,7 @@ async def test_a_server_killed_after_commit_leaves_no_stale_answer_or_live_sessi
 
 
 async def test_redis_restarted_from_an_older_snapshot_serves_nothing_stale_and_replays_lost_events(
-    servers: list[TaskqlProcess], redis_server: RedisProcess
+    servers: list[TaskqlProcess], redis_process: RedisProcess
 ) -> None:
     async with clients(servers) as gqls:
         alice = await register(gqls[0])
@@ -296,13 +280,18 @@ async def test_redis_restarted_from_an_older_snapshot_serves_nothing_stale_and_r
         for gql in gqls:
             await cached(gql, alice)
             assert (await me(gql, second)).ok()
-        await snapshot(redis_server)  # Redis will come back with this
+        redis_process.save()  # Redis will come back with this
         await created(gqls[0], alice, "after the snapshot")
         assert (await gqls[0].run("Logout", {}, token=second.token)).ok()["logout"] is True
         [lost] = await events(subscriber, 1, 10)
         assert lost["task"]["title"] == "after the snapshot"
-        redis_server.kill()
-        redis_server.start()  # loads the snapshot: the write's and the logout's invalidations are gone
+        redis_process.kill()
+        redis_process.start(from_snapshot=True)  # the write's and the logout's invalidations are gone
+        restored = Redis.from_url(redis_process.url)
+        try:  # the older data set is back: the answers cached before the snapshot among it
+            assert [key async for key in restored.scan_iter(match="taskql:c:r:*")]
+        finally:
+            await restored.aclose()
         for gql in gqls:  # the very first request on each instance
             assert "after the snapshot" in (await titles(gql, alice))[0]
             assert refused(await me(gql, second))
@@ -321,17 +310,17 @@ async def test_redis_restarted_from_an_older_snapshot_serves_nothing_stale_and_r
 
 
 async def test_events_of_writes_acknowledged_while_redis_was_stopped_reach_subscribers_once_in_order(
-    servers: list[TaskqlProcess], redis_server: RedisProcess
+    servers: list[TaskqlProcess], redis_process: RedisProcess
 ) -> None:
     async with clients(servers) as gqls:
         alice = await register(gqls[0])
         subscriber = await subscribe(servers[1], alice)
         await created(gqls[0], alice, "before")
         [before] = await events(subscriber, 1, 10)
-        redis_server.kill()
+        redis_process.kill()
         for n in range(3):
             await created(gqls[0], alice, f"while stopped {n}")  # acknowledged without Redis
-        redis_server.start()  # empty: nothing was saved
+        redis_process.start()  # empty: nothing was saved
         back = time.monotonic()
         delivered = await events(subscriber, 3, EVENT_BOUND_SECONDS + 5)
         measured("event delay after Redis came back", time.monotonic() - back)
@@ -347,7 +336,7 @@ async def test_events_of_writes_acknowledged_while_redis_was_stopped_reach_subsc
 
 
 async def test_sessions_revoked_while_redis_is_down_lose_their_sockets_within_the_recheck_period(
-    own_database: Services, servers: list[TaskqlProcess], redis_server: RedisProcess
+    own_database: Services, servers: list[TaskqlProcess], redis_process: RedisProcess
 ) -> None:
     async with clients(servers) as (one, _):
         boss, demoted, bob = await register(one), await register(one), await register(one)
@@ -359,7 +348,7 @@ async def test_sessions_revoked_while_redis_is_down_lose_their_sockets_within_th
         await created(one, bob, "seen by both")
         assert (await watcher.event())["task"]["title"] == "seen by both"
         assert (await logged_out.event())["task"]["title"] == "seen by both"
-        redis_server.kill()
+        redis_process.kill()
         demoted_id = demoted.id
         (await one.run("SetUserRole", {"userId": demoted_id, "role": "USER"}, token=boss.token)).ok()
         (await one.run("Logout", {}, token=bob.token)).ok()
@@ -372,14 +361,14 @@ async def test_sessions_revoked_while_redis_is_down_lose_their_sockets_within_th
         assert delay < REVOCATION_BOUND_SECONDS
         scrape = await httpx.AsyncClient(base_url=servers[1].url).get("/metrics")
         assert metric(scrape, 'taskql_websocket_revocations_total{source="recheck"}') == 2
-        redis_server.start()
+        redis_process.start()
         # Reconnecting shows the new rights: the ended session is refused.
         with pytest.raises(Closed):
             await subscribe(servers[1], bob)
 
 
 async def test_a_row_published_twice_reaches_a_live_subscriber_once(
-    own_database: Services, servers: list[TaskqlProcess], redis_server: RedisProcess
+    own_database: Services, servers: list[TaskqlProcess], redis_process: RedisProcess
 ) -> None:
     """Its request and the relay race (the Redis key that makes the second a no-op), and, should Redis lose
     that key, a subscriber still skips the row it already sent (by its outbox id)."""
@@ -387,7 +376,7 @@ async def test_a_row_published_twice_reaches_a_live_subscriber_once(
         alice = await register(gqls[0])
         subscriber = await subscribe(servers[1], alice)
         pool = await asyncpg.create_pool(own_database.dsn, min_size=1, max_size=2)
-        outbox, redis, pipe = outbox_on(redis_server, pool)
+        outbox, redis, pipe = outbox_on(redis_process, pool)
         try:
             await created(gqls[0], alice, "once")
             [event] = await events(subscriber, 1, 10)
@@ -411,14 +400,14 @@ async def test_a_row_published_twice_reaches_a_live_subscriber_once(
 
 
 async def test_a_write_publishes_the_older_pending_writes_before_itself(
-    own_database: Services, redis_server: RedisProcess, tmp_path: Path
+    own_database: Services, redis_process: RedisProcess, tmp_path: Path
 ) -> None:
     """A committed write whose publication is pending (its process died after COMMIT) is published before
     the next write's events, by that write's own request: events keep the order of their writes, even
     before the relay comes round (here it never does: OUTBOX_RELAY_SECONDS is 60)."""
     env = environment(
         DATABASE_URL=own_database.database_url,
-        REDIS_URL=redis_server.url,
+        REDIS_URL=redis_process.url,
         JWT_SECRET=TEST_SECRET,
         LOG_LEVEL="WARNING",
         OUTBOX_RELAY_SECONDS="60",
@@ -456,10 +445,10 @@ async def test_a_write_publishes_the_older_pending_writes_before_itself(
 
 
 async def test_published_rows_are_pruned_after_the_retention_and_pending_ones_never(
-    own_database: Services, redis_server: RedisProcess
+    own_database: Services, redis_process: RedisProcess
 ) -> None:
     pool = await asyncpg.create_pool(own_database.dsn, min_size=1, max_size=2)
-    outbox, redis, pipe = outbox_on(redis_server, pool)  # retention: an hour
+    outbox, redis, pipe = outbox_on(redis_process, pool)  # retention: an hour
     try:
         async with pool.acquire() as connection:
             old, recent, pending = [await _insert(connection, "prune") for _ in range(3)]

@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -201,15 +200,6 @@ async def test_a_subscriptions_event_fields_are_read_on_the_primary(database: Se
     assert event == {"kind": "CREATED", "task": {"title": "seen live", "owner": {"name": "Alice"}}}
     assert statements.served_by("WHERE users.id = ANY") == ["primary"]  # the owner, by the dataloader
     assert "replica" not in statements.sources
-
-
-@pytest.fixture
-def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(free_port(), tmp_path)
-    server.start()
-    yield server
-    if server.process is not None and server.process.poll() is None:
-        server.kill()
 
 
 async def test_without_redis_every_read_goes_to_the_primary(

@@ -12,9 +12,8 @@ import itertools
 import signal
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,21 +23,12 @@ from tests.conftest import client_for
 from tests.factories import Account, create_task, register
 from tests.fault_servers import RedisProcess
 from tests.graphql_client import GraphQLClient, Response
-from tests.processes import free_port
 
 MY_TASKS = "query MyTitles { tasks(first: 100) { edges { node { id title } } } }"
 # Socket timeout 0.5 s (the default) plus scheduling slack on a loaded machine.
 MAX_STALL_SECONDS = 1.5
 # Without the circuit, every request would wait out the socket timeout (0.5 s); with it, most wait for none.
 MAX_MEDIAN_WHILE_FROZEN = 0.2
-
-
-@pytest.fixture
-def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(free_port(), tmp_path)
-    server.start()
-    yield server
-    server.close()
 
 
 @pytest.fixture
