@@ -99,11 +99,6 @@ return id
 PUBLISH_SHA = hashlib.sha1(PUBLISH.encode(), usedforsecurity=False).hexdigest()  # as Redis names it
 
 _UNPUBLISHED = "SELECT id, effects FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
-_MARK = """
-UPDATE outbox SET published_at = now(), position_ms = u.ms, position_seq = u.seq
-FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, ms, seq)
-WHERE outbox.id = u.id
-"""
 # Oldest first, by the primary key (ids grow with time): no index on published_at to keep up on every write.
 _PRUNE = """
 DELETE FROM outbox WHERE id IN (
@@ -308,10 +303,7 @@ class Outbox:
             rows = [Written.of(row["id"], json.loads(row["effects"])) for row in found]
             positions = await self.publish(rows)
             await connection.execute(
-                _MARK,
-                [row.id for row in rows],
-                [position[0] if position else None for position in positions],
-                [position[1] if position else None for position in positions],
+                _marked([(row.id, position) for row, position in zip(rows, positions, strict=True)])
             )
         metrics.outbox_relayed(len(rows))
         return len(rows)
