@@ -28,7 +28,6 @@ How it holds:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import hashlib
@@ -36,7 +35,7 @@ import itertools
 import logging
 import os
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -364,21 +363,6 @@ class ResponseCache:
         before the epoch is replaced."""
         self._undelivered = True
         self._failures += 1
-
-    async def bump(self, tags: Collection[str]) -> None:
-        """Replace the versions of ``tags``: every response computed before is dead. Runs to the end even if
-        the request is cancelled (the write it follows is committed)."""
-        if tags:
-            await asyncio.shield(self._bump(tags))
-
-    async def _bump(self, tags: Collection[str]) -> None:
-        try:
-            await self.guard.call(lambda redis: bump_tags(redis, tags))
-        except RedisUnavailable:
-            # Not lost: no hit is served until the epoch is replaced (``_recover``, before the next call).
-            self._undelivered = True
-            self._failures += 1
-            logger.warning("cache invalidation of %d tags deferred: Redis unavailable", len(tags))
 
     async def _recover(self, redis: Redis) -> None:
         if self._undelivered:

@@ -40,6 +40,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from resolvers.writes import Written, in_order
 from taskql import metrics
+from taskql.cache import bump_tags
 from taskql.redis import TAG_PREFIX, TAG_TTL_SECONDS, RedisGuard, RedisUnavailable
 from taskql.redis_pipe import PipelinedRedis, encode
 
@@ -171,14 +172,10 @@ class Outbox:
     async def _invalidate(redis: Redis, written: Sequence[Written]) -> None:
         """The rows' cache tags bumped and their control changes told, not their events (not recorded as
         published: the relay publishes them whole, bumping the tags once more)."""
-        version = uuid.uuid4().hex
-        async with redis.pipeline(transaction=False) as pipe:
-            for write in written:
-                for tag in write.tags:
-                    pipe.set(TAG_PREFIX + tag, version, ex=TAG_TTL_SECONDS)
-                if write.control:
-                    pipe.publish(CONTROL_CHANNEL, json.dumps(write.control))
-            await pipe.execute()
+        await bump_tags(redis, [tag for write in written for tag in write.tags])
+        control = [tag for write in written for tag in write.control]
+        if control:
+            await redis.publish(CONTROL_CHANNEL, json.dumps(control))
 
     async def _mark(self) -> None:
         try:

@@ -25,6 +25,7 @@ import pytest
 from redis.asyncio import Redis
 
 from core.ids import decode_id
+from models.outbox import BACKLOG_LIMIT
 from resolvers.events import EventDraft, TaskEventKind
 from resolvers.writes import Written, effects_of
 from taskql import migrate
@@ -399,12 +400,11 @@ async def test_a_row_published_twice_reaches_a_live_subscriber_once(
             await subscriber.close()
 
 
-async def test_a_write_publishes_the_older_pending_writes_before_itself(
+@pytest.fixture
+def slow_relay(
     own_database: Services, redis_process: RedisProcess, tmp_path: Path
-) -> None:
-    """A committed write whose publication is pending (its process died after COMMIT) is published before
-    the next write's events, by that write's own request: events keep the order of their writes, even
-    before the relay comes round (here it never does: OUTBOX_RELAY_SECONDS is 60)."""
+) -> Iterator[TaskqlProcess]:
+    """A server whose relay does not come round during a test (OUTBOX_RELAY_SECONDS is 60)."""
     env = environment(
         DATABASE_URL=own_database.database_url,
         REDIS_URL=redis_process.url,
@@ -414,34 +414,71 @@ async def test_a_write_publishes_the_older_pending_writes_before_itself(
     )
     server = TaskqlProcess(env, tmp_path, "taskql-slow-relay")
     server.start()
+    yield server
+    server.kill()
+
+
+async def pending_creations(database: Services, account: Account, titles: list[str]) -> None:
+    """Committed writes whose publication is pending, as a process that died after COMMIT leaves them: the
+    outbox rows of task creations (no task rows: only their events are looked at)."""
+    owner = str(decode_id(account.id)[1])
+    rows = []
+    for title in titles:
+        now = datetime.now(UTC).isoformat()
+        task: dict[str, Any] = {
+            "id": str(uuid.uuid4()), "owner_id": owner, "title": title, "description": None,
+            "status": "TODO", "priority": "MEDIUM", "due_at": None, "tags": [], "created_at": now,
+            "updated_at": now, "completed_at": None,
+        }  # fmt: skip
+        payload = json.dumps({"kind": "CREATED", "taskId": task["id"], "task": task, "at": now})
+        rows.append((json.dumps({"tags": [], "control": [], "events": {"*": payload, owner: payload}}),))
+    connection = await asyncpg.connect(database.dsn)
     try:
-        async with clients([server]) as (gql,):
-            alice = await register(gql)
-            subscriber = await subscribe(server, alice)
-            owner = str(decode_id(alice.id)[1])
-            task: dict[str, Any] = {
-                "id": str(uuid.uuid4()), "owner_id": owner, "title": "pending", "description": None,
-                "status": "TODO", "priority": "MEDIUM", "due_at": None, "tags": [],
-                "created_at": datetime.now(UTC).isoformat(), "updated_at": datetime.now(UTC).isoformat(),
-                "completed_at": None,
-            }  # fmt: skip
-            payload = json.dumps(
-                {"kind": "CREATED", "taskId": task["id"], "task": task, "at": datetime.now(UTC).isoformat()}
-            )
-            effects = {"tags": [], "control": [], "events": {"*": payload, owner: payload}}
-            connection = await asyncpg.connect(own_database.dsn)
-            try:
-                await connection.execute(
-                    "INSERT INTO outbox (effects) VALUES ($1::jsonb)", json.dumps(effects)
-                )
-            finally:
-                await connection.close()
-            await created(gql, alice, "next")
-            received = [event["task"]["title"] for event in await events(subscriber, 2, 10)]
-            assert received == ["pending", "next"]
-            await subscriber.close()
+        await connection.executemany("INSERT INTO outbox (effects) VALUES ($1::jsonb)", rows)
     finally:
-        server.kill()
+        await connection.close()
+
+
+async def test_a_write_publishes_the_older_pending_writes_before_itself(
+    own_database: Services, slow_relay: TaskqlProcess
+) -> None:
+    """A committed write whose publication is pending is published before the next write's events, by that
+    write's own request: events keep the order of their writes, even before the relay comes round."""
+    async with clients([slow_relay]) as (gql,):
+        alice = await register(gql)
+        subscriber = await subscribe(slow_relay, alice)
+        await pending_creations(own_database, alice, ["pending"])
+        await created(gql, alice, "next")
+        received = [event["task"]["title"] for event in await events(subscriber, 2, 10)]
+        assert received == ["pending", "next"]
+        await subscriber.close()
+
+
+async def test_past_the_backlog_limit_a_write_invalidates_at_once_and_leaves_its_events_to_the_relay(
+    own_database: Services, slow_relay: TaskqlProcess, redis_process: RedisProcess
+) -> None:
+    async with clients([slow_relay]) as (gql,):
+        alice = await register(gql)
+        await cached(gql, alice)
+        subscriber = await subscribe(slow_relay, alice)
+        backlog = [f"pending {n}" for n in range(BACKLOG_LIMIT + 1)]
+        await pending_creations(own_database, alice, backlog)
+        await created(gql, alice, "next")
+        seen, cache = await titles(gql, alice)
+        assert "next" in seen, cache  # its cache tags were bumped at once
+        assert await subscriber.silent_for(1.0)  # but its event does not overtake the backlog's
+        pool = await asyncpg.create_pool(own_database.dsn, min_size=1, max_size=2)
+        outbox, redis, pipe = outbox_on(redis_process, pool)
+        try:
+            while await outbox.relay_once():  # what the relay does when it comes round
+                pass
+        finally:
+            pipe.close()
+            await redis.aclose()
+            await pool.close()
+        received = [event["task"]["title"] for event in await events(subscriber, len(backlog) + 1, 10)]
+        assert received == [*backlog, "next"]
+        await subscriber.close()
 
 
 async def test_published_rows_are_pruned_after_the_retention_and_pending_ones_never(
