@@ -3,7 +3,7 @@
     python -m bench.ceiling --body FILE [--host 127.0.0.1] [--port 8100]
 
 A plain Starlette app with one route, ``GET /``, that answers the bytes of FILE (read once, then served from
-memory) as JSON. uvicorn runs it with the options of ``python -m taskql serve`` (taskql/cli.py), so the
+memory) as JSON. uvicorn runs it with the options of ``python -m taskql serve`` (taskql/cli/main.py), so the
 difference between the two is taskql's own work: uvloop and httptools (the defaults with
 uvicorn[standard]), proxy headers on, one worker, the log level taskql's LOG_LEVEL=WARNING gives it (no
 access log), 20 s of graceful shutdown.

@@ -864,7 +864,7 @@ def database(folder: Path) -> Iterator[str]:
     if url:
         yield url
         return
-    from taskql.services import start_embedded_postgres, stop_embedded
+    from taskql.cli.services import start_embedded_postgres, stop_embedded
 
     warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")
     try:

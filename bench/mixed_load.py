@@ -54,7 +54,7 @@ import httpx
 
 from bench.servers import ROOT, environment, measure_served, prepare, refuse_busy_port
 from bench.subscriptions import Failed, User, bounded, cpu_seconds, graphql, log_in, rss_bytes
-from taskql.seed import WORDS
+from taskql.data.seed import WORDS
 
 HOST = "127.0.0.1"
 QUERIES = ROOT / "graphql" / "queries"

@@ -210,8 +210,8 @@ async def inprocess_run(args: argparse.Namespace) -> None:
     from asgi_lifespan import LifespanManager
 
     from core.settings import Settings
-    from taskql import services
     from taskql.app import create_app
+    from taskql.cli import services
 
     settings = services.resolve(Settings(data_dir=args.data_dir, log_level="WARNING"))
     app = create_app(settings)

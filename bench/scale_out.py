@@ -97,7 +97,7 @@ def engines(folder: Path) -> Iterator[tuple[str, str]]:
         return
     if database_url or redis_url:
         raise SystemExit("set both DATABASE_URL and REDIS_URL, or neither (embedded servers)")
-    from taskql.services import start_embedded_postgres, start_embedded_redis, stop_embedded
+    from taskql.cli.services import start_embedded_postgres, start_embedded_redis, stop_embedded
 
     # pgserver asks platformdirs for a runtime folder and warns without XDG_RUNTIME_DIR: harmless here.
     warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")

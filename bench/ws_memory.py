@@ -54,7 +54,7 @@ HOST = "127.0.0.1"
 
 def protocol(name: str) -> type[Any]:
     if name == "sansio":
-        from taskql.connection_limits import BoundedWebSocketProtocol
+        from taskql.http.protocols import BoundedWebSocketProtocol
 
         return BoundedWebSocketProtocol
     if name == "websockets":
@@ -88,8 +88,8 @@ def collect_garbage(folder: Path, number: int) -> None:
 def serve(port: int, ws: str, folder: Path, trace: bool) -> None:
     """``python -m taskql serve --no-migrate`` with another WebSocket protocol, and tracemalloc; SIGUSR1
     writes a tracemalloc snapshot into ``folder``, SIGUSR2 a full collection's findings."""
-    import taskql.connection_limits
-    from taskql import cli
+    import taskql.http.protocols
+    from taskql.cli import main as cli
 
     taken = iter(range(1000))
     collections = iter(range(1000))
@@ -104,7 +104,7 @@ def serve(port: int, ws: str, folder: Path, trace: bool) -> None:
         signal.signal(signal.SIGUSR1, snapshot)
     signal.signal(signal.SIGUSR2, lambda *_: collect_garbage(folder, next(collections)))
     # What `serve` imports. Not counted per address: the benchmark's environment sets no bound.
-    taskql.connection_limits.BoundedWebSocketProtocol = protocol(ws)  # type: ignore[misc]
+    taskql.http.protocols.BoundedWebSocketProtocol = protocol(ws)  # type: ignore[misc]
     cli.serve(host=HOST, port=port, workers=1, migrate=False)
 
 

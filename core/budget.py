@@ -1,5 +1,6 @@
 """A client's budget as the layers that spend it see it: points charged per operation, and login/refresh
-attempts. The app implements it on Redis (``taskql.ratelimit``); the schema and the resolvers only call it
+attempts. The app implements it on Redis (``taskql.policy.rate_limits``); the schema and the resolvers
+only call it
 through the context, so they know nothing of Redis or HTTP."""
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ Observer = Callable[[str, str, tuple[Any, ...]], None]
 
 
 class Failures(Protocol):
-    """What the app makes of a failed read (``taskql.readers``: PostgreSQL unavailable, 503)."""
+    """What the app makes of a failed read (``taskql.data.readers``: PostgreSQL unavailable, 503)."""
 
     def translate(self, error: BaseException, *, dead: bool) -> BaseException | None:
         """The error to raise instead of ``error`` (None: ``error`` itself). ``dead``: it met a dead

@@ -205,7 +205,7 @@ class Settings(BaseSettings):
     max_query_cost: int = Field(
         default=10_000, ge=1, description="Estimated cost per operation (full pages assumed), at most."
     )
-    # Budgets in Redis, shared by every instance (taskql/ratelimit.py).
+    # Budgets in Redis, shared by every instance (taskql/policy/rate_limits.py).
     rate_limits: bool = Field(default=True, description="Charge operations to per-client budgets in Redis.")
     rate_limit_window_seconds: int = Field(
         default=60, ge=1, le=86_400, description="Length of a points window (aligned to the clock)."
@@ -227,7 +227,7 @@ class Settings(BaseSettings):
     login_attempts_per_ip: int = Field(default=100, ge=1, description="Logins per client IP per window.")
     refresh_attempts_per_account: int = Field(default=30, ge=1, description="Refreshes per user per window.")
     refresh_attempts_per_ip: int = Field(default=300, ge=1, description="Refreshes per client IP per window.")
-    # Mutations sent with an Idempotency-Key header (taskql/idempotency.py), kept in PostgreSQL.
+    # Mutations sent with an Idempotency-Key header (taskql/policy/idempotency.py), kept in PostgreSQL.
     idempotency_ttl_seconds: int = Field(
         default=86_400,
         ge=1,
@@ -309,5 +309,5 @@ class Settings(BaseSettings):
     @property
     def secret(self) -> str:
         if self.jwt_secret is None:
-            raise RuntimeError("JWT_SECRET is not resolved yet: start through taskql.services.")
+            raise RuntimeError("JWT_SECRET is not resolved yet: start through taskql.cli.services.")
         return self.jwt_secret.get_secret_value()

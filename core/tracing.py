@@ -1,6 +1,7 @@
 """Whether this process traces, and which trace the current request belongs to.
 
-Tracing is off unless ``taskql.telemetry`` turns it on at startup (``OTEL_TRACES_EXPORTER``). Off, ``span``
+Tracing is off unless ``taskql.ops.telemetry`` turns it on at startup (``OTEL_TRACES_EXPORTER``). Off,
+``span``
 returns one shared no-op context manager: no span object, no context change, a function call and nothing
 else; code below the app (dataloader batches, the cache's pipelined Redis connection) uses it to make spans
 of its own.

@@ -1,4 +1,5 @@
-"""Idempotency keys: what became of the mutations sent with an ``Idempotency-Key`` (taskql.idempotency)."""
+"""Idempotency keys: what became of the mutations sent with an ``Idempotency-Key``
+(taskql.policy.idempotency)."""
 
 import uuid
 from datetime import datetime
@@ -13,7 +14,8 @@ class IdempotencyKey(SQLModel, table=True):
     """One key of one viewer: claimed by the request that runs the mutation, then its answer.
 
     A row without ``completed_at`` is a request still running, or one whose instance died before it
-    answered (``claimed_at`` tells them apart, see taskql.idempotency). ``body`` is the answer sealed with
+    answered (``claimed_at`` tells them apart, see taskql.policy.idempotency). ``body`` is the answer
+    sealed with
     a key derived from the request itself and the server's secret: the table alone reveals none of it."""
 
     __tablename__ = "idempotency_keys"

@@ -3,7 +3,7 @@
 A row holds the write's side effects (``effects``: the cache tags it changed, the task events it tells, and
 which of its tags end sessions or change rights), so that they are published even if the process dies after
 COMMIT or Redis is away: the request publishes its rows at once, and a relay publishes whatever is still
-unpublished (``taskql.outbox``). ``position`` is the row's place among the published task events (the
+unpublished (``taskql.outbox.relay``). ``position`` is the row's place among the published task events (the
 Redis stream id it was given, milliseconds and sequence): the durable cursor of ``taskEvents``, from which a
 subscriber resumes even when Redis no longer holds it.
 """

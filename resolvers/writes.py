@@ -5,7 +5,7 @@ What a write implies: the cache tags it changed (``core.cache_tags``), the task 
 audience, sharing one cursor), and, among its tags, those that end sessions or change rights (``user:``,
 ``session:``), which close WebSockets. Recorded with the data, these are never lost: the request publishes
 them after COMMIT, before it answers, and the app's relay publishes whatever a crash or a Redis outage left
-behind (``taskql.outbox``).
+behind (``taskql.outbox.relay``).
 """
 
 from __future__ import annotations

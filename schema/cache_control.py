@@ -9,7 +9,8 @@ The directive is Apollo Server's, with its rules, so the SDL reads the same to a
   hint on the way says PRIVATE.
 
 The policy is worked out from the document alone, before execution, once per document. Mutations and
-subscriptions are never cached. The response cache (``taskql.cache``) keeps entries per viewer whatever the
+subscriptions are never cached. The response cache (``taskql.cache.store``) keeps entries per viewer
+whatever the
 scope, and invalidates them on every write, so ``maxAge`` bounds memory, not staleness; the scope decides the
 HTTP ``Cache-Control`` of GET responses (PUBLIC may be kept by shared caches, PRIVATE only by the browser).
 """

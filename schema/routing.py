@@ -1,5 +1,6 @@
 """Before an operation executes: where its reads go (the app's ``Context.route_reads``): a mutation's to the
-primary, a query's or a subscription's to the replica when that is safe (``taskql.replica``). An extension,
+primary, a query's or a subscription's to the replica when that is safe (``taskql.data.routing``). An
+extension,
 so that every transport runs it: HTTP, and each operation sent over a WebSocket."""
 
 from __future__ import annotations

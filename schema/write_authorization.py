@@ -1,5 +1,5 @@
 """Writes are authorised by PostgreSQL, always: before a mutation executes, its viewer is read from the
-database unless this request already did. The response cache's session state (``taskql.cache``) spares a
+database unless this request already did. The response cache's session state (``taskql.cache.store``) spares a
 query the viewer's SQL, but Redis can be wrong for a while: restarted from an old snapshot, or left behind by
 a crash between a logout's (or a demotion's) COMMIT and its invalidation. A query it answers is at worst
 stale; a write it authorised would be done.

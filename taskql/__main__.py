@@ -1,3 +1,3 @@
-from taskql.cli import main
+from taskql.cli.main import main
 
 main()

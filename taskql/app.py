@@ -44,15 +44,13 @@ from resolvers.context import Context
 from resolvers.writes import Written
 from schema.build import build_schema
 from schema.limits import Limits, limit_rules
-from taskql import access_log, graphiql, idempotency, metrics, request_ids, telemetry
-from taskql.access_log import Observed, RequestFacts
-from taskql.cache import Probe, ResponseCache, etag_of
-from taskql.db import Outage, create_engine, create_sessionmaker
-from taskql.events import EventHub
-from taskql.fastpath import PROBE_STATE, CachedGraphQL, http_cache_headers
-from taskql.graphiql import graphiql_asset
-from taskql.health import healthz, readyz
-from taskql.http_conformance import (
+from taskql.cache.express import PROBE_STATE, CachedGraphQL, http_cache_headers
+from taskql.cache.store import Probe, ResponseCache, etag_of
+from taskql.data.engine import Outage, create_engine, create_sessionmaker
+from taskql.data.readers import PRIMARY, REPLICA, create_reader
+from taskql.data.routing import ReadRouting
+from taskql.http import graphiql, request_ids
+from taskql.http.conformance import (
     MEDIA_TYPE_STATE,
     OPERATIONS_BY_METHOD,
     admit,
@@ -60,22 +58,24 @@ from taskql.http_conformance import (
     refused_operation,
     response_of,
 )
-from taskql.http_limits import BodyLimit
-from taskql.http_media import CONTENT_TYPES, JSON, status_of
-from taskql.http_refusals import RequestRefused, refusal_response
-from taskql.http_request import from_body, from_query_params
-from taskql.idempotency import IdempotencyKeys
-from taskql.outbox import Outbox
-from taskql.persisted import PersistedQueries, PersistedQueryError, load_manifest
-from taskql.ratelimit import RateLimits, response_headers, split_cost
-from taskql.readers import PRIMARY, REPLICA, create_reader
-from taskql.redis import RedisGuard, RedisUnavailable, create_redis, greeted, greeting
-from taskql.redis_pipe import PipelinedRedis
-from taskql.replica import ReadRouting
-from taskql.security import SecurityMiddleware, SecurityPolicy
-from taskql.telemetry import ServerSpans
-from taskql.unavailable import mark_unavailable, unavailable_response
-from taskql.websocket import (
+from taskql.http.graphiql import graphiql_asset
+from taskql.http.limits import BodyLimit
+from taskql.http.media import CONTENT_TYPES, JSON, status_of
+from taskql.http.params import from_body, from_query_params
+from taskql.http.refusals import RequestRefused, refusal_response
+from taskql.http.security import SecurityMiddleware, SecurityPolicy
+from taskql.http.unavailable import mark_unavailable, unavailable_response
+from taskql.ops import access_log, metrics, telemetry
+from taskql.ops.access_log import Observed, RequestFacts
+from taskql.ops.health import healthz, readyz
+from taskql.ops.telemetry import ServerSpans
+from taskql.outbox.relay import Outbox
+from taskql.policy import idempotency
+from taskql.policy.idempotency import IdempotencyKeys
+from taskql.policy.persisted import PersistedQueries, PersistedQueryError, load_manifest
+from taskql.policy.rate_limits import RateLimits, response_headers, split_cost
+from taskql.realtime.hub import EventHub
+from taskql.realtime.sockets import (
     LegacyWSHandler,
     SocketEvents,
     TransportWSHandler,
@@ -83,6 +83,8 @@ from taskql.websocket import (
     forget,
     recheck_sessions,
 )
+from taskql.redis.client import RedisGuard, RedisUnavailable, create_redis, greeted, greeting
+from taskql.redis.pipeline import PipelinedRedis
 
 logger = logging.getLogger("taskql.app")
 CODE_PACKAGES = ("core", "models", "auth", "resolvers", "schema", "taskql")
@@ -103,7 +105,7 @@ class Resources:
     events: EventHub
     outbox: Outbox
     reads: ReadRouting  # the read pools (raw asyncpg): the primary's, and the replica's if configured
-    idempotency: IdempotencyKeys  # mutations sent with an Idempotency-Key (taskql.idempotency)
+    idempotency: IdempotencyKeys  # mutations sent with an Idempotency-Key (taskql.policy.idempotency)
     limits: RateLimits | None = None  # None when RATE_LIMITS is off
 
     async def after_writes(self, context: Context) -> None:
@@ -113,7 +115,7 @@ class Resources:
         await asyncio.shield(self._settle(list(context.written), list(context.changed)))
 
     async def _settle(self, written: list[Written], changed: list[str]) -> None:
-        await self.reads.mark(changed)  # before the bump: see taskql.replica
+        await self.reads.mark(changed)  # before the bump: see taskql.data.routing
         try:
             await self.outbox.publish_now(written)
         except RedisUnavailable:
@@ -205,7 +207,7 @@ class GraphQLView(GraphQL[Context, None]):
         )
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
-        """The request's parameters, checked (``taskql.http_request``); the method and the content type were
+        """The request's parameters, checked (``taskql.http.params``); the method and the content type were
         checked on admission."""
         limit = self.max_variables_bytes
         if request.method == "GET":
@@ -289,7 +291,7 @@ class GraphQLView(GraphQL[Context, None]):
         )
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Strawberry's ``run``, after admission (``taskql.http_conformance``), with every refusal answered as
+        """Strawberry's ``run``, after admission (``taskql.http.conformance``), with every refusal answered as
         a GraphQL response in the media type the client accepts; and a 503 when PostgreSQL fails a request
         before execution (while checking the viewer's session)."""
         request = Request(scope, receive)
@@ -400,7 +402,8 @@ class GraphQLView(GraphQL[Context, None]):
         user = None
         probe = _probe_of(request)
         try:
-            # A session Redis vouches for (see taskql.cache) needs no SQL for a query; otherwise, and for
+            # A session Redis vouches for (see taskql.cache.store) needs no SQL for a query; otherwise,
+            # and for
             # every mutation, PostgreSQL decides.
             viewer = probe.viewer() if probe is not None else None
             token = bearer_token(request.headers.get("authorization"))
@@ -437,9 +440,11 @@ class GraphQLView(GraphQL[Context, None]):
 
 
 class TaskqlApp(Starlette):
-    """Starlette, with the response cache's express lane in front of its middleware (``taskql.fastpath``),
-    the body limit in front of that (``taskql.http_limits``), and in front of both the access log and
-    metrics (``taskql.access_log``), and the request's span when tracing is on (``taskql.telemetry``)."""
+    """Starlette, with the response cache's express lane in front of its middleware
+    (``taskql.cache.express``),
+    the body limit in front of that (``taskql.http.limits``), and in front of both the access log and
+    metrics (``taskql.ops.access_log``), and the request's span when tracing is on
+    (``taskql.ops.telemetry``)."""
 
     def __init__(
         self, *, settings: Settings, security: SecurityPolicy, tracer: Tracer | None = None, **kwargs: Any
@@ -475,7 +480,8 @@ def code_digest() -> str:
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the app. ``settings`` must be resolved (``taskql.services.resolve``); by default they are read
+    """Build the app. ``settings`` must be resolved (``taskql.cli.services.resolve``); by default they
+    are read
     from the environment, where ``serve`` put them for its workers."""
     settings = settings or Settings()
     tracer = telemetry.configure()

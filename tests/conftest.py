@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from core.settings import Settings
-from taskql import migrate
 from taskql.app import create_app
+from taskql.data import migrations as migrate
 from tests.factories import Account, promote_to_admin, register
 from tests.fault_servers import RedisProcess
 from tests.graphql_client import GraphQLClient

@@ -16,7 +16,7 @@ import asyncpg
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
-from taskql.services import start_embedded_postgres, start_embedded_redis
+from taskql.cli.services import start_embedded_postgres, start_embedded_redis
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from core.settings import Settings
 from taskql.app import create_app
-from taskql.cli import app as cli
+from taskql.cli.main import app as cli
 from tests import nginx
 from tests.factories import register
 from tests.graphql_client import GraphQLClient
@@ -332,7 +332,8 @@ def test_the_collector_receives_otlp_where_the_replicas_send_it_and_exports_what
             assert set(pipeline.get(part, [])) <= set(config.get(part) or {}), part
     endpoint = urlparse(taskql_services()["api-1"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"])
     assert endpoint.hostname in services()
-    # taskql exports OTLP over HTTP/protobuf (taskql.telemetry's default protocol): the collector's HTTP port
+    # taskql exports OTLP over HTTP/protobuf (taskql.ops.telemetry's default protocol): the collector's
+    # HTTP port
     assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == f"0.0.0.0:{endpoint.port}"
     jaeger = urlparse("//" + config["exporters"]["otlp/jaeger"]["endpoint"])
     assert jaeger.hostname in services()

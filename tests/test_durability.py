@@ -28,10 +28,10 @@ from core.ids import decode_id
 from models.outbox import BACKLOG_LIMIT
 from resolvers.events import EventDraft, TaskEventKind
 from resolvers.writes import Written, effects_of
-from taskql import migrate
-from taskql.outbox import Outbox, stream_key
-from taskql.redis import RedisGuard
-from taskql.redis_pipe import PipelinedRedis
+from taskql.data import migrations as migrate
+from taskql.outbox.relay import Outbox, stream_key
+from taskql.redis.client import RedisGuard
+from taskql.redis.pipeline import PipelinedRedis
 from tests.conftest import TABLES
 from tests.databases import scratch_database
 from tests.factories import PASSWORD, Account, promote_to_admin, register

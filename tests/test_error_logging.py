@@ -29,11 +29,11 @@ from starlette.routing import Route
 
 from core.ids import encode_id
 from core.settings import Settings
-from taskql import migrate
 from taskql.app import create_app
-from taskql.events import encode_cursor
-from taskql.outbox import stream_key
-from taskql.security import SecurityMiddleware, SecurityPolicy
+from taskql.data import migrations as migrate
+from taskql.http.security import SecurityMiddleware, SecurityPolicy
+from taskql.outbox.relay import stream_key
+from taskql.realtime.hub import encode_cursor
 from tests.conftest import client_for, make_settings
 from tests.factories import Account, create_task, register
 from tests.graphql_client import GraphQLClient, operation

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
-from taskql.events import STOP_SECONDS, EventHub
-from taskql.redis import create_redis
-from taskql.services import start_embedded_redis
+from taskql.cli.services import start_embedded_redis
+from taskql.realtime.hub import STOP_SECONDS, EventHub
+from taskql.redis.client import create_redis
 
 
 # Over a Unix socket (the embedded Redis), a stop that lands a millisecond after start finds redis-py

@@ -4,8 +4,8 @@ import time
 import httpx
 from starlette.applications import Starlette
 
-from taskql import migrate
-from taskql.health import CHECK_TIMEOUT_SECONDS
+from taskql.data import migrations as migrate
+from taskql.ops.health import CHECK_TIMEOUT_SECONDS
 from tests.conftest import client_for, make_settings
 from tests.services import Services
 from tests.sql import captured

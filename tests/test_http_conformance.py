@@ -18,7 +18,7 @@ import pytest
 from bench import hostile_inputs
 from bench.hostile_inputs import Target, chunked, exchange, request_head, stalled
 from core.settings import Settings
-from taskql.http_request import MAX_JSON_DEPTH
+from taskql.http.params import MAX_JSON_DEPTH
 from tests.conftest import client_for
 from tests.factories import Account
 from tests.graphql_client import GraphQLClient

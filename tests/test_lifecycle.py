@@ -25,8 +25,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from taskql.migrate import head_revision, known_revisions
-from taskql.outbox import LIVE_CHANNEL
+from taskql.data.migrations import head_revision, known_revisions
+from taskql.outbox.relay import LIVE_CHANNEL
 from tests.conftest import client_for, make_settings
 from tests.databases import dsn_of, scratch_database
 from tests.factories import Account, register

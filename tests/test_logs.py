@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from core.settings import Settings
-from taskql.logs import ConsoleFormatter, JsonLinesFormatter, TraceContext, redact
+from taskql.ops.logs import ConsoleFormatter, JsonLinesFormatter, TraceContext, redact
 from tests.factories import PASSWORD, Account
 from tests.graphql_client import GraphQLClient
 

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY, Histogram
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from taskql import metrics
+from taskql.ops import metrics
 
 TOKEN = secrets.token_urlsafe(24)
 

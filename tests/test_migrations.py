@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers the tables)
-from taskql import migrate
-from taskql.db import async_url
+from taskql.data import migrations as migrate
+from taskql.data.engine import async_url
 from tests import databases
 from tests.services import Services
 

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from starlette.applications import Starlette
 
-from taskql.seed import SEED_PASSWORD, seed
+from taskql.data.seed import SEED_PASSWORD, seed
 from tests.factories import Account, create_task
 from tests.graphql_client import GraphQLClient
 from tests.services import Services

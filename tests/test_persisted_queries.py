@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from core.settings import Settings
-from taskql.persisted import APQ_PREFIX, MANIFEST, build_manifest, manifest_text
+from taskql.policy.persisted import APQ_PREFIX, MANIFEST, build_manifest, manifest_text
 from tests.conftest import client_for
 from tests.factories import Account
 from tests.graphql_client import operation

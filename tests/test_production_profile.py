@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from core.settings import Settings
-from taskql.security import JSON_POLICY
+from taskql.http.security import JSON_POLICY
 from tests.conftest import client_for, make_settings
 from tests.factories import Account, register
 from tests.graphql_client import GraphQLClient, operation

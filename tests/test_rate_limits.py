@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 
 from core.settings import Settings
 from taskql.app import create_app
-from taskql.ratelimit import HIT_FLUSH_SECONDS
+from taskql.policy.rate_limits import HIT_FLUSH_SECONDS
 from tests.factories import PASSWORD, Account, create_task, register
 from tests.fault_servers import RedisProcess
 from tests.graphql_client import GraphQLClient, Response

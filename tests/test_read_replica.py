@@ -26,7 +26,7 @@ from core import cache_tags
 from core.reader import Reader
 from core.settings import Settings
 from taskql.app import create_app
-from taskql.replica import ReplicaLag, mark_everything_written, mark_key
+from taskql.data.routing import ReplicaLag, mark_everything_written, mark_key
 from tests.conftest import make_settings
 from tests.factories import Account, create_task, promote_to_admin, register
 from tests.fault_servers import RedisProcess

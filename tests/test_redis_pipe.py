@@ -1,4 +1,5 @@
-"""The cache's auto-pipelined Redis connection (``taskql.redis_pipe``), against the real Redis: replies reach
+"""The cache's auto-pipelined Redis connection (``taskql.redis.pipeline``), against the real Redis:
+replies reach
 their own callers however many share the connection, an error reply fails only its own caller, a caller
 that gives up leaves no reply to anyone else, and a Redis that stops answering fails what is in flight."""
 
@@ -12,7 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from taskql.redis_pipe import PipelinedRedis
+from taskql.redis.pipeline import PipelinedRedis
 from tests.services import Services
 
 

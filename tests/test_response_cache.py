@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from core.settings import Settings
 from taskql.app import source_digest
-from taskql.cache import flush
+from taskql.cache.store import flush
 from tests.conftest import client_for
 from tests.factories import Account, create_task, promote_to_admin, register
 from tests.graphql_client import GraphQLClient, operation

@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from auth.tokens import ALGORITHM
-from taskql.events import encode_cursor
+from taskql.realtime.hub import encode_cursor
 from tests.factories import Account, create_task, promote_to_admin, register
 from tests.graphql_client import GraphQLClient
 from tests.processes import TEST_SECRET, environment, free_port, servers_on, start_server, stop, wait_ready

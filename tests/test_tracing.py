@@ -17,8 +17,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 from starlette.applications import Starlette
 
 from core.settings import Settings
-from taskql import telemetry
 from taskql.app import create_app
+from taskql.ops import telemetry
 from tests.factories import Account, create_task, register
 from tests.graphql_client import GraphQLClient, operation
 from tests.sql import captured

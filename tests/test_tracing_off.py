@@ -8,8 +8,8 @@ from starlette.applications import Starlette
 
 from core import tracing
 from graphql import GraphQLObjectType
-from taskql import telemetry
-from taskql.access_log import Observed
+from taskql.ops import telemetry
+from taskql.ops.access_log import Observed
 
 
 def test_tracing_is_off_unless_an_exporter_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

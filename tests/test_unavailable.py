@@ -7,7 +7,7 @@ from strawberry.types import ExecutionResult
 
 from core.errors import ServiceUnavailable
 from graphql import GraphQLError
-from taskql.unavailable import mark_unavailable
+from taskql.http.unavailable import mark_unavailable
 
 
 def unavailable_result() -> ExecutionResult:

@@ -21,7 +21,7 @@ import pytest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from taskql.cache import VIEWER_PREFIX
+from taskql.cache.store import VIEWER_PREFIX
 from tests.factories import Account, promote_to_admin, register
 from tests.graphql_client import GraphQLClient, operation
 from tests.services import Services

@@ -35,7 +35,7 @@ def run_migrations(connection: Connection) -> None:
 
 async def run_async() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
-    assert url, "sqlalchemy.url must be set by taskql.migrate"
+    assert url, "sqlalchemy.url must be set by taskql.data.migrations"
     engine = create_async_engine(url)
     try:
         async with engine.connect() as connection:

@@ -1,0 +1,1 @@
+"""Operating the service: logs, the access log, Prometheus metrics, OpenTelemetry traces, health."""

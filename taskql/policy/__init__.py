@@ -1,0 +1,1 @@
+"""What a request may do before it runs: rate limits, persisted queries, idempotency keys."""

@@ -1,0 +1,1 @@
+"""Subscriptions: the event hub across instances, durable resume, and the WebSocket connections."""

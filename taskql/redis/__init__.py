@@ -1,0 +1,1 @@
+"""Redis: the client behind a circuit breaker, the pipelined connection, the greeting on every connection."""
