@@ -8,124 +8,37 @@ HTTP request their links made, with the answers and each client's result; these 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import subprocess
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import delete_redis_keys
-from tests.factories import PASSWORD
-from tests.graphql_client import operation
-from tests.node import JS, needs_node, node_with_packages
-from tests.processes import TEST_SECRET, environment, free_port, start_server, stop, wait_ready
+from tests.node import needs_node
+from tests.recorded_clients import (
+    GRAPHQL_RESPONSE,
+    TASK_TITLE,
+    ClientRuns,
+    error_codes,
+    run_clients,
+    sent,
+    sha256,
+)
 from tests.services import Services
-
-TASK_TITLE = "Read the persisted-query docs"
-GRAPHQL_RESPONSE = "application/graphql-response+json; charset=utf-8"
 
 pytestmark = needs_node
 
 
-@dataclass(frozen=True)
-class Exchange:
-    """What the Apollo clients sent and got, the account they used, and the server's log."""
-
-    runs: dict[str, dict[str, Any]]
-    email: str
-    server_log: str
-
-    def requests(self, run: str) -> list[dict[str, Any]]:
-        return list(self.runs[run]["requests"])
-
-    def result(self, run: str) -> dict[str, Any]:
-        return dict(self.runs[run]["result"])
-
-    def explain(self, run: str) -> str:
-        """The run's record and the server's log, for a failure message."""
-        return f"{json.dumps(self.runs[run], indent=2)}\n--- server log ---\n{self.server_log}"
-
-
-def register_with_a_task(url: str, email: str) -> str:
-    """A new account, made through the API, with one task; its access token."""
-    variables = {"input": {"email": email, "password": PASSWORD, "name": "Apollo"}}
-    registered = httpx.post(url, json={"query": operation("Register"), "variables": variables}).json()
-    token = str(registered["data"]["register"]["accessToken"])
-    created = httpx.post(
-        url,
-        json={"query": operation("CreateTask"), "variables": {"input": {"title": TASK_TITLE}}},
-        headers={"authorization": f"Bearer {token}"},
-    ).json()
-    assert "errors" not in created, created
-    return token
-
-
-def run_apollo_clients(services: Services, folder: Path) -> Exchange:
-    node = node_with_packages()
-    # Served as in production: CSRF prevention on, which Apollo Client's GETs must pass as they are.
-    env = environment(
-        DATABASE_URL=services.database_url,
-        REDIS_URL=services.redis_url,
-        JWT_SECRET=TEST_SECRET,
-        ENVIRONMENT="production",
-    )
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/graphql"
-    email = f"apollo-{uuid.uuid4().hex[:12]}@example.com"
-    server = start_server(env, folder, port)
-    try:
-        wait_ready(server, port)
-        token = register_with_a_task(url, email)
-        script = subprocess.run(
-            [node, "apollo_apq.mjs"],
-            cwd=JS,
-            env={**env, "TASKQL_URL": url, "TASKQL_TOKEN": token},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        server_log = stop(server)
-    assert script.returncode == 0, f"{script.stdout}{script.stderr}\n--- server log ---\n{server_log}"
-    record = json.loads(script.stdout)
-    return Exchange({run["name"]: run for run in record["runs"]}, email, server_log)
-
-
 @pytest.fixture(scope="module")
-async def exchange(database: Services, tmp_path_factory: pytest.TempPathFactory) -> Exchange:
+async def exchange(database: Services, tmp_path_factory: pytest.TempPathFactory) -> ClientRuns:
     # This runs before the per-test cleanup does: start from no stored documents, so the first clients
     # must register theirs.
     await delete_redis_keys(database)
-    return await asyncio.to_thread(run_apollo_clients, database, tmp_path_factory.mktemp("apollo"))
-
-
-def sent(requests: list[dict[str, Any]]) -> list[tuple[str, bool, bool]]:
-    """Each request as (method, carried the query text, carried a persisted-query hash)."""
-    return [
-        (
-            request["method"],
-            request["hasQuery"] or request["urlHasQuery"],
-            request["persistedQuery"] is not None,
-        )
-        for request in requests
-    ]
-
-
-def error_codes(request: dict[str, Any]) -> list[str]:
-    return [error["extensions"]["code"] for error in request["body"].get("errors", [])]
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    # Served as in production: CSRF prevention on, which Apollo Client's GETs must pass as they are.
+    folder = tmp_path_factory.mktemp("apollo")
+    return await asyncio.to_thread(run_clients, "apollo_apq.mjs", database, folder, "Apollo")
 
 
 def test_a_first_apollo_client_sends_the_hash_alone_then_the_query_when_the_server_does_not_know_it(
-    exchange: Exchange,
+    exchange: ClientRuns,
 ) -> None:
     requests = exchange.requests("post-first")
     assert sent(requests) == [("POST", False, True), ("POST", True, True)], exchange.explain("post-first")
@@ -149,7 +62,7 @@ def test_a_first_apollo_client_sends_the_hash_alone_then_the_query_when_the_serv
     )
 
 
-def test_a_second_fresh_apollo_client_is_answered_from_the_hash_alone(exchange: Exchange) -> None:
+def test_a_second_fresh_apollo_client_is_answered_from_the_hash_alone(exchange: ClientRuns) -> None:
     requests = exchange.requests("post-second")
     assert sent(requests) == [("POST", False, True)], exchange.explain("post-second")
     (by_hash,) = requests
@@ -159,7 +72,7 @@ def test_a_second_fresh_apollo_client_is_answered_from_the_hash_alone(exchange: 
 
 
 def test_with_get_for_hashed_queries_the_hash_goes_over_get_and_the_query_falls_back_to_post(
-    exchange: Exchange,
+    exchange: ClientRuns,
 ) -> None:
     requests = exchange.requests("get-first")
     assert sent(requests) == [("GET", False, True), ("POST", True, True)], exchange.explain("get-first")
@@ -180,7 +93,7 @@ def test_with_get_for_hashed_queries_the_hash_goes_over_get_and_the_query_falls_
 
 
 def test_with_get_for_hashed_queries_a_fresh_client_reads_a_known_document_with_one_get(
-    exchange: Exchange,
+    exchange: ClientRuns,
 ) -> None:
     requests = exchange.requests("get-second")
     assert sent(requests) == [("GET", False, True)], exchange.explain("get-second")
@@ -191,7 +104,7 @@ def test_with_get_for_hashed_queries_a_fresh_client_reads_a_known_document_with_
 
 
 def test_apollo_clients_gets_pass_csrf_prevention_by_the_json_content_type_they_send(
-    exchange: Exchange,
+    exchange: ClientRuns,
 ) -> None:
     # Apollo Client sends Content-Type: application/json on a GET too, which no page can send cross-site
     # without a preflight: CSRF prevention lets it through with no header configured.
