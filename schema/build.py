@@ -24,7 +24,7 @@ from schema.limits import Limits, QueryLimits
 from schema.mutation import Mutation
 from schema.operations import SingleOperation
 from schema.query import Query
-from schema.routing import ReadRouting
+from schema.routing import RouteReads
 from schema.scalars import SCALAR_MAP
 from schema.subscription import Subscription
 from schema.task import Task
@@ -92,7 +92,7 @@ def build_schema(
             CachePolicyExtension,
             *(() if introspection else (ConcealSchema,)),
             WriteAuthorization,  # after the cost is charged (to the viewer as sent), before any resolver
-            ReadRouting,
+            RouteReads,
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
             SingleOperation,  # after ValidationCache: it adds to the errors that one sets

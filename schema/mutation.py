@@ -9,7 +9,7 @@ from auth.sessions import TokenPair
 from core.errors import BadUserInput
 from models import Role, UserRecord
 from resolvers import tasks, users
-from schema.context import Info
+from schema.info import Info
 from schema.inputs import (
     CreateTaskInput,
     LoginInput,

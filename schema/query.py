@@ -8,7 +8,7 @@ from resolvers import budget, nodes, stats, tasks, users
 from resolvers.pagination import PageRequest
 from schema.cache_control import PRIVATE
 from schema.connections import Connection, connection
-from schema.context import Info
+from schema.info import Info
 from schema.inputs import TaskFilter, TaskOrder, UserFilter, given, typed_key, user_key
 from schema.node import Node
 from schema.rate_limit import RateLimit

@@ -11,7 +11,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 
-class ReadRouting(SchemaExtension):
+class RouteReads(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
         route = getattr(execution.context, "route_reads", None)

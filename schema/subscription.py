@@ -11,7 +11,7 @@ from auth.directive import Auth
 from core.ids import encode_id
 from resolvers import events
 from resolvers.events import TaskEventKind
-from schema.context import Info
+from schema.info import Info
 from schema.inputs import user_key
 from schema.task import Task
 

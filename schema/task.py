@@ -14,7 +14,7 @@ from resolvers.loaders import prefetch
 from resolvers.pagination import PageRequest
 from schema.cache_control import PRIVATE
 from schema.connections import Connection, connection, selects
-from schema.context import Info
+from schema.info import Info
 from schema.inputs import TaskFilter, TaskOrder, given, is_given, user_key
 from schema.node import Node
 from schema.plans import planned

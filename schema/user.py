@@ -10,7 +10,7 @@ from models import Role, UserRecord
 from resolvers import stats
 from schema.cache_control import PRIVATE
 from schema.connections import Connection
-from schema.context import Info
+from schema.info import Info
 from schema.inputs import TaskFilter, TaskOrder
 from schema.node import Node
 from schema.stats import TaskStats
