@@ -1,2 +1,3 @@
-"""Authentication and authorization: argon2id passwords, JWT access tokens, refresh-token sessions,
-the viewer, and the ``@auth`` schema directive with its enforcement. Imports ``models`` and ``core``."""
+"""Authentication and authorization: argon2id passwords, JWT access tokens, refresh-token sessions and the
+viewer. Knows nothing of Strawberry (``schema.directives.auth`` enforces ``@auth``); imports ``models`` and
+``core``."""

@@ -182,7 +182,8 @@ class Settings(BaseSettings):
         ge=256,
         description="Larger `variables` or `extensions` (as JSON) are refused (400).",
     )
-    # Limits on one operation, checked before anything executes (schema/limits.py, schema/cost.py).
+    # Limits on one operation, checked before anything executes (schema/extensions/query_limits.py,
+    # schema/analysis/cost.py).
     max_query_depth: int = Field(
         default=10,
         ge=2,

@@ -33,7 +33,7 @@ class Context:
     # Why a presented token was refused; raised where a viewer is required (so a client refreshes).
     auth_error: Unauthenticated | None = None
     # Whether ``viewer`` was read from PostgreSQL for this request. One the response cache vouched for is
-    # not: a mutation reads it again before anything is written (schema.write_authorization).
+    # not: a mutation reads it again before anything is written (schema.extensions.write_authorization).
     viewer_from_database: bool = False
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     # What this request's committed writes implied (their outbox rows): published after commit, before the

@@ -11,25 +11,26 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from auth.directive import enforce_auth_directives
 from graphql import GraphQLError
 from resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from schema.cache_control import CachePolicies, CachePolicyExtension
-from schema.cost import CostModel
-from schema.disclosure import ConcealedExecutionContext, ConcealSchema
-from schema.effects import AfterWrites
-from schema.errors import ErrorCodes, coded, is_coded
-from schema.execution import PlannedExecutionContext
-from schema.limits import Limits, QueryLimits
+from schema.analysis.cache_policies import CachePolicies
+from schema.analysis.cost import CostModel
+from schema.directives.auth import enforce_auth_directives
+from schema.extensions.after_writes import AfterWrites
+from schema.extensions.cache_policy import CachePolicyExtension
+from schema.extensions.conceal_schema import ConcealedExecutionContext, ConcealSchema
+from schema.extensions.error_codes import ErrorCodes, coded, is_coded
+from schema.extensions.query_limits import Limits, QueryLimits
+from schema.extensions.route_reads import RouteReads
+from schema.extensions.single_operation import SingleOperation
+from schema.extensions.write_authorization import WriteAuthorization
 from schema.mutation import Mutation
-from schema.operations import SingleOperation
+from schema.planning.execution import PlannedExecutionContext
 from schema.query import Query
-from schema.routing import RouteReads
-from schema.scalars import SCALAR_MAP
 from schema.subscription import Subscription
-from schema.task import Task
-from schema.user import User
-from schema.write_authorization import WriteAuthorization
+from schema.types.scalars import SCALAR_MAP
+from schema.types.task import Task
+from schema.types.user import User
 
 SUBSCRIPTION_NOT_EXECUTED = (
     "A subscription is not answered as a request: subscribe over WebSocket at /graphql "
@@ -74,7 +75,8 @@ class TaskqlSchema(strawberry.Schema):
 def build_schema(
     extensions: list[Any] | None = None, *, introspection: bool = True, limits: Limits | None = None
 ) -> TaskqlSchema:
-    """The schema; with ``introspection`` off, it keeps itself to itself (``schema.disclosure``)."""
+    """The schema; with ``introspection`` off, it keeps itself to itself
+    (``schema.extensions.conceal_schema``)."""
     limits = limits or Limits()
     schema = TaskqlSchema(
         query=Query,

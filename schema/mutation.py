@@ -1,16 +1,14 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 import strawberry
 
-from auth.directive import Auth
-from auth.sessions import TokenPair
 from core.errors import BadUserInput
-from models import Role, UserRecord
+from models import Role
 from resolvers import tasks, users
+from schema.directives.auth import Auth
 from schema.info import Info
-from schema.inputs import (
+from schema.types.auth_payload import AuthPayload
+from schema.types.inputs import (
     CreateTaskInput,
     LoginInput,
     RegisterInput,
@@ -20,30 +18,8 @@ from schema.inputs import (
     typed_key,
     user_key,
 )
-from schema.task import Task
-from schema.user import User
-
-
-@strawberry.type(description="Tokens for a session, and its user.")
-class AuthPayload:
-    access_token: str = strawberry.field(description="JWT for 'Authorization: Bearer <token>'; short-lived.")
-    refresh_token: str = strawberry.field(
-        description="Opaque token for refreshToken; single use: every refresh returns a new one."
-    )
-    expires_at: datetime = strawberry.field(description="When the access token expires.")
-    user: User = strawberry.field(
-        description="The logged-in user. Fields that need a viewer (tasks, taskStats) answer UNAUTHENTICATED "
-        "here, as this request carried no access token: query them with the new one."
-    )
-
-    @classmethod
-    def from_pair(cls, pair: TokenPair) -> AuthPayload:
-        return cls(
-            access_token=pair.access_token,
-            refresh_token=pair.refresh_token,
-            expires_at=pair.expires_at,
-            user=User.from_model(UserRecord.of(pair.user)),
-        )
+from schema.types.task import Task
+from schema.types.user import User
 
 
 @strawberry.type(description="Writes. Each one is a single transaction: it happens whole or not at all.")

@@ -2,19 +2,19 @@ from __future__ import annotations
 
 import strawberry
 
-from auth.directive import Auth
 from models import Role, TaskRecord
 from resolvers import budget, nodes, stats, tasks, users
 from resolvers.pagination import PageRequest
-from schema.cache_control import PRIVATE
-from schema.connections import Connection, connection
+from schema.directives.auth import Auth
+from schema.directives.cache_control import PRIVATE
 from schema.info import Info
-from schema.inputs import TaskFilter, TaskOrder, UserFilter, given, typed_key, user_key
-from schema.node import Node
-from schema.rate_limit import RateLimit
-from schema.stats import TaskStats
-from schema.task import Task, task_connection
-from schema.user import User
+from schema.types.connections import Connection, connection
+from schema.types.inputs import TaskFilter, TaskOrder, UserFilter, given, typed_key, user_key
+from schema.types.node import Node
+from schema.types.rate_limit import RateLimit
+from schema.types.stats import TaskStats
+from schema.types.task import Task, task_connection
+from schema.types.user import User
 
 
 @strawberry.type(description="Reads.")

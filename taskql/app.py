@@ -43,7 +43,7 @@ from core.settings import Settings
 from resolvers.context import Context
 from resolvers.writes import Written
 from schema.build import build_schema
-from schema.limits import Limits, limit_rules
+from schema.extensions.query_limits import Limits, limit_rules
 from taskql.cache.express import PROBE_STATE, CachedGraphQL, http_cache_headers
 from taskql.cache.store import Probe, ResponseCache, etag_of
 from taskql.data.engine import Outage, create_engine, create_sessionmaker

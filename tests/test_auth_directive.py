@@ -6,11 +6,11 @@ import uuid
 
 import strawberry
 
-from auth.directive import Auth, enforce_auth_directives
 from auth.viewer import Viewer
 from core.errors import AppError, Unauthenticated
 from graphql import GraphQLError
 from models import Role
+from schema.directives.auth import Auth, enforce_auth_directives
 
 
 class FakeContext:

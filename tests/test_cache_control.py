@@ -6,8 +6,9 @@ import strawberry
 
 from core.cache_tags import Policy
 from graphql import parse
+from schema.analysis.cache_policies import CachePolicies
 from schema.build import build_schema
-from schema.cache_control import CacheControl, CacheControlScope, CachePolicies
+from schema.directives.cache_control import CacheControl, CacheControlScope
 from tests.processes import ROOT
 
 

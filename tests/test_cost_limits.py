@@ -1,4 +1,4 @@
-"""Every operation's cost is estimated before it runs (schema/cost.py) and reported in
+"""Every operation's cost is estimated before it runs (schema/analysis/cost.py) and reported in
 ``extensions.cost``; tokens, directives and cost are limited, and refused before any resolver runs."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from starlette.applications import Starlette
 
 from core.settings import Settings
-from schema.limits import MAX_COST, MAX_DIRECTIVES, MAX_TOKENS, Limits, limit_rules
+from schema.extensions.query_limits import MAX_COST, MAX_DIRECTIVES, MAX_TOKENS, Limits, limit_rules
 from tests.conftest import client_for
 from tests.factories import Account, create_task
 from tests.graphql_client import GraphQLClient, Response

@@ -11,9 +11,9 @@ import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import ExecutionResult
 
-from schema import execution
-from schema.execution import PlannedExecutionContext
-from schema.plans import planned
+from schema.planning import execution
+from schema.planning.execution import PlannedExecutionContext
+from schema.planning.plans import planned
 
 VARIANT_CALLS: list[str] = []
 

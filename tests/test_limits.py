@@ -7,7 +7,7 @@ from typing import Any
 from starlette.applications import Starlette
 from strawberry.extensions.validation_cache import _get_validate_cache
 
-from schema.limits import MAX_ALIASES, MAX_DEPTH
+from schema.extensions.query_limits import MAX_ALIASES, MAX_DEPTH
 from tests.factories import Account
 from tests.graphql_client import GraphQLClient
 from tests.sql import captured

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from auth.directive import enforce_auth_directives
 from graphql import GraphQLField, GraphQLInputObjectType, GraphQLObjectType, GraphQLSchema
 from models import Role
 from schema.build import build_schema, sdl
+from schema.directives.auth import enforce_auth_directives
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "graphql" / "schema.graphql"
 

@@ -33,7 +33,7 @@ from functools import lru_cache
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.settings import Settings
-from schema.errors import MASKED_MESSAGE
+from schema.extensions.error_codes import MASKED_MESSAGE
 from taskql.http import graphiql, request_ids
 
 logger = logging.getLogger("taskql.errors")

@@ -1,6 +1,6 @@
 import strawberry
 
-from schema.cache_control import PRIVATE
+from schema.directives.cache_control import PRIVATE
 
 
 @strawberry.interface(

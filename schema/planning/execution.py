@@ -3,9 +3,9 @@
 graphql-core completes every field of every row the same general way: a resolve info, a path, the field's
 resolver, then a walk down the return type. For a page of 50 tasks that is some 600 fields, and most of the
 time of a request. Here, an object type's selection is compiled once into a Python function (see
-``schema.plans``): each selected field read (an attribute for Strawberry's plain fields, the field's own
-resolver otherwise) and completed inline (leaf checks, lists, nulls, nested objects' functions). Every row
-then costs one call per object. Plans are kept across requests for documents seen before.
+``schema.planning.plans``): each selected field read (an attribute for Strawberry's plain fields, the
+field's own resolver otherwise) and completed inline (leaf checks, lists, nulls, nested objects' functions).
+Every row then costs one call per object. Plans are kept across requests for documents seen before.
 
 Semantics stay graphql-core's. A plan is only built for selections it fully understands (no arguments, no
 abstract types, no ``@defer``, no resolver middleware); anything else, and any surprise while a plan runs (a
@@ -32,8 +32,8 @@ from graphql import (
     GraphQLOutputType,
     GraphQLScalarType,
 )
-from schema import plans
-from schema.plans import Plan
+from schema.planning import plans
+from schema.planning.plans import Plan
 
 
 def _direct(field: Any, definition: Any) -> Callable[[Any, Any], Any] | None:
@@ -61,7 +61,8 @@ def _direct(field: Any, definition: Any) -> Callable[[Any, Any], Any] | None:
 
 
 def _planned_variant(field: Any, definition: Any) -> Callable[[Any, Any], Any] | None:
-    """The resolver's variant for plans (``schema.plans.planned``), when it is one ``_direct`` would call."""
+    """The resolver's variant for plans (``schema.planning.plans.planned``), when it is one ``_direct``
+    would call."""
     if _direct(field, definition) is None:
         return None
     variant = getattr(definition.base_resolver.wrapped_func, plans.PLANNED, None)

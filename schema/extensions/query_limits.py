@@ -7,7 +7,7 @@ its operation, and the client's budget.
 - Depth, aliases, directives: validation rules, so they run (and are cached) with the others. Their errors
   are ``GRAPHQL_VALIDATION_FAILED`` with ``extensions.limit`` (``depth``, ``aliases``, ``directives``) and
   ``extensions.max``.
-- Cost (``schema.cost``): ``QUERY_TOO_COMPLEX`` above ``max_cost``, with ``extensions.cost`` and
+- Cost (``schema.analysis.cost``): ``QUERY_TOO_COMPLEX`` above ``max_cost``, with ``extensions.cost`` and
   ``extensions.maxCost``. Then the cost is charged to the client's budget (``Context.budget``), which may
   answer ``RATE_LIMITED``. Both before any resolver runs. The charge is reported in the response's
   ``extensions.cost``: ``{requested, limit, remaining, resetAt}``.
@@ -42,7 +42,7 @@ from graphql import (
     Visitor,
     visit,
 )
-from schema.cost import CostModel
+from schema.analysis.cost import CostModel
 
 _DEFAULTS = Settings.model_fields
 # Deep enough for every operation in graphql/queries (tasks → edges → node → owner → tasks → ... is 7);

@@ -12,19 +12,19 @@ from models import TaskPriority, TaskRecord, TaskStatus
 from resolvers import tasks
 from resolvers.loaders import prefetch
 from resolvers.pagination import PageRequest
-from schema.cache_control import PRIVATE
-from schema.connections import Connection, connection, selects
+from schema.directives.cache_control import PRIVATE
 from schema.info import Info
-from schema.inputs import TaskFilter, TaskOrder, given, is_given, user_key
-from schema.node import Node
-from schema.plans import planned
+from schema.planning.plans import planned
+from schema.types.connections import Connection, connection, selects
+from schema.types.inputs import TaskFilter, TaskOrder, given, is_given, user_key
+from schema.types.node import Node
 
 if TYPE_CHECKING:
     from asyncio import Future
 
     from models import UserRecord
     from resolvers.context import Context
-    from schema.user import User
+    from schema.types.user import User
 
 
 @strawberry.type(description="A task, owned by one user.", directives=[PRIVATE])
@@ -42,7 +42,7 @@ class Task(Node):
 
     @strawberry.field(description="The user who owns the task.")
     @planned(lambda task, context: _owner(task, context))
-    def owner(self, info: Info) -> Annotated[User, strawberry.lazy("schema.user")]:
+    def owner(self, info: Info) -> Annotated[User, strawberry.lazy("schema.types.user")]:
         return _owner(self, info.context)
 
     @classmethod
@@ -65,8 +65,8 @@ class Task(Node):
 def _owner(task: Task, context: Context) -> User:
     # Not async on purpose: a list of tasks loads its owners before its rows complete (see task_connection),
     # and a resolver that returns a plain value spares graphql-core an awaitable, and with it a task, per
-    # row; plans call it without a resolve info (schema.plans.planned). Elsewhere the owner is loaded by
-    # the dataloader as usual.
+    # row; plans call it without a resolve info (schema.planning.plans.planned). Elsewhere the owner is
+    # loaded by the dataloader as usual.
     loaded = context.loaders.users.load(task.owner_id)
     if loaded.done():
         return _user(loaded.result())
@@ -74,7 +74,7 @@ def _owner(task: Task, context: Context) -> User:
 
 
 def _user(record: UserRecord | None) -> User:
-    from schema.user import User
+    from schema.types.user import User
 
     return User.from_model(record)
 

@@ -18,7 +18,7 @@ from graphql import (
     SelectionNode,
 )
 from resolvers.pagination import Page
-from schema.cache_control import INHERIT
+from schema.directives.cache_control import INHERIT
 
 NodeType = TypeVar("NodeType")
 Row = TypeVar("Row")

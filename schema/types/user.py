@@ -8,13 +8,13 @@ import strawberry
 from core.ids import encode_id
 from models import Role, UserRecord
 from resolvers import stats
-from schema.cache_control import PRIVATE
-from schema.connections import Connection
+from schema.directives.cache_control import PRIVATE
 from schema.info import Info
-from schema.inputs import TaskFilter, TaskOrder
-from schema.node import Node
-from schema.stats import TaskStats
-from schema.task import Task, task_connection
+from schema.types.connections import Connection
+from schema.types.inputs import TaskFilter, TaskOrder
+from schema.types.node import Node
+from schema.types.stats import TaskStats
+from schema.types.task import Task, task_connection
 
 
 @strawberry.type(

@@ -4,7 +4,7 @@ import strawberry
 
 from models import TaskPriority, TaskStatus
 from resolvers.stats import TaskStatsData
-from schema.cache_control import INHERIT, PRIVATE
+from schema.directives.cache_control import INHERIT, PRIVATE
 
 
 @strawberry.type(description="How many tasks have a status.", directives=[INHERIT])

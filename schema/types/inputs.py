@@ -14,7 +14,7 @@ from core.ids import decode_typed_id
 from models import Role, TaskPriority, TaskStatus
 from resolvers.tasks import TaskOrder as TaskOrderValue
 from resolvers.tasks import TaskOrderField
-from schema.enums import OrderDirection
+from schema.types.enums import OrderDirection
 
 UNSET: Any = strawberry.UNSET
 

@@ -1,31 +1,10 @@
-"""``@cacheControl``: which query responses may be cached, for how long, and for whom (Apollo's hints).
-
-The directive is Apollo Server's, with its rules, so the SDL reads the same to anyone who knows Apollo:
-
-- a field's ``maxAge`` is its own hint's, else its return type's; with ``inheritMaxAge`` (on the field or the
-  type) it is its parent field's; a leaf field (scalar, enum) without a hint inherits its parent's; any other
-  field without a hint (root fields included) has ``maxAge`` 0, which makes the response uncacheable;
-- a response's policy is the smallest ``maxAge`` over every field the operation selects, and PRIVATE if any
-  hint on the way says PRIVATE.
-
-The policy is worked out from the document alone, before execution, once per document. Mutations and
-subscriptions are never cached. The response cache (``taskql.cache.store``) keeps entries per viewer
-whatever the
-scope, and invalidates them on every write, so ``maxAge`` bounds memory, not staleness; the scope decides the
-HTTP ``Cache-Control`` of GET responses (PUBLIC may be kept by shared caches, PRIVATE only by the browser).
-"""
+"""The ``@cacheControl`` policy of a query, worked out from its document alone, before execution, once per
+document (``schema.directives.cache_control`` has the rules). Mutations and subscriptions are never cached."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
-from enum import Enum
 from typing import Any
-
-import strawberry
-from strawberry.extensions import SchemaExtension
-from strawberry.schema_directive import Location
-from strawberry.types.unset import UNSET
 
 from core.cache_tags import Policy
 from graphql import (
@@ -43,39 +22,7 @@ from graphql import (
     get_operation_ast,
     is_leaf_type,
 )
-
-# Entries are exact (invalidated on every write): their age only bounds the memory they hold.
-DEFAULT_MAX_AGE = 300
-
-
-@strawberry.enum(description="Who may keep a cached response: anyone (PUBLIC) or only its viewer (PRIVATE).")
-class CacheControlScope(Enum):
-    PUBLIC = "PUBLIC"
-    PRIVATE = "PRIVATE"
-
-
-@strawberry.schema_directive(
-    locations=[Location.FIELD_DEFINITION, Location.OBJECT, Location.INTERFACE, Location.UNION],
-    name="cacheControl",
-    description="How long a response holding this field or type may be cached, and by whom (Apollo's "
-    "cache hints). Fields without one are not cacheable, except leaves, which follow their parent.",
-)
-class CacheControl:
-    # UNSET, not None: unset arguments are left out of the SDL, as in Apollo's (`@cacheControl(maxAge: 300)`).
-    max_age: int | None = UNSET
-    scope: CacheControlScope | None = UNSET
-    inherit_max_age: bool | None = UNSET
-
-
-PRIVATE = CacheControl(max_age=DEFAULT_MAX_AGE, scope=CacheControlScope.PRIVATE)
-INHERIT = CacheControl(inherit_max_age=True)
-
-
-def _hint(definition: Any) -> CacheControl | None:
-    for directive in getattr(definition, "directives", None) or ():
-        if isinstance(directive, CacheControl):
-            return directive
-    return None
+from schema.directives.cache_control import CacheControlScope, hint_of
 
 
 class CachePolicies:
@@ -151,8 +98,8 @@ class _Walk:
             self.visit(node.selection_set, named, age)
 
     def _age(self, field: GraphQLField, named: GraphQLNamedType, parent_age: int | None) -> int:
-        field_hint = _hint((field.extensions or {}).get("strawberry-definition"))
-        type_hint = _hint((named.extensions or {}).get("strawberry-definition"))
+        field_hint = hint_of((field.extensions or {}).get("strawberry-definition"))
+        type_hint = hint_of((named.extensions or {}).get("strawberry-definition"))
         for hint in (field_hint, type_hint):
             if hint is not None and hint.scope is CacheControlScope.PRIVATE:
                 self.private = True
@@ -164,15 +111,3 @@ class _Walk:
         if (type_hint is not None and type_hint.inherit_max_age is True) or is_leaf_type(named):
             return parent_age or 0
         return 0
-
-
-class CachePolicyExtension(SchemaExtension):
-    """Before execution: the operation's policy goes on the context, where the response cache reads it."""
-
-    def on_execute(self) -> Iterator[None]:
-        execution = self.execution_context
-        policies: CachePolicies | None = getattr(execution.schema, "cache_policies", None)
-        document, query = execution.graphql_document, execution.query
-        if policies is not None and document is not None and query is not None:
-            execution.context.cache_policy = policies.of(query, document, execution.operation_name)
-        yield

@@ -19,7 +19,7 @@ from typing import Any
 from strawberry.extensions import SchemaExtension
 
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule, ValidationContext
-from schema.execution import PlannedExecutionContext
+from schema.planning.execution import PlannedExecutionContext
 
 INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
 
@@ -53,7 +53,7 @@ class HideSuggestionsRule(ASTValidationRule):
         context._hide_suggestions = True
 
 
-# Built once: the validation cache keys on the rule classes (see schema/limits.py).
+# Built once: the validation cache keys on the rule classes (see schema/extensions/query_limits.py).
 CONCEALING_RULES: tuple[type[ASTValidationRule], ...] = (IntrospectionRefusedRule, HideSuggestionsRule)
 
 

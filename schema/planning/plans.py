@@ -1,4 +1,4 @@
-"""Object plans compiled to Python functions, and kept across requests (used by ``schema.execution``).
+"""Object plans compiled to Python functions, kept across requests (used by ``schema.planning.execution``).
 
 A plan completes one object type for one selection. It is generated as the source of one function per
 object type: each selected field read (an attribute, or the field's resolver) and completed inline (a type

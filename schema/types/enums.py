@@ -1,10 +1,10 @@
-"""The GraphQL enums. ``Role`` is registered by ``auth.directive`` (the directive's argument needs it)."""
+"""The GraphQL enums. ``Role`` is registered by ``schema.directives.auth`` (its argument is typed with it)."""
 
 from enum import Enum
 
 import strawberry
 
-import auth.directive  # noqa: F401  (registers Role: the directive's argument is typed with it)
+import schema.directives.auth  # noqa: F401  (registers Role: the directive's argument is typed with it)
 from models import Role, TaskPriority, TaskStatus
 from resolvers.tasks import TaskOrderField
 

@@ -1,0 +1,1 @@
+"""The schema directives: ``@auth`` (enforced on the resolvers it guards) and ``@cacheControl``."""

@@ -1,0 +1,1 @@
+"""Planned completion, and the private attributes of Strawberry and graphql-core behind a version check."""

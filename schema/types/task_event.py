@@ -1,0 +1,38 @@
+"""What a ``taskEvents`` subscriber receives: one change to a task."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from core.ids import encode_id
+from resolvers import events
+from resolvers.events import TaskEventKind
+from schema.types.task import Task
+
+strawberry.enum(TaskEventKind, description="What happened to a task, as the subscriber sees it.")
+
+
+@strawberry.type(description="A change to a task. The events of one write share a cursor.")
+class TaskEvent:
+    cursor: str = strawberry.field(
+        description="Pass as `after` when subscribing again to receive every event after this one."
+    )
+    kind: TaskEventKind = strawberry.field(
+        description="CREATED, UPDATED or DELETED. A task given to another owner is DELETED for the old "
+        "owner and CREATED for the new one."
+    )
+    task_id: strawberry.ID = strawberry.field(description="The task's global ID.")
+    task: Task | None = strawberry.field(description="The task as the write left it; null when DELETED.")
+    at: datetime = strawberry.field(description="When the write happened.")
+
+    @classmethod
+    def from_event(cls, event: events.TaskEvent) -> TaskEvent:
+        return cls(
+            cursor=event.cursor,
+            kind=event.kind,
+            task_id=strawberry.ID(encode_id("Task", event.task_id)),
+            task=Task.from_model(event.task) if event.task is not None else None,
+            at=event.at,
+        )
