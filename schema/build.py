@@ -26,6 +26,7 @@ from schema.extensions.single_operation import SingleOperation
 from schema.extensions.write_authorization import WriteAuthorization
 from schema.mutation import Mutation
 from schema.planning.execution import PlannedExecutionContext
+from schema.planning.strawberry_compat import graphql_schema_of
 from schema.query import Query
 from schema.subscription import Subscription
 from schema.types.scalars import SCALAR_MAP
@@ -101,9 +102,10 @@ def build_schema(
             *(extensions or []),
         ],
     )
-    enforce_auth_directives(schema._schema)
-    schema.cache_policies = CachePolicies(schema._schema)
-    schema.costs = CostModel(schema._schema, default_page_size=DEFAULT_PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)
+    graphql_schema = graphql_schema_of(schema)
+    enforce_auth_directives(graphql_schema)
+    schema.cache_policies = CachePolicies(graphql_schema)
+    schema.costs = CostModel(graphql_schema, default_page_size=DEFAULT_PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)
     schema.limits = limits
     return schema
 

@@ -44,6 +44,7 @@ from resolvers.context import Context
 from resolvers.writes import Written
 from schema.build import build_schema
 from schema.extensions.query_limits import Limits, limit_rules
+from schema.planning.strawberry_compat import graphql_schema_of
 from taskql.cache.express import PROBE_STATE, CachedGraphQL, http_cache_headers
 from taskql.cache.store import Probe, ResponseCache, etag_of
 from taskql.data.engine import Outage, create_engine, create_sessionmaker
@@ -491,7 +492,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     limits = Limits.of(settings)
     schema = build_schema(extensions, introspection=settings.introspection_enabled, limits=limits)
     if tracer is not None:
-        telemetry.trace_resolvers(schema._schema, tracer)
+        telemetry.trace_resolvers(graphql_schema_of(schema), tracer)
     security = SecurityPolicy.of(settings)
     # Entries are keyed by the code, the schema, the persisted-query mode, whether introspection answers and
     # the limits (a hit is not checked against them again): a deploy that changes any of them never serves
@@ -575,7 +576,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             persisted=PersistedQueries(
                 mode=settings.persisted_queries,
                 guard=guard,
-                schema=schema._schema,
+                schema=graphql_schema_of(schema),
                 rules=limit_rules(schema.limits),
                 trusted=load_manifest(),
                 ttl_seconds=settings.apq_ttl_seconds,

@@ -11,6 +11,7 @@ from core.errors import AppError, Unauthenticated
 from graphql import GraphQLError
 from models import Role
 from schema.directives.auth import Auth, enforce_auth_directives
+from schema.planning.strawberry_compat import graphql_schema_of
 
 
 class FakeContext:
@@ -61,7 +62,7 @@ def run(schema: strawberry.Schema, query: str, who: Viewer | None) -> tuple[obje
 
 def test_a_guarded_field_refuses_an_anonymous_caller_and_a_missing_role() -> None:
     schema = strawberry.Schema(query=Query)
-    enforce_auth_directives(schema._schema)
+    enforce_auth_directives(graphql_schema_of(schema))
     assert run(schema, "{ public }", None) == ({"public": "for anyone"}, [])
     assert run(schema, "{ secret }", None)[1] == ["UNAUTHENTICATED"]
     assert run(schema, "{ secret }", viewer(Role.USER))[0] == {"secret": "for users"}
@@ -71,6 +72,6 @@ def test_a_guarded_field_refuses_an_anonymous_caller_and_a_missing_role() -> Non
 
 def test_auth_on_an_object_type_guards_every_field_of_it() -> None:
     schema = strawberry.Schema(query=VaultQuery)
-    assert enforce_auth_directives(schema._schema) == {"Vault.content": Role.ADMIN}
+    assert enforce_auth_directives(graphql_schema_of(schema)) == {"Vault.content": Role.ADMIN}
     assert run(schema, "{ vault { content } }", viewer(Role.USER))[1] == ["FORBIDDEN"]
     assert run(schema, "{ vault { content } }", viewer(Role.ADMIN))[0] == {"vault": {"content": "gold"}}

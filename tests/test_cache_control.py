@@ -9,11 +9,12 @@ from graphql import parse
 from schema.analysis.cache_policies import CachePolicies
 from schema.build import build_schema
 from schema.directives.cache_control import CacheControl, CacheControlScope
+from schema.planning.strawberry_compat import graphql_schema_of
 from tests.processes import ROOT
 
 
 def policy_of(document: str, schema: strawberry.Schema | None = None) -> Policy | None:
-    graphql_schema = (schema or build_schema())._schema
+    graphql_schema = graphql_schema_of(schema or build_schema())
     return CachePolicies(graphql_schema).of(document, parse(document), None)
 
 

@@ -9,6 +9,7 @@ from graphql import GraphQLField, GraphQLInputObjectType, GraphQLObjectType, Gra
 from models import Role
 from schema.build import build_schema, sdl
 from schema.directives.auth import enforce_auth_directives
+from schema.planning.strawberry_compat import graphql_schema_of
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "graphql" / "schema.graphql"
 
@@ -31,7 +32,7 @@ def _user_types(schema: GraphQLSchema) -> list[tuple[str, object]]:
 
 
 def test_every_type_and_field_is_described() -> None:
-    schema = build_schema()._schema
+    schema = graphql_schema_of(build_schema())
     missing: list[str] = []
     for name, kind in _user_types(schema):
         if isinstance(kind, GraphQLObjectType | GraphQLInputObjectType):
@@ -48,7 +49,7 @@ def test_every_type_and_field_is_described() -> None:
 
 def test_the_server_guards_exactly_the_fields_the_sdl_marks() -> None:
     guarded = enforce_auth_directives(
-        build_schema()._schema
+        graphql_schema_of(build_schema())
     )  # a fresh schema: enforcement is idempotent per build
     assert guarded == {
         "Query.task": Role.USER,
@@ -65,7 +66,7 @@ def test_the_server_guards_exactly_the_fields_the_sdl_marks() -> None:
 
 
 def test_ids_are_opaque_global_ids() -> None:
-    schema = build_schema()._schema
+    schema = graphql_schema_of(build_schema())
     node = schema.type_map["Node"]
     implementations = {impl.name for impl in schema.get_possible_types(node)}  # type: ignore[arg-type]
     assert implementations == {"Task", "User"}

@@ -8,6 +8,7 @@ from starlette.applications import Starlette
 
 from core import tracing
 from graphql import GraphQLObjectType
+from schema.planning.strawberry_compat import graphql_schema_of
 from taskql.ops import telemetry
 from taskql.ops.access_log import Observed
 
@@ -28,7 +29,7 @@ async def test_with_tracing_off_no_wrapper_extension_or_traced_resolver_is_insta
     assert isinstance(app._express, Observed)  # type: ignore[attr-defined]
     schema = app.routes[1].app.schema  # type: ignore[attr-defined]
     assert not any("OperationSpans" in getattr(extension, "__name__", "") for extension in schema.extensions)
-    for type_ in schema._schema.type_map.values():
+    for type_ in graphql_schema_of(schema).type_map.values():
         if isinstance(type_, GraphQLObjectType):
             assert not [
                 name

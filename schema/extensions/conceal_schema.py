@@ -20,6 +20,7 @@ from strawberry.extensions import SchemaExtension
 
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule, ValidationContext
 from schema.planning.execution import PlannedExecutionContext
+from schema.planning.graphql_core_compat import hide_suggestions
 
 INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
 
@@ -50,7 +51,7 @@ class HideSuggestionsRule(ASTValidationRule):
 
     def __init__(self, context: ValidationContext) -> None:
         super().__init__(context)
-        context._hide_suggestions = True
+        hide_suggestions(context)
 
 
 # Built once: the validation cache keys on the rule classes (see schema/extensions/query_limits.py).

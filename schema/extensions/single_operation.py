@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from strawberry.extensions import SchemaExtension
 
 from graphql import GraphQLError, OperationDefinitionNode
+from schema.planning.strawberry_compat import provided_operation_name
 
 MANY_OPERATIONS = "Must provide operation name if query contains multiple operations."
 
@@ -24,7 +25,7 @@ class SingleOperation(SchemaExtension):
         if (
             document is not None
             # What the client sent: ``operation_name`` is Strawberry's guess when it sent none.
-            and context._provided_operation_name is None
+            and provided_operation_name(context) is None
             and sum(isinstance(node, OperationDefinitionNode) for node in document.definitions) > 1
         ):
             error = GraphQLError(MANY_OPERATIONS, extensions={"code": "OPERATION_RESOLUTION_FAILURE"})

@@ -20,56 +20,39 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from graphql.pyutils import Path
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.types.fields.resolver import INFO_PARAMSPEC, SELF_PARAMSPEC
-from strawberry.types.info import Info
 
 from graphql import (
     GraphQLEnumType,
+    GraphQLField,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLScalarType,
 )
-from schema.planning import plans
+from schema.directives.auth import required_role
+from schema.planning import graphql_core_compat, plans, strawberry_compat
 from schema.planning.plans import Plan
 
 
-def _direct(field: Any, definition: Any) -> Callable[[Any, Any], Any] | None:
+def _direct(field: GraphQLField, definition: Any) -> Callable[[Any, Any], Any] | None:
     """A sync resolver of the shape ``(self, info)``, with no arguments, field extensions, permissions or
-    ``@auth`` guard: called as Strawberry would call it, without its per-call wrapping (argument parsing
-    and extension chains it has nothing to do with)."""
-    resolver = getattr(definition, "base_resolver", None)
-    if (
-        resolver is None
-        or resolver.is_async
-        or resolver.arguments
-        or definition.extensions
-        or getattr(definition, "permission_classes", None)
-        or getattr(field.resolve, "required_role", None) is not None
-        or {spec for spec, parameter in resolver.reserved_parameters.items() if parameter is not None}
-        - {SELF_PARAMSPEC, INFO_PARAMSPEC}
-    ):
+    ``@auth`` guard, as Strawberry would call it (``strawberry_compat.direct_call``)."""
+    if required_role(field) is not None:
         return None
-    function = resolver.wrapped_func
-    info_parameter = resolver.info_parameter
-    if info_parameter is None:
-        return lambda source, _raw: function(source)
-    name = info_parameter.name
-    return lambda source, raw: function(source, **{name: Info(_raw_info=raw, _field=definition)})
+    return strawberry_compat.direct_call(definition)
 
 
-def _planned_variant(field: Any, definition: Any) -> Callable[[Any, Any], Any] | None:
+def _planned_variant(field: GraphQLField, definition: Any) -> Callable[[Any, Any], Any] | None:
     """The resolver's variant for plans (``schema.planning.plans.planned``), when it is one ``_direct``
     would call."""
     if _direct(field, definition) is None:
         return None
-    variant = getattr(definition.base_resolver.wrapped_func, plans.PLANNED, None)
+    variant = getattr(strawberry_compat.resolver_function(definition), plans.PLANNED, None)
     return variant if callable(variant) else None
 
 
-class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class PlannedExecutionContext(strawberry_compat.ExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # This request's plans, by object type and field list (graphql-core's own memo key).
@@ -84,9 +67,12 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
         would grow by an entry per nested object per event for as long as the subscription lives."""
         executor = super().build_per_event_executor(payload)
         assert isinstance(executor, PlannedExecutionContext)
-        executor._relevant_sub_fields = {}
-        executor._plans = {}
+        executor.forget_memos()
         return executor
+
+    def forget_memos(self) -> None:
+        graphql_core_compat.forget_collected_subfields(self)
+        self._plans = {}
 
     def complete_object_value(
         self,
@@ -187,12 +173,8 @@ class _Compiler:
         if field is None or node.arguments or field.args or field.resolve is None:
             return None
         definition: Any = (field.extensions or {}).get("strawberry-definition")
-        plain = (
-            getattr(field.resolve, "_is_default", False)
-            and getattr(definition, "is_basic_field", False)
-            and getattr(definition, "default_resolver", None) is getattr
-            and plans.attribute(definition.python_name)
-        )
+        attribute = strawberry_compat.plain_attribute(field, definition)
+        plain = attribute is not None and plans.attribute(attribute)
         module = self._module
         variant = _planned_variant(field, definition) if not plain else None
         if plain:

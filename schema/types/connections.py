@@ -19,6 +19,7 @@ from graphql import (
 )
 from resolvers.pagination import Page
 from schema.directives.cache_control import INHERIT
+from schema.planning.strawberry_compat import raw_info
 
 NodeType = TypeVar("NodeType")
 Row = TypeVar("Row")
@@ -75,7 +76,7 @@ def selects(info: strawberry.Info[Any, Any], *path: str) -> bool:
     load in one statement, before its rows complete, what every row will ask for, so that the rows
     complete without awaiting. It walks the document's nodes as graphql-core collects fields (Strawberry's
     ``selected_fields`` would first convert the whole selection, arguments and directives included)."""
-    raw = info._raw_info
+    raw = raw_info(info)
     selections = [
         selection
         for node in raw.field_nodes
