@@ -116,6 +116,11 @@ class Settings(BaseSettings):
         description='Answer introspection (__schema, __type) and suggest names in errors ("Did you mean '
         '...?"). Default: on in development, off in production.',
     )
+    planned_completion: bool = Field(
+        default=True,
+        description="Complete objects with compiled plans (schema/planning). Off: graphql-core completes "
+        "every field itself, the same answers more slowly (to tell a planner bug from another).",
+    )
     csrf_prevention: bool | None = Field(
         default=None,
         description="Refuse requests a browser could send cross-site without a preflight, as Apollo Server "

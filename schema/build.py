@@ -18,14 +18,14 @@ from schema.analysis.cost import CostModel
 from schema.directives.auth import enforce_auth_directives
 from schema.extensions.after_writes import AfterWrites
 from schema.extensions.cache_policy import CachePolicyExtension
-from schema.extensions.conceal_schema import ConcealedExecutionContext, ConcealSchema
+from schema.extensions.conceal_schema import ConcealSchema, concealed
 from schema.extensions.error_codes import ErrorCodes, coded, is_coded
 from schema.extensions.query_limits import Limits, QueryLimits
 from schema.extensions.route_reads import RouteReads
 from schema.extensions.single_operation import SingleOperation
 from schema.extensions.write_authorization import WriteAuthorization
 from schema.mutation import Mutation
-from schema.planning.execution import PlannedExecutionContext
+from schema.planning.execution import GeneralExecutionContext, PlannedExecutionContext
 from schema.planning.strawberry_compat import graphql_schema_of
 from schema.query import Query
 from schema.subscription import Subscription
@@ -74,18 +74,24 @@ class TaskqlSchema(strawberry.Schema):
 
 
 def build_schema(
-    extensions: list[Any] | None = None, *, introspection: bool = True, limits: Limits | None = None
+    extensions: list[Any] | None = None,
+    *,
+    introspection: bool = True,
+    limits: Limits | None = None,
+    planned: bool = True,
 ) -> TaskqlSchema:
     """The schema; with ``introspection`` off, it keeps itself to itself
-    (``schema.extensions.conceal_schema``)."""
+    (``schema.extensions.conceal_schema``); with ``planned`` off (``PLANNED_COMPLETION=false``), graphql-core
+    completes every field itself instead of the compiled plans (``schema.planning``): the same answers."""
     limits = limits or Limits()
+    executor = PlannedExecutionContext if planned else GeneralExecutionContext
     schema = TaskqlSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[Task, User],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        execution_context_class=PlannedExecutionContext if introspection else ConcealedExecutionContext,
+        execution_context_class=executor if introspection else concealed(executor),
         # Classes, not instances (Strawberry 0.34x); the caches skip re-parsing and re-validating a document
         # seen before, which is most of the fixed cost of a request.
         extensions=[

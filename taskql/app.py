@@ -490,7 +490,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if tracer is not None:
         extensions.append(telemetry.operation_span_factory(tracer))
     limits = Limits.of(settings)
-    schema = build_schema(extensions, introspection=settings.introspection_enabled, limits=limits)
+    schema = build_schema(
+        extensions,
+        introspection=settings.introspection_enabled,
+        limits=limits,
+        planned=settings.planned_completion,
+    )
     if tracer is not None:
         telemetry.trace_resolvers(graphql_schema_of(schema), tracer)
     security = SecurityPolicy.of(settings)

@@ -7,22 +7,23 @@ graphql-core 3.3 can leave suggestions out (``hide_suggestions``) but Strawberry
 - validation: ``HideSuggestionsRule`` sets the flag on the validation context every rule of the run
   shares, before any rule visits the document;
 - execution (variables that do not coerce, an unknown enum value or input field among them):
-  ``ConcealedExecutionContext`` builds every executor with ``hide_suggestions=True``.
+  ``concealed(executor)`` builds every execution with ``hide_suggestions=True``.
 ``__typename`` stays allowed: clients (Apollo's cache among them) ask for it everywhere.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from strawberry.extensions import SchemaExtension
 
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule, ValidationContext
-from schema.planning.execution import PlannedExecutionContext
 from schema.planning.graphql_core_compat import hide_suggestions
 
 INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
+Executor = TypeVar("Executor")
 
 
 class IntrospectionRefusedRule(NoSchemaIntrospectionCustomRule):
@@ -64,8 +65,14 @@ class ConcealSchema(SchemaExtension):
         yield
 
 
-class ConcealedExecutionContext(PlannedExecutionContext):
+class _HideSuggestions:
     @classmethod
     def build(cls, *args: Any, **kwargs: Any) -> Any:
         kwargs["hide_suggestions"] = True
-        return super().build(*args, **kwargs)
+        return super().build(*args, **kwargs)  # type: ignore[misc]
+
+
+@functools.cache
+def concealed(executor: type[Executor]) -> type[Executor]:
+    """``executor``, building every execution with ``hide_suggestions`` (made once per class)."""
+    return cast("type[Executor]", type(f"Concealed{executor.__name__}", (_HideSuggestions, executor), {}))

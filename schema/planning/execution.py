@@ -52,7 +52,23 @@ def _planned_variant(field: GraphQLField, definition: Any) -> Callable[[Any, Any
     return variant if callable(variant) else None
 
 
-class PlannedExecutionContext(strawberry_compat.ExecutionContext):
+class GeneralExecutionContext(strawberry_compat.ExecutionContext):
+    """Strawberry's executor: graphql-core completes every field itself (``PLANNED_COMPLETION=false``)."""
+
+    def build_per_event_executor(self, payload: Any) -> GeneralExecutionContext:
+        """Each subscription event gets its own memos. graphql-core copies the subscription's executor
+        per event, memos included, and keys them by field lists each event builds anew: shared, they
+        would grow by an entry per nested object per event for as long as the subscription lives."""
+        executor = super().build_per_event_executor(payload)
+        assert isinstance(executor, GeneralExecutionContext)
+        executor.forget_memos()
+        return executor
+
+    def forget_memos(self) -> None:
+        graphql_core_compat.forget_collected_subfields(self)
+
+
+class PlannedExecutionContext(GeneralExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # This request's plans, by object type and field list (graphql-core's own memo key).
@@ -61,17 +77,8 @@ class PlannedExecutionContext(strawberry_compat.ExecutionContext):
         self._planning = not (manager is not None and manager.middlewares)
         self._shared = self._planning and plans.shareable(self.operation, self.fragments)
 
-    def build_per_event_executor(self, payload: Any) -> PlannedExecutionContext:
-        """Each subscription event gets its own memos. graphql-core copies the subscription's executor
-        per event, memos included, and keys them by field lists each event builds anew: shared, they
-        would grow by an entry per nested object per event for as long as the subscription lives."""
-        executor = super().build_per_event_executor(payload)
-        assert isinstance(executor, PlannedExecutionContext)
-        executor.forget_memos()
-        return executor
-
     def forget_memos(self) -> None:
-        graphql_core_compat.forget_collected_subfields(self)
+        super().forget_memos()
         self._plans = {}
 
     def complete_object_value(
