@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy import select as select_columns
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -75,7 +75,7 @@ async def _issue_pair(
 
 
 async def rotate(
-    sessions: async_sessionmaker[AsyncSession],
+    transaction: Callable[[], AbstractAsyncContextManager[AsyncSession]],
     config: TokenConfig,
     token: str,
     now: datetime,
@@ -85,9 +85,9 @@ async def rotate(
     """Exchange a refresh token for a new pair. Reuse of a consumed token revokes its session.
     ``before_rotation`` is given the user of a token about to be consumed; what it raises leaves the token
     unconsumed (the per-account attempt limit). ``on_revoke`` runs in the revoking transaction (the write
-    log records what the revocation implies)."""
+    log records what the revocation implies). ``transaction`` opens it (``Context.transaction``)."""
     reused = False
-    async with sessions() as db, db.begin():
+    async with transaction() as db:
         # FOR UPDATE serializes concurrent refreshes of one token: the second waits, then sees it consumed.
         row = (
             await db.exec(

@@ -13,10 +13,10 @@ if TYPE_CHECKING:
 
 async def rate_limit(ctx: Context) -> Charge | None:
     """What this operation was charged and what is left; None when no budget applies (rate limits off)."""
-    charge = ctx.charge
-    if charge is None and ctx.budget is not None:
-        viewer = ctx.viewer
-        charge = await ctx.budget.status(user_id=viewer.user_id if viewer else None, client=ctx.client)
+    charge, budget = ctx.points.charge, ctx.hooks.budget
+    if charge is None and budget is not None:
+        viewer = ctx.who.viewer
+        charge = await budget.status(user_id=viewer.user_id if viewer else None, client=ctx.origin.client)
     if charge is not None and charge.used is None:
         raise ServiceUnavailable(
             "The budget cannot be read right now (operations run uncounted meanwhile).",

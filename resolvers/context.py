@@ -1,10 +1,16 @@
-"""The per-request context every resolver receives."""
+"""The per-request context every resolver receives, made of small typed parts.
+
+Resolvers use its verbs: ``require_viewer``, ``loaders`` and ``reader`` for reads, ``transaction`` and
+``record`` for writes, ``now``. Its parts are what the app and the schema's extensions fill in and read:
+``who`` asks, the ``origin`` of the request, where its ``reads`` go, its ``writes``, what the response cache
+needs (``caching``), what the operation costs (``points``), and the app's ``hooks``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +23,7 @@ from auth.viewer import Viewer, require_role
 from core.budget import Budget, Charge
 from core.cache_tags import Policy
 from core.errors import Unauthenticated
+from core.hooks import AfterWrites, RouteReads
 from core.reader import Reader
 from models import Role
 from resolvers.events import EventDraft, EventSource
@@ -24,47 +31,42 @@ from resolvers.loaders import Loaders
 from resolvers.writes import Written, record
 
 
-@dataclass
-class Context:
-    primary: Reader  # reads on the primary: raw asyncpg, rows into records
-    sessions: async_sessionmaker[AsyncSession]  # writes: ORM sessions, one transaction each
-    tokens: TokenConfig
+@dataclass(slots=True)
+class Who:
+    """Who asks: the viewer the request's token names, or why the token it presented was refused."""
+
     viewer: Viewer | None = None
     # Why a presented token was refused; raised where a viewer is required (so a client refreshes).
     auth_error: Unauthenticated | None = None
     # Whether ``viewer`` was read from PostgreSQL for this request. One the response cache vouched for is
     # not: a mutation reads it again before anything is written (schema.extensions.write_authorization).
-    viewer_from_database: bool = False
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    # What this request's committed writes implied (their outbox rows): published after commit, before the
-    # response; and the cache tags (core.cache_tags) they changed.
-    written: list[Written] = field(default_factory=list)
-    changed: set[str] = field(default_factory=set)
-    # A read whose answer changes with time alone (overdue counts) says until when it holds.
-    valid_until: datetime | None = None
-    # The operation's @cacheControl policy, set before execution (None: a mutation, not cacheable).
-    cache_policy: Policy | None = None
-    # Where subscriptions read events from (the app's), and a WebSocket's connection_init payload.
-    event_source: EventSource | None = None
-    connection_params: dict[str, Any] | None = None
-    connection: Any = None  # the WebSocket, for operations sent over one
-    # The client's address (the rate limits of anonymous callers and of login attempts), its budget (the
-    # app's rate limits; None: unlimited), and what this operation was charged before it ran.
-    client: str = ""
-    budget: Budget | None = None
-    charge: Charge | None = None
-    # Run after the operation, before its answer: the app publishes ``written`` (cache, events, sockets).
-    after_writes: Callable[[Context], Awaitable[None]] | None = None
-    # Where this operation's reads go, decided by the app before it executes (``route_reads``, with whether
-    # the operation writes): the primary, or a replica when nothing the answer depends on was just written.
-    route_reads: Callable[[Context, bool], Awaitable[None]] | None = None
-    reader: Reader = field(init=False)
-    loaders: Loaders = field(init=False)
-    pinned: bool = False  # reads stay on the primary from now on (a write, or its reads, happened)
-    _uncommitted: list[Written] = field(default_factory=list, init=False, repr=False)
+    from_database: bool = False
 
-    def __post_init__(self) -> None:
-        self.reader = self.primary
+    def require(self, role: Role = Role.USER) -> Viewer:
+        return require_role(self.viewer, role, self.auth_error)
+
+
+@dataclass(slots=True)
+class Origin:
+    """Where the operation comes from: the request's id (in logs and masked errors), the client's address
+    (the rate limits of anonymous callers and of login attempts), and the WebSocket of operations sent over
+    one."""
+
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    client: str = ""
+    connection: Any = None
+
+
+class Reads:
+    """Where the operation's reads go (the primary, or a replica until something pins them to the primary),
+    and the per-request loaders that batch them."""
+
+    __slots__ = ("loaders", "pinned", "primary", "reader")
+
+    def __init__(self, primary: Reader) -> None:
+        self.primary = primary  # raw asyncpg, rows into records
+        self.reader = primary
+        self.pinned = False  # reads stay on the primary from now on (a write, or its reads, happened)
         self.loaders = Loaders(self)
 
     def read_from(self, reader: Reader) -> None:
@@ -82,8 +84,18 @@ class Context:
         """Forget what was loaded (a long-lived context, before each event it delivers)."""
         self.loaders = Loaders(self)
 
-    def require_viewer(self, role: Role = Role.USER) -> Viewer:
-        return require_role(self.viewer, role, self.auth_error)
+
+class WriteLog:
+    """The operation's writes: ORM sessions, a transaction each, and what each recorded (its outbox row),
+    published once committed, after the operation and before its answer (the app's ``after_writes``)."""
+
+    __slots__ = ("_uncommitted", "changed", "sessions", "written")
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self.written: list[Written] = []  # what committed writes recorded, in order
+        self.changed: set[str] = set()  # the cache tags (core.cache_tags) they changed
+        self._uncommitted: list[Written] = []
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -96,14 +108,13 @@ class Context:
             raise
         self.committed()
 
-    async def record(self, db: AsyncSession, tags: Iterable[str], events: Sequence[EventDraft] = ()) -> None:
-        """The one call each write makes, in its transaction, before it ends: the cache tags it changed and
-        the events it tells (one per audience; they share one cursor), kept in the outbox with the data."""
-        self._uncommitted.append(await record(db, tags, events, self.now()))
+    async def record(
+        self, db: AsyncSession, tags: Iterable[str], events: Sequence[EventDraft], at: datetime
+    ) -> None:
+        self._uncommitted.append(await record(db, tags, events, at))
 
     def committed(self) -> None:
-        """The transaction of what was recorded has committed: publish it after the operation. (For a
-        transaction not opened by ``transaction``.)"""
+        """The transaction of what was recorded has committed: publish it after the operation."""
         for written in self._uncommitted:
             self.written.append(written)
             self.changed.update(written.tags)
@@ -114,10 +125,98 @@ class Context:
         did): nothing of it is published by this request."""
         self._uncommitted.clear()
 
+
+@dataclass(slots=True)
+class Caching:
+    """What the response cache needs to know of the answer."""
+
+    # The operation's @cacheControl policy, set before execution (None: a mutation, not cacheable).
+    policy: Policy | None = None
+    # A read whose answer changes with time alone (overdue counts) says until when it holds.
+    valid_until: datetime | None = None
+
     def holds_until(self, moment: datetime) -> None:
-        """This request's answer may change by itself at ``moment``: a cached copy must not outlive it."""
+        """The answer may change by itself at ``moment``: a cached copy must not outlive it."""
         if self.valid_until is None or moment < self.valid_until:
             self.valid_until = moment
+
+
+@dataclass(slots=True)
+class Points:
+    """What the operation costs, estimated before it ran (``schema.analysis.cost``), and what its client's
+    budget was charged for it."""
+
+    cost: int | None = None  # None: not estimated (nothing executed: the document or its variables refused)
+    charge: Charge | None = None  # None: nothing charged (rate limits off, or an operation costing 0)
+
+
+@dataclass(slots=True)
+class Hooks:
+    """What the app plugs in; nothing here imports it. None: not plugged in (a replica-less app has no
+    read routing, rate limits off leave no budget, a plain HTTP request has no event source)."""
+
+    after_writes: AfterWrites[Context] | None = None
+    route_reads: RouteReads[Context] | None = None
+    budget: Budget | None = None
+    event_source: EventSource | None = None  # where subscriptions read events from
+
+
+class Context:
+    """One request's (or one WebSocket's) context: see the module's docstring."""
+
+    __slots__ = (
+        "caching",
+        "connection_params",
+        "hooks",
+        "origin",
+        "points",
+        "reads",
+        "tokens",
+        "who",
+        "writes",
+    )
+
+    def __init__(
+        self,
+        primary: Reader,
+        sessions: async_sessionmaker[AsyncSession],
+        tokens: TokenConfig,
+        *,
+        viewer: Viewer | None = None,
+        auth_error: Unauthenticated | None = None,
+        hooks: Hooks | None = None,
+    ) -> None:
+        self.who = Who(viewer, auth_error)
+        self.origin = Origin()
+        self.reads = Reads(primary)
+        self.writes = WriteLog(sessions)
+        self.tokens = tokens
+        self.caching = Caching()
+        self.points = Points()
+        self.hooks = hooks or Hooks()
+        # A WebSocket's connection_init payload. Here, by this name, because Strawberry's WebSocket handlers
+        # set it on a context that has it (taskql.realtime.sockets reads the token in it, once).
+        self.connection_params: dict[str, Any] | None = None
+
+    @property
+    def loaders(self) -> Loaders:
+        return self.reads.loaders
+
+    @property
+    def reader(self) -> Reader:
+        return self.reads.reader
+
+    def require_viewer(self, role: Role = Role.USER) -> Viewer:
+        return self.who.require(role)
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+        """One write's transaction: how a resolver writes (``record`` says what the write implies)."""
+        return self.writes.transaction()
+
+    async def record(self, db: AsyncSession, tags: Iterable[str], events: Sequence[EventDraft] = ()) -> None:
+        """The one call each write makes, in its transaction, before it ends: the cache tags it changed and
+        the events it tells (one per audience; they share one cursor), kept in the outbox with the data."""
+        await self.writes.record(db, tags, events, self.now())
 
     @staticmethod
     def now() -> datetime:

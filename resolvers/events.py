@@ -144,13 +144,14 @@ async def task_events(
         audience = str(await visible_owner(ctx, viewer, owner_id))
     else:
         audience = EVERYONE if viewer.role is Role.ADMIN else str(viewer.user_id)
-    if ctx.event_source is None:
+    source = ctx.hooks.event_source
+    if source is None:
         raise AppError("Subscriptions are not available on this server.")
-    async for event in ctx.event_source.stream(audience, after):
+    async for event in source.stream(audience, after):
         # Each event's fields are read afresh: the context lives as long as the socket, and loaders kept
         # that long would serve what they cached then (an owner's old name) and grow with every task seen.
-        ctx.fresh_loaders()
+        ctx.reads.fresh_loaders()
         # The event follows its write by milliseconds, sooner than a replica could have it: the event's
         # fields are read on the primary.
-        ctx.read_primary()
+        ctx.reads.read_primary()
         yield event

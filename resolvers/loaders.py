@@ -26,7 +26,7 @@ MAX_BATCH = 500
 
 
 class ReadsFrom(Protocol):
-    """Where a request's reads go now (``Context.reader``: the primary, or a replica)."""
+    """Where a request's reads go now (``resolvers.context.Reads``: the primary, or a replica)."""
 
     reader: Reader
 

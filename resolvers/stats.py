@@ -88,5 +88,5 @@ async def task_stats(ctx: Context, *, owner_id: uuid.UUID | None) -> TaskStatsDa
         owner = viewer.user_id if owner_id is None else await visible_owner(ctx, viewer, owner_id)
         stats = await ctx.loaders.stats.load(owner)
     if stats.next_due_at is not None:
-        ctx.holds_until(stats.next_due_at)
+        ctx.caching.holds_until(stats.next_due_at)
     return stats

@@ -75,9 +75,10 @@ async def register(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
 
 async def login(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
     credentials = validate(Credentials, values, argument="input")
-    if ctx.budget is not None:  # every attempt counts (each aliased login of a document too), before any work
-        await ctx.budget.attempt("login", client=ctx.client, account=credentials.email)
-    async with ctx.sessions() as db:
+    budget = ctx.hooks.budget
+    if budget is not None:  # every attempt counts (each aliased login of a document too), before any work
+        await budget.attempt("login", client=ctx.origin.client, account=credentials.email)
+    async with ctx.writes.sessions() as db:
         user = (await db.exec(select(User).where(func.lower(col(User.email)) == credentials.email))).first()
     # Verified outside any transaction. Unknown emails verify a dummy hash: the answer and its timing do
     # not tell whether an account exists.
@@ -88,7 +89,7 @@ async def login(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
         raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
     verified_hash = user.password_hash
     new_hash = await hash_password(credentials.password) if needs_rehash(verified_hash) else None
-    async with ctx.sessions() as db, db.begin():
+    async with ctx.transaction() as db:
         # Read again, locked against a concurrent deactivation (which locks the row FOR UPDATE): the account
         # must still be active, with the password just verified, when its session is opened.
         current = await db.get(User, user.id, with_for_update={"read": True})
@@ -104,9 +105,9 @@ async def login(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
 async def refresh(ctx: Context, *, token: str) -> TokenPair:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise Unauthenticated("The refresh token is invalid.", reason="REFRESH_TOKEN_INVALID")
-    budget = ctx.budget
+    budget = ctx.hooks.budget
     if budget is not None:
-        await budget.attempt("refresh", client=ctx.client)
+        await budget.attempt("refresh", client=ctx.origin.client)
 
     async def per_account(user_id: uuid.UUID) -> None:
         if budget is not None:
@@ -115,21 +116,14 @@ async def refresh(ctx: Context, *, token: str) -> TokenPair:
     async def revoked(db: AsyncSession, session_id: uuid.UUID) -> None:
         await ctx.record(db, [cache_tags.session(session_id)])
 
-    try:
-        return await auth_sessions.rotate(ctx.sessions, ctx.tokens, token, ctx.now(), per_account, revoked)
-    except auth_sessions.RefreshTokenReused:  # the session was revoked (committed)
-        ctx.committed()
-        raise
-    except BaseException:
-        ctx.rolled_back()
-        raise
+    return await auth_sessions.rotate(ctx.transaction, ctx.tokens, token, ctx.now(), per_account, revoked)
 
 
 async def logout(ctx: Context, *, refresh_token: str | None, everywhere: bool) -> bool:
     """End the session of ``refresh_token`` (or of the access token); with ``everywhere``, every session of
     the viewer, which then needs the account's own access token."""
     now = ctx.now()
-    viewer = ctx.require_viewer() if everywhere or refresh_token is None else ctx.viewer
+    viewer = ctx.require_viewer() if everywhere or refresh_token is None else ctx.who.viewer
     async with ctx.transaction() as db:
         if refresh_token is not None:
             session = None
@@ -153,11 +147,12 @@ async def logout(ctx: Context, *, refresh_token: str | None, everywhere: bool) -
 
 
 async def me(ctx: Context) -> UserRecord | None:
-    if ctx.viewer is None:
-        if ctx.auth_error is not None:
-            raise ctx.auth_error
+    viewer, error = ctx.who.viewer, ctx.who.auth_error
+    if viewer is None:
+        if error is not None:
+            raise error
         return None
-    return await ctx.loaders.users.load(ctx.viewer.user_id)
+    return await ctx.loaders.users.load(viewer.user_id)
 
 
 async def get_user(ctx: Context, *, user_id: uuid.UUID) -> UserRecord:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.exceptions import InvalidOperationTypeError
@@ -12,9 +11,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from graphql import GraphQLError
-from resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from schema.analysis.cache_policies import CachePolicies
-from schema.analysis.cost import CostModel
+from schema.analysis.analysed import AnalysedSchema
 from schema.directives.auth import enforce_auth_directives
 from schema.extensions.after_writes import AfterWrites
 from schema.extensions.cache_policy import CachePolicyExtension
@@ -39,9 +36,7 @@ SUBSCRIPTION_NOT_EXECUTED = (
 )
 
 
-class TaskqlSchema(strawberry.Schema):
-    cache_policies: CachePolicies
-    costs: CostModel
+class TaskqlSchema(AnalysedSchema):
     limits: Limits
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
@@ -108,10 +103,7 @@ def build_schema(
             *(extensions or []),
         ],
     )
-    graphql_schema = graphql_schema_of(schema)
-    enforce_auth_directives(graphql_schema)
-    schema.cache_policies = CachePolicies(graphql_schema)
-    schema.costs = CostModel(graphql_schema, default_page_size=DEFAULT_PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)
+    enforce_auth_directives(graphql_schema_of(schema))
     schema.limits = limits
     return schema
 

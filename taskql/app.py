@@ -113,7 +113,7 @@ class Resources:
         """After commit, before the answer: once a write is acknowledged, no instance serves an answer
         computed before it, and its events are on their way to every subscriber. Runs to the end even if
         the request is cancelled (the writes are committed)."""
-        await asyncio.shield(self._settle(list(context.written), list(context.changed)))
+        await asyncio.shield(self._settle(list(context.writes.written), list(context.writes.changed)))
 
     async def _settle(self, written: list[Written], changed: list[str]) -> None:
         await self.reads.mark(changed)  # before the bump: see taskql.data.routing
@@ -179,12 +179,12 @@ def _probe_of(request: Request | WebSocket) -> Probe | None:
 
 def _entry_ttl(context: Context) -> int:
     """Seconds the answer may be kept: its policy's max-age, cut short where the data changes by itself."""
-    policy = context.cache_policy
+    policy = context.caching.policy
     if policy is None or not policy.cacheable:
         return 0
     ttl = policy.max_age
-    if context.valid_until is not None:
-        ttl = min(ttl, int((context.valid_until - context.now()).total_seconds()))
+    if context.caching.valid_until is not None:
+        ttl = min(ttl, int((context.caching.valid_until - context.now()).total_seconds()))
     return max(ttl, 0)
 
 
@@ -226,7 +226,9 @@ class GraphQLView(GraphQL[Context, None]):
     ) -> ExecutionResult:
         resources: Resources = request.app.state.resources
         client = (
-            str(context.viewer.user_id) if context.viewer else (request.client.host if request.client else "")
+            str(context.who.viewer.user_id)
+            if context.who.viewer
+            else (request.client.host if request.client else "")
         )
         try:
             request_data = await resources.persisted.resolve(request_data, client)
@@ -241,7 +243,7 @@ class GraphQLView(GraphQL[Context, None]):
             )
         # A POSTed mutation with an Idempotency-Key holds its key, or is answered with its first outcome.
         await idempotency.claim_key(
-            resources.idempotency, request, context.viewer, context.client, request_data
+            resources.idempotency, request, context.who.viewer, context.origin.client, request_data
         )
         try:
             result = await self.schema.execute(
@@ -258,9 +260,9 @@ class GraphQLView(GraphQL[Context, None]):
         except CannotGetOperationTypeError:
             result = operation_not_chosen(request_data.operation_name)
         access_log.note_result(result)
-        mark_unavailable(result, sub_response, wrote=bool(context.changed))
+        mark_unavailable(result, sub_response, wrote=bool(context.writes.changed))
         self._keep(resources, request, sub_response, context, result)
-        status, headers = response_headers(context.charge, result)
+        status, headers = response_headers(context.points.charge, result)
         sub_response.headers.update(headers)
         if status is not None:
             sub_response.status_code = status
@@ -279,13 +281,18 @@ class GraphQLView(GraphQL[Context, None]):
         if resources.cache is None:
             return
         sub_response.headers["X-Cache"] = "MISS"
-        if probe is None or result.errors or context.changed or not isinstance(sub_response, SubResponse):
+        if (
+            probe is None
+            or result.errors
+            or context.writes.changed
+            or not isinstance(sub_response, SubResponse)
+        ):
             return
         sub_response.pending_store = PendingStore(
             resources.cache,
             probe,
-            context.viewer,
-            context.cache_policy,
+            context.who.viewer,
+            context.caching.policy,
             _entry_ttl(context),
             request.method,
             access_log.operation_name(),
@@ -374,7 +381,7 @@ class GraphQLView(GraphQL[Context, None]):
             return encoded if isinstance(encoded, bytes) else encoded.encode()
 
     async def on_ws_connect(self, context: Context) -> None:
-        websocket = context.connection
+        websocket = context.origin.connection
         assert isinstance(websocket, WebSocket)
         await authenticate(websocket.app.state.resources, context, websocket)
 
@@ -393,10 +400,10 @@ class GraphQLView(GraphQL[Context, None]):
         resources: Resources = request.app.state.resources
         if isinstance(request, WebSocket):  # the viewer comes with connection_init (on_ws_connect)
             context = self._context(resources)
-            context.request_id = request_ids.of(request.scope) or context.request_id
-            context.client = request.client.host if request.client else ""
-            context.connection = request
-            context.event_source = SocketEvents(resources.events, request)
+            context.origin.request_id = request_ids.of(request.scope) or context.origin.request_id
+            context.origin.client = request.client.host if request.client else ""
+            context.origin.connection = request
+            context.hooks.event_source = SocketEvents(resources.events, request)
             return context
         viewer: Viewer | None = None
         auth_error: Unauthenticated | None = None
@@ -414,12 +421,12 @@ class GraphQLView(GraphQL[Context, None]):
         except Unauthenticated as error:
             auth_error = error
         context = self._context(resources, viewer=viewer, auth_error=auth_error)
-        context.client = request.client.host if request.client else ""
+        context.origin.client = request.client.host if request.client else ""
         if user is not None:
-            context.viewer_from_database = True  # else a mutation reads it first (schema.write_authorization)
+            context.who.from_database = True  # else a mutation reads it first (schema.write_authorization)
             context.loaders.users.prime(user.id, user)
         # The security middleware gave the request its id, and puts it on the response.
-        context.request_id = request_ids.of(request.scope) or context.request_id
+        context.origin.request_id = request_ids.of(request.scope) or context.origin.request_id
         return context
 
     @staticmethod
@@ -433,10 +440,10 @@ class GraphQLView(GraphQL[Context, None]):
             viewer=viewer,
             auth_error=auth_error,
         )
-        context.after_writes = resources.after_writes
+        context.hooks.after_writes = resources.after_writes
         if resources.reads.replica is not None:
-            context.route_reads = resources.reads.route
-        context.budget = resources.limits
+            context.hooks.route_reads = resources.reads.route
+        context.hooks.budget = resources.limits
         return context
 
 

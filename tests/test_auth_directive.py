@@ -7,9 +7,10 @@ import uuid
 import strawberry
 
 from auth.viewer import Viewer
-from core.errors import AppError, Unauthenticated
+from core.errors import AppError
 from graphql import GraphQLError
 from models import Role
+from resolvers.context import Who
 from schema.directives.auth import Auth, enforce_auth_directives
 from schema.planning.strawberry_compat import graphql_schema_of
 
@@ -18,8 +19,7 @@ class FakeContext:
     """Not a mock of anything external: the context protocol the directive reads, for a unit schema."""
 
     def __init__(self, viewer: Viewer | None) -> None:
-        self.viewer = viewer
-        self.auth_error: Unauthenticated | None = None
+        self.who = Who(viewer)
 
 
 @strawberry.type

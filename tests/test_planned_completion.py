@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,18 +31,13 @@ from asgi_lifespan import LifespanManager
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import from_schema, mutations, queries
-from pydantic import SecretStr
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.applications import Starlette
 
 from auth.tokens import TokenConfig
 from core.ids import decode_id
-from core.reader import Reader
 from core.settings import Settings
 from graphql import OperationDefinitionNode, OperationType, build_schema, parse, print_ast
-from resolvers.context import Context
 from schema.build import build_schema as build_taskql_schema
 from schema.planning import plans
 from schema.planning.execution import PlannedExecutionContext
@@ -67,6 +61,7 @@ from tests.fixed_world import (
 )
 from tests.fuzz_strategies import SCALARS, with_variables, world_cursors
 from tests.services import Services
+from tests.test_context import idle_context
 
 QUERIES = Path(__file__).resolve().parent.parent / "graphql" / "queries"
 SDL = (QUERIES.parent / "schema.graphql").read_text()
@@ -394,12 +389,6 @@ async def test_without_introspection_either_executor_keeps_the_schema_to_itself(
     [error] = result.errors or []
     assert "'DON' does not exist in 'TaskStatus' enum" in error.message
     assert "Did you mean" not in error.message
-
-
-def idle_context() -> Context:
-    """A context for an operation refused before it reads or writes anything."""
-    tokens = token_config(Settings(_env_file=None, jwt_secret=SecretStr(secrets.token_urlsafe(48))))
-    return Context(Reader(None, "primary"), async_sessionmaker(class_=AsyncSession), tokens)
 
 
 def test_every_document_of_graphql_queries_has_variables_to_run_with() -> None:

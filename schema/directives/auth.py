@@ -13,10 +13,9 @@ from typing import Any, Protocol
 import strawberry
 from strawberry.schema_directive import Location
 
-from auth.viewer import Viewer, require_role
-from core.errors import Unauthenticated
 from graphql import GraphQLField, GraphQLObjectType, GraphQLResolveInfo, GraphQLSchema, default_field_resolver
 from models import Role
+from resolvers.context import Who
 
 # Registers the enum with Strawberry (in place) so the directive's argument can be typed with it.
 strawberry.enum(Role, description="What a user may do. ADMIN may do everything a USER may.")
@@ -32,8 +31,9 @@ class Auth:
 
 
 class AuthContext(Protocol):
-    viewer: Viewer | None
-    auth_error: Unauthenticated | None
+    """What the guard reads of a context (``resolvers.context.Context``): who asks."""
+
+    who: Who
 
 
 Resolver = Callable[..., Any]
@@ -58,7 +58,7 @@ def _guard(resolver: Resolver, required: Role) -> Resolver:
 
     def guarded(source: Any, info: GraphQLResolveInfo[Any], **arguments: Any) -> Any:
         context: AuthContext = info.context
-        require_role(context.viewer, required, context.auth_error)
+        context.who.require(required)
         return resolver(source, info, **arguments)
 
     guarded.required_role = required  # type: ignore[attr-defined]

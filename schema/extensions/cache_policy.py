@@ -7,14 +7,15 @@ from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
 
-from schema.analysis.cache_policies import CachePolicies
+from schema.analysis.analysed import AnalysedSchema
+from schema.info import context_of
 
 
 class CachePolicyExtension(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         execution = self.execution_context
-        policies: CachePolicies | None = getattr(execution.schema, "cache_policies", None)
-        document, query = execution.graphql_document, execution.query
-        if policies is not None and document is not None and query is not None:
-            execution.context.cache_policy = policies.of(query, document, execution.operation_name)
+        schema, document, query = execution.schema, execution.graphql_document, execution.query
+        if isinstance(schema, AnalysedSchema) and document is not None and query is not None:
+            policy = schema.cache_policies.of(query, document, execution.operation_name)
+            context_of(execution).caching.policy = policy
         yield

@@ -22,6 +22,7 @@ from strawberry.extensions import SchemaExtension
 
 from core.errors import AppError
 from graphql import GraphQLError, GraphQLSyntaxError, ValuesOfCorrectTypeRule
+from resolvers.context import Context
 
 logger = logging.getLogger("taskql.errors")
 
@@ -38,7 +39,7 @@ class InputValuesRule(ValuesOfCorrectTypeRule):
 
 
 def coded(
-    error: GraphQLError, *, context: Any = None, operation: str | None = None, validation: bool = False
+    error: GraphQLError, *, context: object = None, operation: str | None = None, validation: bool = False
 ) -> GraphQLError:
     """``error`` with its ``extensions.code``; an unexpected one is masked here and logged in full."""
     original = error.original_error
@@ -52,7 +53,7 @@ def coded(
         return _with(error, error.message, {"code": "GRAPHQL_VALIDATION_FAILED"})
     if error.path is None and error.message.startswith(VARIABLE_COERCION_PREFIX):
         return _with(error, error.message, {"code": "BAD_USER_INPUT"})
-    request_id = getattr(context, "request_id", None)
+    request_id = context.origin.request_id if isinstance(context, Context) else None
     logger.error(
         "unexpected error in %s (request %s): %s",
         operation or "anonymous operation",

@@ -8,7 +8,7 @@ its operation, and the client's budget.
   are ``GRAPHQL_VALIDATION_FAILED`` with ``extensions.limit`` (``depth``, ``aliases``, ``directives``) and
   ``extensions.max``.
 - Cost (``schema.analysis.cost``): ``QUERY_TOO_COMPLEX`` above ``max_cost``, with ``extensions.cost`` and
-  ``extensions.maxCost``. Then the cost is charged to the client's budget (``Context.budget``), which may
+  ``extensions.maxCost``. Then the cost is charged to the client's budget (``Hooks.budget``), which may
   answer ``RATE_LIMITED``. Both before any resolver runs. The charge is reported in the response's
   ``extensions.cost``: ``{requested, limit, remaining, resetAt}``.
 
@@ -42,7 +42,8 @@ from graphql import (
     Visitor,
     visit,
 )
-from schema.analysis.cost import CostModel
+from schema.analysis.analysed import AnalysedSchema
+from schema.info import context_of
 
 _DEFAULTS = Settings.model_fields
 # Deep enough for every operation in graphql/queries (tasks → edges → node → owner → tasks → ... is 7);
@@ -166,10 +167,10 @@ class QueryLimits(SchemaExtension):
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
-        costs: CostModel | None = getattr(execution.schema, "costs", None)
-        document, query = execution.graphql_document, execution.query
-        if costs is not None and document is not None and query is not None:
-            self.cost = costs.of(query, document, execution.operation_name, execution.variables)
+        schema, document, query = execution.schema, execution.graphql_document, execution.query
+        if isinstance(schema, AnalysedSchema) and document is not None and query is not None:
+            self.cost = schema.costs.of(query, document, execution.operation_name, execution.variables)
+            context_of(execution).points.cost = self.cost  # the access log's, refused or not
             await self._admit(self.cost)
         yield
 
@@ -183,13 +184,13 @@ class QueryLimits(SchemaExtension):
                 cost=cost,
                 maxCost=self.limits.max_cost,
             )
-        context = self.execution_context.context
-        budget = getattr(context, "budget", None)
+        context = context_of(self.execution_context)
+        budget = context.hooks.budget
         if budget is None or cost == 0:
             return
-        viewer = context.viewer
-        self.charge = context.charge = await budget.charge(
-            user_id=viewer.user_id if viewer is not None else None, client=context.client, cost=cost
+        viewer = context.who.viewer
+        self.charge = context.points.charge = await budget.charge(
+            user_id=viewer.user_id if viewer is not None else None, client=context.origin.client, cost=cost
         )
 
     def get_results(self) -> dict[str, Any]:

@@ -19,27 +19,28 @@ from strawberry.types.graphql import OperationType
 from auth.sessions import load_viewer
 from core.errors import Unauthenticated
 from resolvers.context import Context
+from schema.info import context_of
 
 
 async def confirm_viewer(context: Context) -> None:
     """Replace the viewer with the database's: a revoked session or a deactivated account leaves none (its
     fields then fail UNAUTHENTICATED with the reason), a changed role the new one (``@auth`` decides)."""
-    viewer = context.viewer
-    if viewer is None or context.viewer_from_database:
+    who = context.who
+    if who.viewer is None or who.from_database:
         return  # anonymous, a token already refused, or read from PostgreSQL by this request
     try:
-        viewer, user = await load_viewer(context.primary, viewer)
+        viewer, user = await load_viewer(context.reads.primary, who.viewer)
     except Unauthenticated as error:
-        context.viewer, context.auth_error = None, error
+        who.viewer, who.auth_error = None, error
     else:
-        context.viewer = viewer
+        who.viewer = viewer
         context.loaders.users.prime(user.id, user)
-    context.viewer_from_database = True
+    who.from_database = True
 
 
 class WriteAuthorization(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
-        if execution.operation_type is OperationType.MUTATION and isinstance(execution.context, Context):
-            await confirm_viewer(execution.context)
+        if execution.operation_type is OperationType.MUTATION:
+            await confirm_viewer(context_of(execution))
         yield

@@ -173,16 +173,16 @@ class ReadRouting:
         """Before an operation executes: a mutation reads the primary; anything else reads the replica when
         nothing its answer can depend on was written within the window (see the module's docstring)."""
         if writes:
-            context.read_primary()
+            context.reads.read_primary()
             return
-        if context.pinned or self.replica is None:
+        if context.reads.pinned or self.replica is None:
             return
-        context.read_from(self.replica if await self._replica_is_current(context) else self.primary)
+        context.reads.read_from(self.replica if await self._replica_is_current(context) else self.primary)
 
     async def _replica_is_current(self, context: Context) -> bool:
         if self.lag is None:
             return False
-        viewer = context.viewer
+        viewer = context.who.viewer
         tags = (
             cache_tags.viewer_tags(viewer.user_id, is_admin=viewer.is_admin)
             if viewer is not None

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from strawberry.extensions import SchemaExtension
 
 from core import tracing
+from resolvers.context import Context
 from taskql.ops import metrics
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class RequestFacts(SchemaExtension):
         except Exception:  # no document (it did not parse), or no such operation in it
             record.operation_type = None
         context = execution.context
-        viewer = getattr(context, "viewer", None)
+        viewer = context.who.viewer if isinstance(context, Context) else None
         if viewer is not None:
             record.viewer_id = str(viewer.user_id)
         record.cost = getattr(context, "cost", None)

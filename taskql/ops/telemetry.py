@@ -41,6 +41,7 @@ from strawberry.extensions import SchemaExtension
 from core import tracing
 from core.errors import AppError
 from graphql import GraphQLError, GraphQLObjectType, GraphQLSchema
+from resolvers.context import Context
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
@@ -205,7 +206,8 @@ def operation_span_factory(tracer: Tracer) -> type[SchemaExtension]:
 
         def on_operation(self) -> Iterator[None]:
             execution = self.execution_context
-            if getattr(execution.context, "connection", None) is not None:
+            context = execution.context
+            if isinstance(context, Context) and context.origin.connection is not None:
                 yield  # a subscription over a WebSocket: it lasts as long as the socket, no span
                 return
             span = tracer.start_span("GraphQL operation", kind=SpanKind.INTERNAL)

@@ -122,14 +122,14 @@ async def authenticate(resources: Resources, context: Context, websocket: WebSoc
         raise ConnectionRejectionError({"message": "Send the access token in connection_init."})
     try:
         claims = decode_access_token(resources.tokens, token)
-        context.viewer, _ = await load_viewer(resources.reads.primary, claims)
+        context.who.viewer, _ = await load_viewer(resources.reads.primary, claims)
     except Unauthenticated as error:
         raise ConnectionRejectionError({"message": error.message, **error.extensions}) from None
     connection = Connection(
         claims.user_id,
         claims.session_id,
         lambda code, reason: close(websocket, code, reason),
-        role=context.viewer.role.value,
+        role=context.who.viewer.role.value,
     )
     resources.events.add_connection(connection)
     metrics.websocket_opened()
