@@ -141,10 +141,6 @@ def limit_rules(limits: Limits) -> tuple[type[ASTValidationRule], ...]:
     )
 
 
-# The rules of the default limits, for callers that validate outside a request.
-LIMIT_RULES = limit_rules(Limits())
-
-
 class QueryLimits(SchemaExtension):
     """Per request: the token limit and the rules before validation; the cost, checked and charged, between
     validation and execution."""

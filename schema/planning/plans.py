@@ -33,10 +33,6 @@ from graphql import (
     GraphQLEnumType,
     GraphQLID,
     GraphQLInt,
-    GraphQLList,
-    GraphQLNonNull,
-    GraphQLObjectType,
-    GraphQLOutputType,
     GraphQLScalarType,
     GraphQLString,
     Node,
@@ -218,17 +214,3 @@ def leaf_lines(module: Module, type_: GraphQLScalarType | GraphQLEnumType, var: 
 
 def attribute(name: str) -> str | None:
     return name if name.isidentifier() and not keyword.iskeyword(name) else None
-
-
-def is_leaf(type_: GraphQLOutputType) -> bool:
-    return isinstance(type_, (GraphQLScalarType, GraphQLEnumType))
-
-
-def unwrap(type_: GraphQLOutputType) -> GraphQLOutputType:
-    while isinstance(type_, (GraphQLNonNull, GraphQLList)):
-        type_ = type_.of_type
-    return type_
-
-
-def is_object(type_: GraphQLOutputType) -> bool:
-    return isinstance(type_, GraphQLObjectType)
