@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import ast
 import secrets
+from datetime import timedelta
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from auth.tokens import TokenConfig
 from core.reader import Reader
-from core.settings import Settings
 from resolvers.context import Context
 from schema.build import build_schema
 from schema.extensions.query_limits import Limits
-from taskql.app import token_config
 from tests.processes import ROOT
 
 # Costs 1 (tasks) + 50 rows x 1 (owner): 51 points (schema/analysis/cost.py).
@@ -24,7 +23,9 @@ FIFTY_OWNERS = "{ tasks(first: 50) { edges { node { owner { name } } } } }"
 
 def idle_context() -> Context:
     """A context for operations refused before they read or write anything (no server behind it)."""
-    tokens = token_config(Settings(_env_file=None, jwt_secret=SecretStr(secrets.token_urlsafe(48))))
+    tokens = TokenConfig(
+        secrets.token_urlsafe(48), "taskql", "taskql", timedelta(minutes=15), timedelta(days=30)
+    )
     return Context(Reader(None, "primary"), async_sessionmaker(class_=AsyncSession), tokens)
 
 
