@@ -38,7 +38,6 @@ from core.ids import encode_id
 from core.settings import Settings
 from graphql import GraphQLInputObjectType, GraphQLInputType, GraphQLObjectType, GraphQLSchema, get_named_type
 from schema.build import build_schema
-from taskql.app import token_config
 from tests.fixed_world import (
     ALICE,
     BOB,
@@ -369,7 +368,7 @@ async def world(
 ) -> AsyncIterator[World]:
     connection = await asyncpg.connect(database.dsn)
     redis = Redis.from_url(database.redis_url)
-    world = World(http, connection, redis, token_config(settings), request)
+    world = World(http, connection, redis, TokenConfig.of(settings), request)
     await world.rebuild()
     try:
         yield world
