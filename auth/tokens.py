@@ -14,6 +14,7 @@ from typing import Any
 import jwt
 
 from core.errors import Unauthenticated
+from core.settings import Settings
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss", "aud", "sid"]
@@ -33,6 +34,17 @@ class TokenConfig:
     # How far apart the clocks of the instances that issue and verify tokens may be (JWT_LEEWAY_SECONDS):
     # without it, a token issued by an instance a second ahead is refused by the others for that second.
     leeway: timedelta = timedelta(0)
+
+    @classmethod
+    def of(cls, settings: Settings) -> TokenConfig:
+        return cls(
+            secret=settings.secret,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+            refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
+            leeway=timedelta(seconds=settings.jwt_leeway_seconds),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +68,22 @@ def issue_access_token(
         "exp": int(expires_at.timestamp()),
     }
     return jwt.encode(claims, config.secret, algorithm=ALGORITHM), expires_at.replace(microsecond=0)
+
+
+def bearer_token(authorization: str | None, *, bare: bool = False) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value; None without one. The one parser of that
+    header: the express lane, the view and WebSockets all use it. ``bare``: a token without the scheme is
+    taken too (a WebSocket's ``connection_init`` payload, where clients send either)."""
+    if not authorization or not authorization.strip():
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if bare and not token:
+        return scheme
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            "Send the access token as 'Authorization: Bearer <token>'.", reason="TOKEN_INVALID"
+        )
+    return token.strip()
 
 
 def decode_access_token(config: TokenConfig, token: str) -> AccessClaims:

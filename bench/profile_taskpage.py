@@ -215,8 +215,8 @@ async def inprocess_run(args: argparse.Namespace) -> None:
 
     settings = services.resolve(Settings(data_dir=args.data_dir, log_level="WARNING"))
     app = create_app(settings)
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)  # each request gets the lifespan's state
         async with httpx.AsyncClient(transport=transport, base_url="http://taskql.test") as client:
             login = (await client.post("/graphql", json=login_body())).json()
             headers = {"authorization": f"Bearer {login['data']['login']['accessToken']}"}

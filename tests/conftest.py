@@ -12,10 +12,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 from redis.asyncio import Redis
-from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.settings import Settings
-from taskql.app import create_app
+from taskql.app import TaskqlApp, create_app
 from taskql.data import migrations as migrate
 from tests.factories import Account, promote_to_admin, register
 from tests.fault_servers import RedisProcess
@@ -58,13 +58,25 @@ def make_settings(services: Services, **overrides: object) -> Settings:
     return Settings.model_validate(values)
 
 
+def served(app: TaskqlApp) -> ASGIApp:
+    """``app`` as a server runs it once its lifespan has: every request's state starts as a copy of what the
+    lifespan yielded (asgi-lifespan's ``LifespanManager`` runs the lifespan; httpx's transport copies
+    nothing)."""
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["state"] = app.resources.state()
+        await app(scope, receive, send)
+
+    return serve
+
+
 @pytest.fixture(scope="session")
 def settings(database: Services) -> Settings:
     return make_settings(database)
 
 
 @pytest.fixture(scope="session")
-async def app(settings: Settings) -> AsyncIterator[Starlette]:
+async def app(settings: Settings) -> AsyncIterator[TaskqlApp]:
     application = create_app(settings)
     async with LifespanManager(application):
         yield application
@@ -75,7 +87,7 @@ async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client to a separately configured app (its own lifespan)."""
     application = create_app(settings)
     async with LifespanManager(application):
-        transport = httpx.ASGITransport(app=application)
+        transport = httpx.ASGITransport(app=served(application))
         async with httpx.AsyncClient(transport=transport, base_url="http://taskql.test") as client:
             yield client
 
@@ -114,8 +126,8 @@ def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
 
 
 @pytest.fixture
-async def http(app: Starlette, database: Services) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+async def http(app: TaskqlApp, database: Services) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=served(app))
     async with httpx.AsyncClient(transport=transport, base_url="http://taskql.test") as client:
         yield client
 

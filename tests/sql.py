@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
+
+from taskql.app import TaskqlApp
 
 ENGINE = "engine"  # the source of statements sent through SQLAlchemy (writes, ORM sessions)
 
@@ -36,8 +37,8 @@ class Statements:
 
 
 @contextlib.contextmanager
-def captured(app: Starlette) -> Iterator[Statements]:
-    resources = app.state.resources
+def captured(app: TaskqlApp) -> Iterator[Statements]:
+    resources = app.resources
     engine: AsyncEngine = resources.engine
     statements = Statements()
 

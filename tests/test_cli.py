@@ -10,7 +10,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from taskql.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, served
 from tests.graphql_client import GraphQLClient
 from tests.processes import ROOT, TEST_SECRET, environment, taskql
 from tests.services import Services
@@ -63,7 +63,7 @@ async def test_create_admin_makes_an_admin_who_can_log_in(
     app = create_app(settings)
     async with (
         LifespanManager(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=served(app)), base_url="http://t") as http,
     ):
         gql = GraphQLClient(http)
         login = (await gql.run("Login", {"input": {"email": "root@example.com", "password": password}})).ok()[

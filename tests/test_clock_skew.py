@@ -17,9 +17,8 @@ import httpx
 import jwt
 import pytest
 
-from auth.tokens import issue_access_token
+from auth.tokens import TokenConfig, issue_access_token
 from core.settings import Settings
-from taskql.app import token_config
 from tests.factories import Account, register
 from tests.graphql_client import GraphQLClient, Response
 from tests.processes import TEST_SECRET, environment, free_port, start_server, stop, wait_ready
@@ -38,7 +37,7 @@ def issued_by_a_clock_ahead(settings: Settings, account: Account, ahead: timedel
     claims = jwt.decode(account.token, options={"verify_signature": False})
     now = datetime.now(UTC) + ahead
     token, _ = issue_access_token(
-        token_config(settings), uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), now
+        TokenConfig.of(settings), uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"]), now
     )
     return token
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
 
 from core.settings import Settings
 from schema.extensions.query_limits import MAX_COST, MAX_DIRECTIVES, MAX_TOKENS, Limits, limit_rules
+from taskql.app import TaskqlApp
 from tests.conftest import client_for
 from tests.factories import Account, create_task
 from tests.graphql_client import GraphQLClient, Response
@@ -104,7 +104,7 @@ async def test_introspection_costs_the_minimum_of_one(gql: GraphQLClient) -> Non
 
 
 async def test_an_operation_over_the_maximum_cost_is_refused_before_any_resolver_runs(
-    app: Starlette, gql: GraphQLClient, admin: Account
+    app: TaskqlApp, gql: GraphQLClient, admin: Account
 ) -> None:
     with captured(app) as allowed:  # the control: the same selection, on smaller pages, reads tasks
         (await gql.query(TOO_COSTLY.replace("100", "10"), token=admin.token)).ok()

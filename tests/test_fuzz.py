@@ -45,7 +45,6 @@ from graphql import (
     print_ast,
     validate,
 )
-from taskql.app import token_config
 from tests.fixed_world import ALICE, ROOT, access_token, rebuild, snapshot
 from tests.fuzz_strategies import (
     JSON_VALUES,
@@ -131,7 +130,7 @@ async def world(
 ) -> AsyncIterator[FuzzWorld]:
     connection = await asyncpg.connect(database.dsn)
     redis = Redis.from_url(database.redis_url)
-    fuzz = FuzzWorld(http, connection, redis, token_config(settings), caplog)
+    fuzz = FuzzWorld(http, connection, redis, TokenConfig.of(settings), caplog)
     await fuzz.rebuild()
     try:
         yield fuzz

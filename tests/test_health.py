@@ -2,11 +2,12 @@ import asyncio
 import time
 
 import httpx
-from starlette.applications import Starlette
+from asgi_lifespan import LifespanManager
 
+from taskql.app import TaskqlApp, create_app
 from taskql.data import migrations as migrate
 from taskql.ops.health import CHECK_TIMEOUT_SECONDS
-from tests.conftest import client_for, make_settings
+from tests.conftest import make_settings, served
 from tests.services import Services
 from tests.sql import captured
 
@@ -36,7 +37,7 @@ async def test_graphiql_is_served_to_browsers_in_development(http: httpx.AsyncCl
 
 
 async def test_probing_every_second_reads_the_migration_scripts_once_and_the_same_statements(
-    http: httpx.AsyncClient, app: Starlette
+    http: httpx.AsyncClient, app: TaskqlApp
 ) -> None:
     migrate._scripts.cache_clear()
     with captured(app) as statements:
@@ -46,7 +47,7 @@ async def test_probing_every_second_reads_the_migration_scripts_once_and_the_sam
     assert len(statements) == 5 * len({sql for sql, _ in statements.executed})
 
 
-async def test_probes_that_arrive_together_share_one_check(http: httpx.AsyncClient, app: Starlette) -> None:
+async def test_probes_that_arrive_together_share_one_check(http: httpx.AsyncClient, app: TaskqlApp) -> None:
     with captured(app) as statements:
         answers = await asyncio.gather(*(http.get("/readyz") for _ in range(10)))
     assert {answer.json()["status"] for answer in answers} == {"ready"}
@@ -55,12 +56,16 @@ async def test_probes_that_arrive_together_share_one_check(http: httpx.AsyncClie
 
 async def test_readyz_answers_within_its_bound_when_no_connection_is_free(database: Services) -> None:
     settings = make_settings(database, db_pool_size=1, db_max_overflow=0)
-    async with client_for(settings) as http:
-        engine = http._transport.app.state.resources.engine  # type: ignore[attr-defined]
-        async with engine.connect():  # the pool's only connection, busy
-            started = time.monotonic()
-            response = await http.get("/readyz")
-            took = time.monotonic() - started
+    application = create_app(settings)
+    transport = httpx.ASGITransport(app=served(application))
+    async with (
+        LifespanManager(application),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as http,
+        application.resources.engine.connect(),  # the pool's only connection, busy
+    ):
+        started = time.monotonic()
+        response = await http.get("/readyz")
+        took = time.monotonic() - started
     body = response.json()
     assert (response.status_code, body["status"]) == (503, "unavailable")
     assert body["checks"]["postgres"] == {"ok": False, "error": "TimeoutError", "pool_in_use": 1}

@@ -15,10 +15,10 @@ import asyncpg
 import httpx
 import pytest
 from pydantic import SecretStr
-from starlette.applications import Starlette
 
 from core.settings import Settings
-from tests.conftest import client_for, make_settings
+from taskql.app import TaskqlApp
+from tests.conftest import client_for, make_settings, served
 from tests.factories import PASSWORD, Account, register
 from tests.graphql_client import GraphQLClient, operation
 from tests.processes import TEST_SECRET, TaskqlProcess, environment
@@ -161,13 +161,13 @@ async def test_the_same_key_from_two_users_is_two_keys(
 
 
 async def test_a_login_retried_gets_the_same_tokens_and_only_from_the_same_client_address(
-    app: Starlette, http: httpx.AsyncClient, alice: Account, database: Services
+    app: TaskqlApp, http: httpx.AsyncClient, alice: Account, database: Services
 ) -> None:
     login = {"input": {"email": alice.email, "password": PASSWORD}}
     first = await send(http, "login-1", login, document=operation("Login"))
     retry = await send(http, "login-1", login, document=operation("Login"))
     assert retry.json()["data"]["login"]["refreshToken"] == first.json()["data"]["login"]["refreshToken"]
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 4000))
+    transport = httpx.ASGITransport(app=served(app), client=("203.0.113.9", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="http://taskql.test") as elsewhere:
         other = await send(elsewhere, "login-1", login, document=operation("Login"))
     assert other.status_code == 200

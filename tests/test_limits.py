@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.applications import Starlette
 from strawberry.extensions.validation_cache import _get_validate_cache
 
 from schema.extensions.query_limits import MAX_ALIASES, MAX_DEPTH
+from taskql.app import TaskqlApp
 from tests.factories import Account
 from tests.graphql_client import GraphQLClient
 from tests.sql import captured
@@ -17,7 +17,7 @@ DEEP = "{ me { " + "tasks { edges { node { owner { " * 3 + "id" + " } } } }" * 3
 
 
 async def test_a_too_deep_operation_is_refused_before_any_resolver_runs(
-    app: Starlette, gql: GraphQLClient, alice: Account
+    app: TaskqlApp, gql: GraphQLClient, alice: Account
 ) -> None:
     with captured(app) as statements:
         response = await gql.query(DEEP, token=alice.token)
@@ -28,7 +28,7 @@ async def test_a_too_deep_operation_is_refused_before_any_resolver_runs(
 
 
 async def test_an_alias_bomb_is_refused_before_any_resolver_runs(
-    app: Starlette, gql: GraphQLClient, alice: Account
+    app: TaskqlApp, gql: GraphQLClient, alice: Account
 ) -> None:
     bomb = "{ " + " ".join(f"a{i}: tasks(first: 1) {{ totalCount }}" for i in range(MAX_ALIASES + 1)) + " }"
     with captured(app) as statements:

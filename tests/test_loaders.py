@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from aiodataloader import DataLoader
-from starlette.applications import Starlette
 
 from resolvers.loaders import PrimedCache
+from taskql.app import TaskqlApp
 from tests.factories import Account, create_task, register
 from tests.graphql_client import GraphQLClient
 from tests.sql import captured
@@ -66,7 +66,7 @@ query {
 
 
 async def test_a_listed_user_is_not_read_again_as_an_owner(
-    app: Starlette, gql: GraphQLClient, admin: Account
+    app: TaskqlApp, gql: GraphQLClient, admin: Account
 ) -> None:
     owners = [await register(gql, name=f"Owner {i}") for i in range(3)]
     for owner in owners:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager as AsyncContextManager
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY, Histogram
 from pydantic import SecretStr
-from starlette.applications import Starlette
 
+from core.settings import Settings
 from taskql.ops import metrics
+from tests.conftest import client_for
 
 TOKEN = secrets.token_urlsafe(24)
 
@@ -28,35 +29,26 @@ async def test_metrics_are_open_in_development_without_a_token(http: httpx.Async
     assert "taskql_graphql_requests_total" in response.text
 
 
-@pytest.fixture
-def production(app: Starlette, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """Make the running app's settings production's (with ``overrides``) for one test."""
-
-    def apply(**overrides: object) -> None:
-        resources = app.state.resources
-        changed = resources.settings.model_copy(update={"environment": "production", **overrides})
-        monkeypatch.setattr(resources, "settings", changed)
-
-    return apply
+def production(settings: Settings, **overrides: object) -> AsyncContextManager[httpx.AsyncClient]:
+    """A client of an app with production's settings (and ``overrides``)."""
+    return client_for(settings.model_copy(update={"environment": "production", **overrides}))
 
 
 async def test_metrics_are_not_served_on_the_api_port_in_production_without_a_token(
-    http: httpx.AsyncClient, production: Callable[..., None]
+    settings: Settings,
 ) -> None:
-    production()
-    assert (await http.get("/metrics")).status_code == 404
+    async with production(settings) as http:
+        assert (await http.get("/metrics")).status_code == 404
 
 
-async def test_with_a_token_metrics_need_it_as_a_bearer_token(
-    http: httpx.AsyncClient, production: Callable[..., None]
-) -> None:
-    production(metrics_token=SecretStr(TOKEN))
-    assert (await http.get("/metrics")).status_code == 401
-    wrong = await http.get("/metrics", headers={"authorization": f"Bearer {TOKEN}x"})
-    assert wrong.status_code == 401
-    right = await http.get("/metrics", headers={"authorization": f"Bearer {TOKEN}"})
-    assert right.status_code == 200
-    assert "taskql_db_pool_connections_max" in right.text
+async def test_with_a_token_metrics_need_it_as_a_bearer_token(settings: Settings) -> None:
+    async with production(settings, metrics_token=SecretStr(TOKEN)) as http:
+        assert (await http.get("/metrics")).status_code == 401
+        wrong = await http.get("/metrics", headers={"authorization": f"Bearer {TOKEN}x"})
+        assert wrong.status_code == 401
+        right = await http.get("/metrics", headers={"authorization": f"Bearer {TOKEN}"})
+        assert right.status_code == 200
+        assert "taskql_db_pool_connections_max" in right.text
 
 
 async def test_operation_names_that_are_not_trusted_documents_share_one_label(

@@ -8,8 +8,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from starlette.applications import Starlette
 
+from taskql.app import TaskqlApp
 from taskql.data.seed import SEED_PASSWORD, seed
 from tests.factories import Account, create_task
 from tests.graphql_client import GraphQLClient
@@ -216,7 +216,7 @@ async def explain(database: Services, sql: str, params: Any) -> list[dict[str, A
 
 
 async def test_every_order_is_served_by_an_owner_index_without_sorting(
-    app: Starlette, gql: GraphQLClient, database: Services, seeded: Account
+    app: TaskqlApp, gql: GraphQLClient, database: Services, seeded: Account
 ) -> None:
     for field, direction in ORDERS:
         order = {"field": field, "direction": direction}
@@ -234,7 +234,7 @@ async def test_every_order_is_served_by_an_owner_index_without_sorting(
 
 
 async def test_an_admins_list_of_everyone_is_served_by_an_index(
-    app: Starlette, gql: GraphQLClient, admin: Account, database: Services, seeded: Account
+    app: TaskqlApp, gql: GraphQLClient, admin: Account, database: Services, seeded: Account
 ) -> None:
     with captured(app) as statements:
         (await gql.run("Tasks", {"first": 50}, token=admin.token)).ok()
@@ -245,7 +245,7 @@ async def test_an_admins_list_of_everyone_is_served_by_an_index(
 
 
 async def test_search_is_served_by_the_full_text_gin_index(
-    app: Starlette, gql: GraphQLClient, admin: Account, database: Services, seeded: Account
+    app: TaskqlApp, gql: GraphQLClient, admin: Account, database: Services, seeded: Account
 ) -> None:
     with captured(app) as statements:
         (await gql.run("Tasks", {"first": 10, "filter": {"search": "deplo"}}, token=admin.token)).ok()

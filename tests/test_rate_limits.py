@@ -17,11 +17,11 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from prometheus_client import REGISTRY
-from starlette.applications import Starlette
 
 from core.settings import Settings
-from taskql.app import create_app
+from taskql.app import TaskqlApp, create_app
 from taskql.policy.rate_limits import HIT_FLUSH_SECONDS
+from tests.conftest import served
 from tests.factories import PASSWORD, Account, create_task, register
 from tests.fault_servers import RedisProcess
 from tests.graphql_client import GraphQLClient, Response
@@ -44,7 +44,7 @@ async def fresh_window() -> None:
 
 
 @contextlib.asynccontextmanager
-async def instance(settings: Settings, **overrides: Any) -> AsyncIterator[Starlette]:
+async def instance(settings: Settings, **overrides: Any) -> AsyncIterator[TaskqlApp]:
     """A taskql instance of its own (its own lifespan), on the tests' PostgreSQL and Redis. Without the
     response cache unless asked: a repeated query would be a cache hit, charged at its flat cost."""
     values: dict[str, Any] = {"rate_limit_window_seconds": WINDOW, "response_cache": False, **overrides}
@@ -54,8 +54,8 @@ async def instance(settings: Settings, **overrides: Any) -> AsyncIterator[Starle
 
 
 @contextlib.asynccontextmanager
-async def client(app: Starlette, ip: str = "203.0.113.7") -> AsyncIterator[GraphQLClient]:
-    transport = httpx.ASGITransport(app=app, client=(ip, 50_000))
+async def client(app: TaskqlApp, ip: str = "203.0.113.7") -> AsyncIterator[GraphQLClient]:
+    transport = httpx.ASGITransport(app=served(app), client=(ip, 50_000))
     async with httpx.AsyncClient(transport=transport, base_url="http://taskql.test") as http:
         yield GraphQLClient(http)
 
@@ -133,7 +133,7 @@ async def test_charges_still_count_after_redis_forgot_its_scripts(
 ) -> None:
     async with instance(settings, rate_limit_points=1000) as app, client(app) as gql:
         (await gql.query(PAGE, token=alice.token)).ok()
-        await app.state.resources.redis.script_flush()  # as after a restart
+        await app.resources.redis.script_flush()  # as after a restart
         (await gql.query(PAGE, token=alice.token)).ok()
         assert (await budget(gql, alice.token))["used"] == 2 * PAGE_COST
 

@@ -20,14 +20,13 @@ import pytest
 import uvicorn
 from asgi_lifespan import LifespanManager
 from redis.asyncio import Redis
-from starlette.applications import Starlette
 
 from core import cache_tags
 from core.reader import Reader
 from core.settings import Settings
-from taskql.app import create_app
+from taskql.app import TaskqlApp, create_app
 from taskql.data.routing import ReplicaLag, mark_everything_written, mark_key
-from tests.conftest import make_settings
+from tests.conftest import make_settings, served
 from tests.factories import Account, create_task, promote_to_admin, register
 from tests.fault_servers import RedisProcess
 from tests.graphql_client import GraphQLClient
@@ -47,7 +46,7 @@ mutation CreateWithStats($input: CreateTaskInput!) {
 
 @dataclass
 class Instance:
-    app: Starlette
+    app: TaskqlApp
     gql: GraphQLClient
 
 
@@ -57,7 +56,7 @@ async def instance(settings: Settings) -> AsyncIterator[Instance]:
     application = create_app(settings)
     # Generous timeouts: two instances start and stop per test, on a machine shared with other work.
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=application)
+        transport = httpx.ASGITransport(app=served(application))
         async with httpx.AsyncClient(transport=transport, base_url="http://taskql.test") as client:
             yield Instance(application, GraphQLClient(client))
 
@@ -160,7 +159,7 @@ subscription Events { taskEvents { kind task { title owner { name } } } }
 
 
 @contextlib.asynccontextmanager
-async def live(settings: Settings) -> AsyncIterator[tuple[Starlette, str]]:
+async def live(settings: Settings) -> AsyncIterator[tuple[TaskqlApp, str]]:
     """The app served by uvicorn in this process (WebSockets need a real server), and its address."""
     application = create_app(settings)
     port = free_port()
@@ -217,10 +216,10 @@ async def test_without_redis_every_read_goes_to_the_primary(
 
 
 async def test_without_a_replica_there_is_one_read_pool_and_every_read_uses_it(
-    app: Starlette, gql: GraphQLClient, alice: Account
+    app: TaskqlApp, gql: GraphQLClient, alice: Account
 ) -> None:
     await create_task(gql, alice, title="one pool")
-    assert [reader.name for reader in app.state.resources.reads.readers] == ["primary"]
+    assert [reader.name for reader in app.resources.reads.readers] == ["primary"]
     with captured(app) as statements:
         assert await my_tasks(gql, alice) == ["one pool"]
     assert statements.served_by("FROM tasks") == ["primary"]
@@ -245,12 +244,12 @@ async def _end_backends_of(pool: Any, database: Services, *, wait: bool) -> None
 
 @pytest.mark.parametrize("wait", [True, False], ids=["after-they-exited", "while-they-exit"])
 async def test_reads_recover_at_once_when_postgresql_ends_every_pooled_connection(
-    app: Starlette, gql: GraphQLClient, alice: Account, database: Services, wait: bool
+    app: TaskqlApp, gql: GraphQLClient, alice: Account, database: Services, wait: bool
 ) -> None:
     """Connections the pool has seen close are replaced; a read that meets one whose end was not seen yet
     is sent again on a fresh connection. Either way every request answers."""
     await create_task(gql, alice, title="survives")
-    await _end_backends_of(app.state.resources.reads.primary.pool, database, wait=wait)
+    await _end_backends_of(app.resources.reads.primary.pool, database, wait=wait)
     for _ in range(5):
         assert await my_tasks(gql, alice) == ["survives"]
 

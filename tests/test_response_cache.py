@@ -13,11 +13,11 @@ import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
-from starlette.applications import Starlette
 
 from core.settings import Settings
-from taskql.app import source_digest
+from taskql.app import TaskqlApp
 from taskql.cache.store import flush
+from taskql.ops.release import source_digest
 from tests.conftest import client_for
 from tests.factories import Account, create_task, promote_to_admin, register
 from tests.graphql_client import GraphQLClient, operation
@@ -40,7 +40,7 @@ def titles(data: dict[str, object]) -> list[str]:
 
 
 async def test_a_repeated_query_is_a_hit_that_runs_no_sql(
-    app: Starlette, gql: GraphQLClient, alice: Account
+    app: TaskqlApp, gql: GraphQLClient, alice: Account
 ) -> None:
     await create_task(gql, alice, title="one")
     first = await gql.query(MY_TASKS, token=alice.token)
@@ -64,7 +64,7 @@ async def test_answers_are_still_kept_after_redis_forgets_its_scripts(
 
 
 async def test_an_uncached_query_with_a_session_redis_vouches_for_skips_the_viewer_sql(
-    app: Starlette, gql: GraphQLClient, alice: Account
+    app: TaskqlApp, gql: GraphQLClient, alice: Account
 ) -> None:
     await gql.query(MY_TASKS, token=alice.token)  # the session is now known to Redis
     with captured(app) as statements:

@@ -39,7 +39,6 @@ from core.settings import Settings
 from graphql import GraphQLInputObjectType, GraphQLInputType, GraphQLObjectType, GraphQLSchema, get_named_type
 from schema.build import build_schema
 from schema.planning.strawberry_compat import graphql_schema_of
-from taskql.app import token_config
 from tests.fixed_world import (
     ALICE,
     BOB,
@@ -370,7 +369,7 @@ async def world(
 ) -> AsyncIterator[World]:
     connection = await asyncpg.connect(database.dsn)
     redis = Redis.from_url(database.redis_url)
-    world = World(http, connection, redis, token_config(settings), request)
+    world = World(http, connection, redis, TokenConfig.of(settings), request)
     await world.rebuild()
     try:
         yield world

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from starlette.applications import Starlette
 
+from taskql.app import TaskqlApp
 from tests.factories import Account, create_task, register
 from tests.graphql_client import GraphQLClient
 from tests.sql import captured
@@ -22,7 +22,7 @@ async def many_owners(gql: GraphQLClient) -> None:
 
 @pytest.mark.parametrize("size", [5, 50])
 async def test_tasks_with_owners_and_their_stats_cost_a_constant_number_of_statements(
-    app: Starlette, gql: GraphQLClient, admin: Account, many_owners: None, size: int
+    app: TaskqlApp, gql: GraphQLClient, admin: Account, many_owners: None, size: int
 ) -> None:
     with captured(app) as statements:
         data = (await gql.run("TasksWithOwners", {"first": size}, token=admin.token)).ok()
@@ -48,7 +48,7 @@ fragment Owner on Task { owner { name } }
     [(True, True, True), (False, False, True), (False, True, False)],
 )
 async def test_owners_are_loaded_before_the_rows_only_when_the_query_selects_them(
-    app: Starlette,
+    app: TaskqlApp,
     gql: GraphQLClient,
     admin: Account,
     many_owners: None,

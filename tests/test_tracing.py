@@ -14,11 +14,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from starlette.applications import Starlette
 
 from core.settings import Settings
-from taskql.app import create_app
+from taskql.app import TaskqlApp, create_app
 from taskql.ops import telemetry
+from tests.conftest import served
 from tests.factories import Account, create_task, register
 from tests.graphql_client import GraphQLClient, operation
 from tests.sql import captured
@@ -39,15 +39,15 @@ def exporter() -> Iterator[InMemorySpanExporter]:
 
 
 @pytest.fixture(scope="module")
-async def traced_app(settings: Settings, exporter: InMemorySpanExporter) -> AsyncIterator[Starlette]:
+async def traced_app(settings: Settings, exporter: InMemorySpanExporter) -> AsyncIterator[TaskqlApp]:
     application = create_app(settings)
     async with LifespanManager(application):
         yield application
 
 
 @pytest.fixture
-async def traced(traced_app: Starlette, database: object) -> AsyncIterator[GraphQLClient]:
-    transport = httpx.ASGITransport(app=traced_app)
+async def traced(traced_app: TaskqlApp, database: object) -> AsyncIterator[GraphQLClient]:
+    transport = httpx.ASGITransport(app=served(traced_app))
     async with httpx.AsyncClient(transport=transport, base_url="http://taskql.test") as http:
         yield GraphQLClient(http)
 
@@ -80,7 +80,7 @@ def named(spans: Sequence[ReadableSpan], name: str) -> list[ReadableSpan]:
 
 async def test_a_tasks_query_is_one_trace_of_its_operation_resolvers_and_every_sql_statement(
     traced: GraphQLClient,
-    traced_app: Starlette,
+    traced_app: TaskqlApp,
     owner: Account,
     exporter: InMemorySpanExporter,
     caplog: pytest.LogCaptureFixture,

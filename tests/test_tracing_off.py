@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from core import tracing
 from graphql import GraphQLObjectType
 from schema.planning.strawberry_compat import graphql_schema_of
+from taskql.app import TaskqlApp
 from taskql.ops import telemetry
 from taskql.ops.access_log import Observed
 
@@ -22,11 +22,11 @@ def test_tracing_is_off_unless_an_exporter_is_named(monkeypatch: pytest.MonkeyPa
 
 
 async def test_with_tracing_off_no_wrapper_extension_or_traced_resolver_is_installed(
-    app: Starlette, http: httpx.AsyncClient
+    app: TaskqlApp, http: httpx.AsyncClient
 ) -> None:
     assert not telemetry.requested()
     assert not tracing.enabled()
-    assert isinstance(app._express, Observed)  # type: ignore[attr-defined]
+    assert isinstance(app._express, Observed)
     schema = app.routes[1].app.schema  # type: ignore[attr-defined]
     assert not any("OperationSpans" in getattr(extension, "__name__", "") for extension in schema.extensions)
     for type_ in graphql_schema_of(schema).type_map.values():
@@ -36,7 +36,7 @@ async def test_with_tracing_off_no_wrapper_extension_or_traced_resolver_is_insta
                 for name, field in type_.fields.items()
                 if getattr(field.resolve, "__name__", "") == "traced"
             ]
-    pipe = app.state.resources.cache.pipe
+    pipe = app.resources.pipe
     assert pipe.send == pipe._send
     response = await http.post("/graphql", json={"query": "{ me { id } }"})
     assert "x-trace-id" not in response.headers

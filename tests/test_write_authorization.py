@@ -19,8 +19,8 @@ import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
-from starlette.applications import Starlette
 
+from taskql.app import TaskqlApp
 from taskql.cache.store import VIEWER_PREFIX
 from tests.factories import Account, promote_to_admin, register
 from tests.graphql_client import GraphQLClient, operation
@@ -238,7 +238,7 @@ async def test_a_live_admin_deactivates_a_user_however_the_mutation_is_spelled(
 
 
 async def test_a_mutation_reads_a_session_redis_vouches_for_from_postgresql_once(
-    app: Starlette, http: httpx.AsyncClient, gql: GraphQLClient, services: Services, alice: Account
+    app: TaskqlApp, http: httpx.AsyncClient, gql: GraphQLClient, services: Services, alice: Account
 ) -> None:
     await redis_vouches_for(gql, services, alice, "USER")
     with captured(app) as statements:

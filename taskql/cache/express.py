@@ -17,25 +17,34 @@ request, and a mutation reads its viewer from PostgreSQL as it executes (``schem
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from auth.tokens import AccessClaims, decode_access_token
+from auth.tokens import AccessClaims, TokenConfig, bearer_token, decode_access_token
 from core.errors import Unauthenticated
-from taskql.cache.store import Hit, Probe
+from taskql.cache.store import Hit, Probe, ResponseCache
 from taskql.http import request_ids
-from taskql.http.limits import BODY_STATE
+from taskql.http.limits import BODY
 from taskql.http.media import CONTENT_TYPES, is_json_body, negotiate
 from taskql.http.security import PREFLIGHT_HEADERS, SecurityPolicy, csrf_safe
 from taskql.ops import access_log
-from taskql.policy.rate_limits import subject_of
+from taskql.policy.rate_limits import RateLimits, subject_of
+from taskql.state import StateKey
 
-if TYPE_CHECKING:
-    from taskql.app import Resources
 
-PROBE_STATE = "taskql.cache_probe"
-LOOKED_UP = "taskql.cache_looked_up"
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """What the express lane works with, born in the lifespan (absent when RESPONSE_CACHE is off)."""
+
+    cache: ResponseCache
+    tokens: TokenConfig
+    limits: RateLimits | None  # None when RATE_LIMITS is off
+
+
+LANE = StateKey[Lane]("taskql.express_lane")
+PROBE = StateKey[Probe]("taskql.cache_probe")  # a miss's: the versions read before the data, the viewer
+LOOKED_UP = StateKey[bool]("taskql.cache_looked_up")
 WANTED_HEADERS = frozenset(
     (
         b"content-type",
@@ -93,10 +102,9 @@ class CachedGraphQL:
         if self.express and "origin" in headers:  # for the lane behind the CORS middleware
             await self.app(scope, receive, send)
             return
-        state = scope.setdefault("state", {})
-        state[LOOKED_UP] = True
-        resources: Resources | None = getattr(scope["app"].state, "resources", None)
-        if resources is None or resources.cache is None or scope["method"] not in {"GET", "POST"}:
+        LOOKED_UP.set(scope, True)
+        lane = LANE.get(scope)
+        if lane is None or scope["method"] not in {"GET", "POST"}:
             await self.app(scope, receive, send)
             return
         # (A POST is only looked up with a JSON Content-Type, which CSRF prevention lets through.)
@@ -110,7 +118,7 @@ class CachedGraphQL:
         body: bytes | None = b""
         if scope["method"] == "POST":
             # Read whole by taskql.http.limits.BodyLimit, in front of everything; large ones skip the cache.
-            body = state.get(BODY_STATE)
+            body = BODY.get(scope)
             if body is not None and len(body) > MAX_BODY_BYTES:
                 body = None
         # A hit is answered in the media type the view would answer in; a client that accepts neither is
@@ -118,9 +126,7 @@ class CachedGraphQL:
         media_type = negotiate(headers.get("accept"))
         try:
             found = (
-                None
-                if body is None or media_type is None
-                else await self._lookup(resources, scope, body, headers)
+                None if body is None or media_type is None else await self._lookup(lane, scope, body, headers)
             )
         except (ValueError, TypeError, UnicodeError, Unauthenticated):
             found = None  # the view answers it, with the right error
@@ -130,44 +136,39 @@ class CachedGraphQL:
             await _send_hit(found, scope, headers, send, media_type, self.extra_headers)
             return
         if found is not None:
-            state[PROBE_STATE] = found
+            PROBE.set(scope, found)
         await self.app(scope, receive, send)
 
     def _handles(self, scope: Scope) -> bool:
         if not self.express:
-            return not scope.get("state", {}).get(LOOKED_UP)
+            return not LOOKED_UP.get(scope)
         return bool(scope["path"] == self.path)
 
     async def _lookup(
-        self, resources: Resources, scope: Scope, body: bytes, headers: Mapping[str, str]
+        self, lane: Lane, scope: Scope, body: bytes, headers: Mapping[str, str]
     ) -> Hit | Probe | None:
-        assert resources.cache is not None
         if scope["method"] == "POST":
             if not is_json_body(headers.get("content-type")):
                 return None  # the view refuses it (415)
             request = body
         else:
             request = scope["query_string"]
-        claims = _claims(resources, headers.get("authorization"))
+        claims = _claims(lane.tokens, headers.get("authorization"))
         user_id = str(claims.user_id) if claims else ""
-        limits = resources.limits
+        limits = lane.limits
         subject = subject_of(user_id, scope["client"][0] if scope.get("client") else "") if limits else ""
         if limits is not None and limits.spent(subject):
             return None  # the view refuses it (RATE_LIMITED), without asking Redis
-        key = resources.cache.entry_key(scope["method"], request, user_id)
-        found = await resources.cache.lookup(key, claims)
+        key = lane.cache.entry_key(scope["method"], request, user_id)
+        found = await lane.cache.lookup(key, claims)
         if limits is not None and isinstance(found, Hit):
             limits.charge_hit(subject)  # counted here, sent to Redis later with others: still one round trip
         return found
 
 
-def _claims(resources: Resources, authorization: str | None) -> AccessClaims | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("malformed authorization")  # the view explains it to the client
-    return decode_access_token(resources.tokens, token.strip())
+def _claims(tokens: TokenConfig, authorization: str | None) -> AccessClaims | None:
+    token = bearer_token(authorization)  # Unauthenticated: the view explains it to the client
+    return decode_access_token(tokens, token) if token is not None else None
 
 
 def http_cache_headers(etag: str, *, public: bool, max_age: int) -> list[tuple[bytes, bytes]]:

@@ -24,8 +24,9 @@ from strawberry.types.graphql import OperationType
 from graphql import GraphQLError
 from taskql.http.media import GRAPHQL_RESPONSE_JSON, JSON, is_json_body, negotiate
 from taskql.http.refusals import RequestRefused
+from taskql.state import StateKey
 
-MEDIA_TYPE_STATE = "taskql.media_type"
+MEDIA_TYPE = StateKey[str]("taskql.media_type")  # the answer's: the client's Accept
 ALLOWED_METHODS = ("GET", "POST")
 # What each method may run. Strawberry's own table allows subscriptions over GET and POST for its
 # multipart and SSE transports, which taskql does not serve.

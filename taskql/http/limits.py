@@ -6,7 +6,7 @@ else. The limit holds whatever the headers say: a ``Content-Length`` over it is 
 read, and the bytes themselves are counted as they stream in (chunked bodies, and a ``Content-Length`` that
 understates), so at most ``max_bytes`` plus one chunk is ever held. A refused body is not read to its end:
 the answer closes the connection. A body the limit lets through is handed on whole: in one message, and in
-the scope's state (``BODY_STATE``), where the express lane reads it.
+the scope's state (``BODY``), where the express lane reads it.
 
 A body that stops arriving (no byte for ``idle_seconds``, give or take a second: a stalled or deliberately
 slow client) is refused with 408 rather than holding its connection and its buffer for ever: uvicorn bounds
@@ -22,8 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from taskql.http import request_ids
 from taskql.http.media import JSON, negotiate
 from taskql.http.refusals import RequestRefused, send_refusal
+from taskql.state import StateKey
 
-BODY_STATE = "taskql.body"
+BODY = StateKey[bytes]("taskql.body")
 SWEEP_SECONDS = 1.0  # how often stalled bodies are looked for: a stall is refused within this of its time
 WITHOUT_BODY = frozenset(("GET", "HEAD"))  # nothing here reads their bodies: they are never buffered
 
@@ -123,7 +124,7 @@ class BodyLimit:
         if body is None:
             await self._refuse(scope, send, 413, f"The request body is larger than {self.max_bytes} bytes.")
             return
-        scope.setdefault("state", {})[BODY_STATE] = body
+        BODY.set(scope, body)
         await self.app(scope, _replay(body, receive), send)
 
     async def _read(self, receive: Receive, task: asyncio.Task[object]) -> bytes | None:

@@ -18,9 +18,12 @@ lane (``taskql.cache.express``) pays a dictionary lookup for them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Final
+
+import orjson
 
 GRAPHQL_RESPONSE_JSON: Final = "application/graphql-response+json"
 JSON: Final = "application/json"
@@ -97,3 +100,13 @@ def status_of(response: Any, media_type: str, explicit: int | None) -> int:
         return explicit
     codes = {(error.get("extensions") or {}).get("code") for error in response.get("errors") or ()}
     return 500 if "INTERNAL_SERVER_ERROR" in codes else 400
+
+
+def encode(answer: object) -> bytes:
+    """An HTTP answer's bytes: orjson, several times faster than the json module on a page of tasks, and
+    the same JSON (compact, UTF-8). What orjson refuses (an integer beyond 64 bits from a custom scalar)
+    goes the json module's way, as Strawberry encodes it. (WebSocket messages keep Strawberry's encoder.)"""
+    try:
+        return orjson.dumps(answer)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(answer, separators=(",", ":")).encode()

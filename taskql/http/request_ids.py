@@ -11,8 +11,10 @@ import re
 
 from starlette.types import Scope
 
+from taskql.state import StateKey
+
 HEADER = b"x-request-id"
-STATE = "taskql.request_id"
+REQUEST_ID = StateKey[str]("taskql.request_id")
 MAX_LENGTH = 128
 # Letters, digits and the punctuation of UUIDs, base64 and trace ids: nothing that could forge a log line
 # or a header (no spaces, quotes, control characters).
@@ -35,5 +37,4 @@ def accepted(sent: str | None) -> str:
 
 def of(scope: Scope) -> str | None:
     """The id the security middleware gave this request (None outside the app, as in a unit test)."""
-    value = scope.get("state", {}).get(STATE)
-    return value if isinstance(value, str) else None
+    return REQUEST_ID.get(scope)

@@ -157,7 +157,7 @@ class SecurityMiddleware:
             elif name == request_ids.HEADER:
                 sent_id = value.decode("latin-1")
         request_id = request_ids.accepted(sent_id)
-        scope.setdefault("state", {})[request_ids.STATE] = request_id
+        request_ids.REQUEST_ID.set(scope, request_id)
         if scope["type"] == "websocket":  # browsers' sockets: the Origin allowlist (the GraphQL view's)
             await self.app(scope, receive, send)
             return

@@ -94,7 +94,7 @@ class RequestFacts(SchemaExtension):
         viewer = context.who.viewer if isinstance(context, Context) else None
         if viewer is not None:
             record.viewer_id = str(viewer.user_id)
-        record.cost = getattr(context, "cost", None)
+        record.cost = context.points.cost if isinstance(context, Context) else None
 
 
 class Observed:

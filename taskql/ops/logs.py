@@ -109,10 +109,6 @@ class JsonLinesFormatter(JsonFormatter):
         return log_data
 
 
-def default_format(environment: str) -> Format:
-    return "json" if environment == "production" else "console"
-
-
 def dict_config(level: str = "INFO", log_format: Format = "console") -> dict[str, Any]:
     """The whole logging configuration, for ``logging.config.dictConfig`` and uvicorn's ``log_config``."""
     quiet = {"level": "WARNING"}

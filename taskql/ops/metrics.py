@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,6 +46,8 @@ from sqlalchemy import event
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from auth.tokens import bearer_token
+from core.errors import Unauthenticated
 from taskql.ops import metrics_dir
 
 if TYPE_CHECKING:
@@ -378,15 +380,27 @@ def may_read(settings: Settings, authorization: str | None) -> int:
     404 (not exposed there: production without ``METRICS_TOKEN``)."""
     if settings.metrics_token is None:
         return 200 if settings.environment == "development" else 404
-    scheme, _, supplied = (authorization or "").partition(" ")
+    try:
+        supplied = bearer_token(authorization)
+    except Unauthenticated:
+        return 401
     expected = settings.metrics_token.get_secret_value()
-    if scheme.lower() == "bearer" and hmac.compare_digest(supplied.strip().encode(), expected.encode()):
+    if supplied is not None and hmac.compare_digest(supplied.encode(), expected.encode()):
         return 200
     return 401
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    status = may_read(request.app.state.resources.settings, request.headers.get("authorization"))
+def endpoint(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
+    """``/metrics``, for ``settings`` (who may read it)."""
+
+    async def metrics(request: Request) -> Response:
+        return await _answer(settings, request)
+
+    return metrics
+
+
+async def _answer(settings: Settings, request: Request) -> Response:
+    status = may_read(settings, request.headers.get("authorization"))
     if status == 404:
         return PlainTextResponse("Not Found", 404)
     if status == 401:

@@ -38,6 +38,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from core.reader import DEAD_CONNECTION
 from resolvers.writes import Written, in_order
 from taskql.cache.store import bump_tags
 from taskql.ops import metrics
@@ -184,7 +185,7 @@ class Outbox:
                 marks, self._marks = self._marks, []
                 try:
                     await self.pool.execute(_marked(marks))
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+                except (asyncpg.PostgresError, *DEAD_CONNECTION, OSError) as error:
                     logger.warning("outbox rows not recorded as published (%s): the relay will",
                                    type(error).__name__)  # fmt: skip
         finally:
@@ -280,7 +281,7 @@ class Outbox:
                 RedisError,
                 OSError,
                 asyncpg.PostgresError,
-                asyncpg.InterfaceError,
+                *DEAD_CONNECTION,
             ) as e:
                 if not failing:
                     logger.warning("outbox relay paused (%s): retrying every %.1f s", type(e).__name__,

@@ -62,12 +62,13 @@ from core.errors import ServiceUnavailable
 from core.settings import Settings
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from taskql.http.refusals import RequestRefused
+from taskql.state import StateKey
 
 logger = logging.getLogger("taskql.policy.idempotency")
 
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"  # Stripe's name: the answer is the first request's
-CLAIM_STATE = "taskql.idempotency_claim"  # the request's claim, in the ASGI scope's state
+CLAIMED = StateKey["Claim"]("taskql.idempotency_claim")  # the request's claim
 MAX_KEY_LENGTH = 255
 PRUNE_BATCH = 16
 CLAIM_ATTEMPTS = 3  # a row released between our claim and our read of it: claim again
@@ -288,16 +289,14 @@ async def claim_key(
     if not values or request.method != "POST" or not is_mutation(data, keys.max_tokens):
         return
     key = key_of(values)
-    request.scope.setdefault("state", {})[CLAIM_STATE] = await keys.claim(
-        viewer_key(viewer, client), key, data
-    )
+    CLAIMED.set(request.scope, await keys.claim(viewer_key(viewer, client), key, data))
 
 
 async def settle(request: Request, response: Response) -> None:
     """Before the answer is sent: keep it as the key's outcome, or release the key when it says nothing was
     applied. A failure is logged, and the answer still sent: the claim then waits for its lock to lapse."""
-    claim = request.scope.get("state", {}).get(CLAIM_STATE)
-    if not isinstance(claim, Claim):
+    claim = CLAIMED.get(request.scope)
+    if claim is None:
         return
     body = getattr(response, "body", None)
     keep = isinstance(body, bytes) and response.status_code not in TRANSIENT_STATUSES

@@ -46,6 +46,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from core.errors import BadUserInput
+from core.reader import DEAD_CONNECTION
 from resolvers.events import CursorExpired, TaskEvent, decode_event
 from taskql.ops import metrics
 from taskql.outbox.relay import CONTROL_CHANNEL, LIVE_CHANNEL, stream_key
@@ -65,9 +66,8 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     RedisError,
     OSError,
     TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
+    *DEAD_CONNECTION,  # a connection PostgreSQL ended under a statement (core.reader)
 )
 Position = tuple[int, int]  # (milliseconds, sequence): a Redis stream id
 

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.exceptions import ConnectionRejectionError
@@ -32,38 +32,36 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Connec
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from auth.sessions import load_viewer
-from auth.tokens import accepted_until, decode_access_token
+from auth.tokens import TokenConfig, accepted_until, bearer_token, decode_access_token
 from core.errors import ServiceUnavailable, Unauthenticated
+from core.reader import Reader
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from resolvers.context import Context
 from resolvers.events import TaskEvent
 from taskql.ops import metrics
 from taskql.realtime.hub import TOO_FAR_BEHIND, Connection, EventHub
-
-if TYPE_CHECKING:
-    from taskql.app import Resources
+from taskql.state import StateKey
 
 logger = logging.getLogger("taskql.realtime.sockets")
 TOKEN_KEYS = ("authorization", "Authorization", "authToken", "token")
-CONNECTION_STATE = "taskql.connection"
+CONNECTION = StateKey[Connection]("taskql.connection")
+EXPIRY = StateKey[asyncio.TimerHandle]("taskql.expiry")  # when the socket's access token expires
 INIT_TIMEOUT_SECONDS = 10
 TRY_AGAIN_LATER = 1013  # RFC 6455's code for "come back later", which clients reconnect on
+EXPIRED_REASON = "Forbidden: the access token expired"
 UNAVAILABLE_REASON = "Try again later: the database is unavailable"
 
 
 def token_of(payload: Mapping[str, Any] | None, handshake_authorization: str | None) -> str | None:
-    """The access token a client sent, in any of the usual places; None if it sent none."""
+    """Where the client put its access token, in any of the usual places (``auth.tokens.bearer_token``
+    reads it); None if it sent none."""
     payload = payload or {}
     headers = payload.get("headers")
     candidates = [payload.get(key) for key in TOKEN_KEYS]
     if isinstance(headers, Mapping):
         candidates += [headers.get("authorization"), headers.get("Authorization")]
     candidates.append(handshake_authorization)
-    for value in candidates:
-        if isinstance(value, str) and value.strip():
-            scheme, _, rest = value.strip().partition(" ")
-            return rest.strip() if scheme.lower() == "bearer" and rest.strip() else value.strip()
-    return None
+    return next((value for value in candidates if isinstance(value, str) and value.strip()), None)
 
 
 @dataclass(eq=False)
@@ -81,9 +79,9 @@ class SocketEvents:
     async def _while_allowed(self, events: AsyncIterator[TaskEvent]) -> AsyncIterator[TaskEvent]:
         """Each event is sent only while the socket's session and rights are still the ones it was opened
         with (``Connection.revoked``: set by a control message or the periodic recheck, as soon as known)."""
-        connection = self.websocket.scope.get("state", {}).get(CONNECTION_STATE)
+        connection = CONNECTION.get(self.websocket.scope)
         async for event in events:
-            if not isinstance(connection, Connection):
+            if connection is None:
                 return
             if connection.revoked:
                 # Its socket is being closed (4403), which cancels this operation. Ending the stream here
@@ -114,43 +112,50 @@ async def close(websocket: WebSocket, code: int, reason: str) -> None:
             await websocket.close(code=code, reason=reason)
 
 
-async def authenticate(resources: Resources, context: Context, websocket: WebSocket) -> None:
-    """``connection_init``: the viewer from the token, checked in PostgreSQL; else 4403."""
-    token = token_of(context.connection_params, websocket.headers.get("authorization"))
-    context.connection_params = None  # read once: the token is not kept with the socket
-    if token is None:
-        raise ConnectionRejectionError({"message": "Send the access token in connection_init."})
-    try:
-        claims = decode_access_token(resources.tokens, token)
-        context.who.viewer, _ = await load_viewer(resources.reads.primary, claims)
-    except Unauthenticated as error:
-        raise ConnectionRejectionError({"message": error.message, **error.extensions}) from None
-    connection = Connection(
-        claims.user_id,
-        claims.session_id,
-        lambda code, reason: close(websocket, code, reason),
-        role=context.who.viewer.role.value,
-    )
-    resources.events.add_connection(connection)
-    metrics.websocket_opened()
-    websocket.scope.setdefault("state", {})[CONNECTION_STATE] = connection
-    # Ends the socket when the token does: a subscription never outlives the right to read it.
-    delay = max(0.0, accepted_until(resources.tokens, claims) - time.time())
-    handle = asyncio.get_running_loop().call_later(
-        delay, lambda: asyncio.ensure_future(close(websocket, 4403, "Forbidden: the access token expired"))
-    )
-    websocket.scope["state"]["taskql.expiry"] = handle
+@dataclass(frozen=True, slots=True)
+class Sockets:
+    """Who is on the other end of each socket, and forgetting them when it ends."""
 
+    tokens: TokenConfig
+    primary: Reader  # sessions are checked on the primary: a replica may not have the logout yet
+    hub: EventHub
 
-def forget(resources: Resources, websocket: WebSocket) -> None:
-    state = websocket.scope.get("state", {})
-    connection = state.pop(CONNECTION_STATE, None)
-    if isinstance(connection, Connection):
-        resources.events.remove_connection(connection)
-        metrics.websocket_closed()
-    expiry = state.pop("taskql.expiry", None)
-    if isinstance(expiry, asyncio.TimerHandle):
-        expiry.cancel()
+    async def authenticate(self, context: Context, websocket: WebSocket) -> None:
+        """``connection_init``: the viewer from the token, checked in PostgreSQL; else 4403."""
+        sent = token_of(context.connection_params, websocket.headers.get("authorization"))
+        context.connection_params = None  # read once: the token is not kept with the socket
+        if sent is None:
+            raise ConnectionRejectionError({"message": "Send the access token in connection_init."})
+        try:
+            claims = decode_access_token(self.tokens, bearer_token(sent, bare=True) or "")
+            context.who.viewer, _ = await load_viewer(self.primary, claims)
+        except Unauthenticated as error:
+            raise ConnectionRejectionError({"message": error.message, **error.extensions}) from None
+        connection = Connection(
+            claims.user_id,
+            claims.session_id,
+            lambda code, reason: close(websocket, code, reason),
+            role=context.who.viewer.role.value,
+        )
+        self.hub.add_connection(connection)
+        metrics.websocket_opened()
+        CONNECTION.set(websocket.scope, connection)
+        # Ends the socket when the token does: a subscription never outlives the right to read it.
+        delay = max(0.0, accepted_until(self.tokens, claims) - time.time())
+        expiry = asyncio.get_running_loop().call_later(
+            delay,
+            lambda: asyncio.ensure_future(close(websocket, 4403, EXPIRED_REASON)),
+        )
+        EXPIRY.set(websocket.scope, expiry)
+
+    def forget(self, websocket: WebSocket) -> None:
+        connection = CONNECTION.pop(websocket.scope)
+        if connection is not None:
+            self.hub.remove_connection(connection)
+            metrics.websocket_closed()
+        expiry = EXPIRY.pop(websocket.scope)
+        if expiry is not None:
+            expiry.cancel()
 
 
 def _subscription_only(query: object, operation_name: object) -> str | None:
