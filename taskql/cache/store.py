@@ -19,7 +19,7 @@ How it holds:
   role) is cached the same way, depending on the ``session`` and ``user`` tags; so a hit needs no SQL, and a
   logout or a role change is seen by the very next request. If Redis cannot answer, the viewer is loaded from
   PostgreSQL: security state never fails open. Mutations are always authorized by PostgreSQL
-  (``schema.write_authorization``).
+  (``schema.extensions.write_authorization``).
 - **Redis failures.** Every call goes through ``RedisGuard``. A bump that cannot be delivered is not lost:
   the instance serves no hit until it has replaced the epoch (every entry's first tag), which its guard does
   before the first successful call after the failure.

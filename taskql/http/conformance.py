@@ -71,7 +71,7 @@ def refused_operation(error: InvalidOperationTypeError, method: str) -> NoReturn
 
 def operation_not_chosen(operation_name: str | None) -> ExecutionResult:
     """Strawberry could not choose the operation: a name the document does not hold, or no operation at all
-    (several operations without a name are refused by ``schema.operations``)."""
+    (several operations without a name are refused by ``schema.extensions.single_operation``)."""
     message = (
         "The document holds no operation to run."
         if operation_name is None

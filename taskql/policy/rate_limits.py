@@ -2,7 +2,7 @@
 redis-py, sharing the app's bounded connection pool; every call through the ``RedisGuard``, so a frozen
 Redis costs one socket timeout, then nothing while the circuit is open).
 
-**Points.** Every operation is charged its estimated cost (``schema.cost``) before it runs: a viewer's
+**Points.** Every operation is charged its estimated cost (``schema.analysis.cost``) before it runs: a viewer's
 budget is ``rate_limit_points`` per window, an anonymous caller's ``rate_limit_anonymous_points`` per client
 IP (the address uvicorn reports: behind a proxy listed in ``FORWARDED_ALLOW_IPS``, the forwarded one).
 Windows are fixed and aligned to the clock (every budget is whole again at each multiple of
