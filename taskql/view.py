@@ -132,7 +132,8 @@ class GraphQLView(GraphQL[Context, None]):
             auth_error = error
         context = _context(resources, request, viewer=viewer, auth_error=auth_error)
         if user is not None:
-            context.who.from_database = True  # else a mutation reads it first (schema.extensions.write_authorization)
+            # Else a mutation reads it first (schema.extensions.write_authorization).
+            context.who.from_database = True
             context.loaders.users.prime(user.id, user)
         return context
 

@@ -11,7 +11,8 @@ without errors are stored), or left to the view when the client accepts neither.
 carrying the probe (the versions read before any data) so that the view can store its answer and, when
 Redis vouched for the session, skip the viewer's SQL. Not a write's: what a request does is not known here
 (its bytes can spell a mutation without the keyword), so the session Redis vouches for goes on with every
-request, and a mutation reads its viewer from PostgreSQL as it executes (``schema.extensions.write_authorization``).
+request, and a mutation reads its viewer from PostgreSQL as it executes
+(``schema.extensions.write_authorization``).
 """
 
 from __future__ import annotations

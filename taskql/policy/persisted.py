@@ -93,7 +93,8 @@ class PersistedQueries:
     ttl_seconds: int
     max_document_bytes: int
     registrations_per_minute: int
-    rules: tuple[type[ASTValidationRule], ...] = ()  # the schema's limits (schema.extensions.query_limits.limit_rules)
+    # The schema's limits (schema.extensions.query_limits.limit_rules).
+    rules: tuple[type[ASTValidationRule], ...] = ()
 
     async def resolve(self, data: GraphQLRequestData, client: str) -> GraphQLRequestData:
         """The request with its document filled in from the persisted ones; refusals raise."""
