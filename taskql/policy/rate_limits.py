@@ -4,7 +4,8 @@ Redis costs one socket timeout, then nothing while the circuit is open).
 
 **Points.** Every operation is charged its estimated cost (``schema.analysis.cost``) before it runs: a
 viewer's budget is ``rate_limit_points`` per window, an anonymous caller's ``rate_limit_anonymous_points``
-per client IP (the address uvicorn reports: behind a proxy listed in ``FORWARDED_ALLOW_IPS``, the forwarded one).
+per client IP (the address uvicorn reports: behind a proxy listed in ``FORWARDED_ALLOW_IPS``, the
+forwarded one).
 Windows are fixed and aligned to the clock (every budget is whole again at each multiple of
 ``rate_limit_window_seconds``), so a single script call, limits' fixed-window increment, both charges and
 tells what is left and when it comes back: one round trip, sent on the cache's auto-pipelined connection.
