@@ -26,11 +26,12 @@ run: $(VENV)/.synced  ## Serve the API with GraphiQL at http://127.0.0.1:8000/gr
 test: lint  ## Lint, type-check, then run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.synced  ## Format, lint, types, and the import layers (pyproject.toml's importlinter contracts)
+lint: $(VENV)/.synced  ## Format, lint, types, the import layers and dead code (contracts and whitelist in pyproject.toml)
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture
 
 format: $(VENV)/.synced
 	$(PY) -m ruff format .
