@@ -42,6 +42,16 @@ class ClientRuns:
         """The run's record and the server's log, for a failure message."""
         return f"{json.dumps(self.runs[run], indent=2)}\n--- server log ---\n{self.server_log}"
 
+    def check_answered_from_the_hash_alone(self, run: str, *, after: str, method: str) -> None:
+        """A fresh client's ``run``, once ``after`` registered the document: one ``method`` request with the
+        same hash and no document, answered without errors, with ``after``'s result."""
+        requests = self.requests(run)
+        assert sent(requests) == [(method, False, True)], self.explain(run)
+        (by_hash,) = requests
+        assert by_hash["persistedQuery"] == self.requests(after)[0]["persistedQuery"]
+        assert (by_hash["status"], "errors" in by_hash["body"]) == (200, False)
+        assert self.result(run) == self.result(after)
+
 
 def register_with_a_task(url: str, email: str, name: str) -> str:
     """A new account, made through the API, with one task titled ``TASK_TITLE``; its access token."""

@@ -63,12 +63,7 @@ def test_a_first_apollo_client_sends_the_hash_alone_then_the_query_when_the_serv
 
 
 def test_a_second_fresh_apollo_client_is_answered_from_the_hash_alone(exchange: ClientRuns) -> None:
-    requests = exchange.requests("post-second")
-    assert sent(requests) == [("POST", False, True)], exchange.explain("post-second")
-    (by_hash,) = requests
-    assert by_hash["persistedQuery"] == exchange.requests("post-first")[0]["persistedQuery"]
-    assert (by_hash["status"], "errors" in by_hash["body"]) == (200, False)
-    assert exchange.result("post-second") == exchange.result("post-first")
+    exchange.check_answered_from_the_hash_alone("post-second", after="post-first", method="POST")
 
 
 def test_with_get_for_hashed_queries_the_hash_goes_over_get_and_the_query_falls_back_to_post(
@@ -95,12 +90,7 @@ def test_with_get_for_hashed_queries_the_hash_goes_over_get_and_the_query_falls_
 def test_with_get_for_hashed_queries_a_fresh_client_reads_a_known_document_with_one_get(
     exchange: ClientRuns,
 ) -> None:
-    requests = exchange.requests("get-second")
-    assert sent(requests) == [("GET", False, True)], exchange.explain("get-second")
-    (by_hash,) = requests
-    assert by_hash["persistedQuery"] == exchange.requests("get-first")[0]["persistedQuery"]
-    assert (by_hash["status"], "errors" in by_hash["body"]) == (200, False)
-    assert exchange.result("get-second") == exchange.result("get-first")
+    exchange.check_answered_from_the_hash_alone("get-second", after="get-first", method="GET")
 
 
 def test_apollo_clients_gets_pass_csrf_prevention_by_the_json_content_type_they_send(

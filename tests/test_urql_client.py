@@ -91,12 +91,7 @@ def test_a_first_urql_client_sends_the_hash_alone_then_the_query_when_the_server
 
 
 def test_a_second_fresh_urql_client_is_answered_from_the_hash_alone(runs: ClientRuns) -> None:
-    requests = runs.requests("post-second")
-    assert sent(requests) == [("POST", False, True)], runs.explain("post-second")
-    (by_hash,) = requests
-    assert by_hash["persistedQuery"] == runs.requests("post-first")[0]["persistedQuery"]
-    assert (by_hash["status"], "errors" in by_hash["body"]) == (200, False)
-    assert runs.result("post-second") == runs.result("post-first")
+    runs.check_answered_from_the_hash_alone("post-second", after="post-first", method="POST")
 
 
 def test_with_its_defaults_urql_sends_the_hash_over_get_which_csrf_prevention_refuses_without_a_header(
@@ -134,12 +129,7 @@ def test_with_get_for_persisted_queries_the_hash_and_then_the_query_both_go_over
 def test_with_get_for_persisted_queries_a_fresh_urql_client_reads_a_known_document_with_one_get(
     runs: ClientRuns,
 ) -> None:
-    requests = runs.requests("get-second")
-    assert sent(requests) == [("GET", False, True)], runs.explain("get-second")
-    (by_hash,) = requests
-    assert by_hash["persistedQuery"] == runs.requests("get-first")[0]["persistedQuery"]
-    assert (by_hash["status"], "errors" in by_hash["body"]) == (200, False)
-    assert runs.result("get-second") == runs.result("get-first")
+    runs.check_answered_from_the_hash_alone("get-second", after="get-first", method="GET")
 
 
 def test_urqls_gets_pass_csrf_prevention_by_the_apollo_require_preflight_header_they_are_given(
