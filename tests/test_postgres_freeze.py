@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from tests.factories import PASSWORD, Account, register
-from tests.fault_servers import PostgresProcess, RedisProcess
+from tests.fault_servers import PostgresProcess, taskql_on
 from tests.graphql_client import GraphQLClient, operation
-from tests.processes import TEST_SECRET, TaskqlProcess, environment, free_port
+from tests.processes import TaskqlProcess
 from tests.ws_client import Closed, Subscriber
 
 TIMEOUT = 2.0  # DB_STATEMENT_TIMEOUT_SECONDS, short to keep the suite fast (the default is 5)
@@ -49,26 +49,13 @@ def postgres(folder: Path) -> Iterator[PostgresProcess]:
 
 @pytest.fixture(scope="module")
 def taskql(folder: Path, postgres: PostgresProcess) -> Iterator[TaskqlProcess]:
-    redis = RedisProcess(free_port(), folder)
-    redis.start()
-    env = environment(
-        DATABASE_URL=postgres.url,
-        REDIS_URL=redis.url,
-        JWT_SECRET=TEST_SECRET,
-        LOG_LEVEL="WARNING",
-        DB_STATEMENT_TIMEOUT_SECONDS=str(TIMEOUT),
-        DB_POOL_SIZE=str(POOL),
-        DB_MAX_OVERFLOW="0",
-    )
-    server = TaskqlProcess(env, folder)
-    server.start()
-    try:
+    settings = {
+        "DB_STATEMENT_TIMEOUT_SECONDS": str(TIMEOUT),
+        "DB_POOL_SIZE": str(POOL),
+        "DB_MAX_OVERFLOW": "0",
+    }
+    with taskql_on(postgres, folder, **settings) as server:
         yield server
-    finally:
-        postgres.thaw()
-        server.stop()
-        redis.close()
-    assert "Traceback" not in server.output(), server.output()
 
 
 @pytest.fixture

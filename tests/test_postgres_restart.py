@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from tests.factories import Account, register
-from tests.fault_servers import PostgresProcess, RedisProcess
+from tests.fault_servers import PostgresProcess, taskql_on
 from tests.graphql_client import GraphQLClient, operation
-from tests.processes import TEST_SECRET, TaskqlProcess, environment, free_port
+from tests.processes import TaskqlProcess
 from tests.ws_client import Closed, Subscriber
 
 # A request during the outage fails at once (the socket is gone, or PostgreSQL says it is shutting down or
@@ -53,19 +53,8 @@ def postgres(folder: Path) -> Iterator[PostgresProcess]:
 
 @pytest.fixture(scope="module")
 def taskql(folder: Path, postgres: PostgresProcess) -> Iterator[TaskqlProcess]:
-    redis = RedisProcess(free_port(), folder)
-    redis.start()
-    env = environment(
-        DATABASE_URL=postgres.url, REDIS_URL=redis.url, JWT_SECRET=TEST_SECRET, LOG_LEVEL="WARNING"
-    )
-    server = TaskqlProcess(env, folder)
-    server.start()
-    try:
+    with taskql_on(postgres, folder) as server:
         yield server
-    finally:
-        server.stop()
-        redis.close()
-    assert "Traceback" not in server.output(), server.output()
 
 
 @pytest.fixture
