@@ -15,7 +15,6 @@ from sqlmodel import col
 from core.reader import Reader
 from core.sql import compile_sql
 from models import Task, TaskPriority, TaskStatus
-from models.records import PRIORITY, STATUS
 from resolvers.visibility import visible_owner
 
 if TYPE_CHECKING:
@@ -38,22 +37,30 @@ class TaskStatsData:
     def completion_rate(self) -> float:
         return self.by_status[TaskStatus.DONE] / self.total if self.total else 0.0
 
-    def add(
-        self, status: TaskStatus, priority: TaskPriority, count: int, overdue: int, next_due: datetime | None
-    ) -> None:
-        self.by_status[status] += count
-        self.by_priority[priority] += count
-        self.overdue += overdue
-        if next_due is not None and (self.next_due_at is None or next_due < self.next_due_at):
-            self.next_due_at = next_due
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> TaskStatsData:
+        """From a row of ``_stats_query``: the count per status, then per priority, overdue, next due."""
+        statuses, priorities = len(STATUSES), len(PRIORITIES)
+        return cls(
+            dict(zip(STATUSES, row[:statuses], strict=True)),
+            dict(zip(PRIORITIES, row[statuses : statuses + priorities], strict=True)),
+            row[statuses + priorities],
+            row[statuses + priorities + 1],
+        )
+
+
+STATUSES, PRIORITIES = tuple(TaskStatus), tuple(TaskPriority)
 
 
 def _stats_query() -> Any:
+    """One row of counts (per status, per priority, overdue) and the next due date: aggregated in
+    PostgreSQL, so that a page of 50 owners is 50 rows, not one per owner, status and priority."""
     is_open = col(Task.status) != TaskStatus.DONE
-    overdue = func.count().filter(col(Task.due_at) < func.now(), is_open)
-    next_due = func.min(col(Task.due_at)).filter(col(Task.due_at) >= func.now(), is_open)
-    return select(col(Task.status), col(Task.priority), func.count(), overdue, next_due).group_by(
-        col(Task.status), col(Task.priority)
+    return select(
+        *(func.count().filter(col(Task.status) == status) for status in STATUSES),
+        *(func.count().filter(col(Task.priority) == priority) for priority in PRIORITIES),
+        func.count().filter(col(Task.due_at) < func.now(), is_open),
+        func.min(col(Task.due_at)).filter(col(Task.due_at) >= func.now(), is_open),
     )
 
 
@@ -68,12 +75,10 @@ STATS_BY_OWNER = compile_sql(
 
 
 async def load_stats_by_owner(reader: Reader, owner_ids: Sequence[uuid.UUID]) -> list[TaskStatsData]:
-    stats = {owner_id: TaskStatsData() for owner_id in owner_ids}
-    for status, priority, count, overdue, next_due, owner_id in await reader.fetch(
-        STATS_BY_OWNER, {"owners": owner_ids}
-    ):
-        stats[owner_id].add(STATUS[status], PRIORITY[priority], count, overdue, next_due)
-    return [stats[owner_id] for owner_id in owner_ids]
+    found = {
+        row[-1]: TaskStatsData.of(row) for row in await reader.fetch(STATS_BY_OWNER, {"owners": owner_ids})
+    }
+    return [found.get(owner_id) or TaskStatsData() for owner_id in owner_ids]
 
 
 async def task_stats(ctx: Context, *, owner_id: uuid.UUID | None) -> TaskStatsData:
@@ -81,9 +86,7 @@ async def task_stats(ctx: Context, *, owner_id: uuid.UUID | None) -> TaskStatsDa
     else, another owner's stats are ``NOT_FOUND``, exactly like a missing user's."""
     viewer = ctx.require_viewer()
     if owner_id is None and viewer.is_admin:
-        stats = TaskStatsData()
-        for status, priority, count, overdue, next_due in await ctx.reader.fetch(GLOBAL_STATS):
-            stats.add(STATUS[status], PRIORITY[priority], count, overdue, next_due)
+        stats = TaskStatsData.of((await ctx.reader.fetch(GLOBAL_STATS))[0])
     else:
         owner = viewer.user_id if owner_id is None else await visible_owner(ctx, viewer, owner_id)
         stats = await ctx.loaders.stats.load(owner)
