@@ -8,7 +8,8 @@
 2. Serves taskql as production would (``python -m taskql serve``, one worker, ENVIRONMENT=production,
    LOG_LEVEL=WARNING, budgets no client can spend), the ceiling (``bench.ceiling``: a plain Starlette app
    answering each document's bytes from memory), and each reference server of ``bench.references`` that
-   exists, with the options ``serve`` uses.
+   exists (``handwritten``: Starlette, asyncpg and orjson, no GraphQL; ``bare``: Strawberry with its caches
+   and a dataloader, no auth or cache), with the options ``serve`` uses.
 3. For every query document in graphql/queries/ (RateLimit aside: its answer changes with every request),
    with variables that make it do its work (pages of 50, a task's id), as the benchmark's admin:
    ``taskql``     POST, an undeclared variable that changes on every request: a cache miss each time
@@ -130,18 +131,44 @@ def check(response: httpx.Response, what: str) -> bytes:
     return response.content
 
 
+REFERENCES = {"handwritten": "bench.references.handwritten", "bare": "bench.references.bare_strawberry"}
+REFERENCE_DOCUMENTS = ("TaskPage", "TasksWithOwners", "TaskStats", "Task", "Node")
+
+
 @contextlib.contextmanager
 def serving(args: argparse.Namespace, env: dict[str, str]) -> Iterator[dict[str, Server]]:
+    """taskql and the references, on PostgreSQL and Redis started here (the data folder's embedded ones),
+    so that they all read the same data."""
+    from core.settings import Settings
+    from taskql.cli import services
+
+    resolved = services.resolve(Settings(data_dir=args.data_dir, jwt_secret=env["JWT_SECRET"]))
+    assert resolved.database_url
+    assert resolved.redis_url
+    env = {**env, "DATABASE_URL": resolved.database_url, "REDIS_URL": resolved.redis_url}
     with contextlib.ExitStack() as stack:
-        logs = args.data_dir
+        stack.callback(services.stop_embedded)
+        servers: dict[str, Server] = {}
         serve = [sys.executable, "-m", "taskql", "serve", "--host", HOST, "--port", str(args.port)]
         serve += ["--workers", "1"]
         print(f"starting taskql: {' '.join(serve[1:])} (ENVIRONMENT=production, LOG_LEVEL=WARNING)")
-        log = stack.enter_context((logs / "documents-taskql.log").open("wb"))
+        log = stack.enter_context((args.data_dir / "documents-taskql.log").open("wb"))
         taskql = stack.enter_context(
             running(serve, env=env, ready_url=f"http://{HOST}:{args.port}/readyz", log=log)
         )
-        yield {"taskql": Server("taskql", f"http://{HOST}:{args.port}/graphql", taskql.pid)}
+        servers["taskql"] = Server("taskql", f"http://{HOST}:{args.port}/graphql", taskql.pid)
+        for offset, (name, module) in enumerate(REFERENCES.items(), start=2):
+            port = args.port + offset
+            refuse_busy_port(HOST, port)
+            command = [sys.executable, "-m", module, "--host", HOST, "--port", str(port)]
+            command += ["--database-url", resolved.database_url, "--jwt-secret", env["JWT_SECRET"]]
+            print(f"starting the reference {name}: -m {module} on port {port}")
+            log = stack.enter_context((args.data_dir / f"documents-{name}.log").open("wb"))
+            server = stack.enter_context(
+                running(command, env=env, ready_url=f"http://{HOST}:{port}/readyz", log=log)
+            )
+            servers[name] = Server(name, f"http://{HOST}:{port}/graphql", server.pid)
+        yield servers
 
 
 @contextlib.contextmanager
@@ -161,10 +188,20 @@ def ceiling(bodies: dict[str, bytes], port: int, env: dict[str, str], log_dir: P
         yield Server("ceiling", f"http://{HOST}:{port}", server.pid)
 
 
-def scenarios(document: Document, taskql: Server, ceiling_server: Server) -> list[Scenario]:
-    return [
+def scenarios(document: Document, servers: dict[str, Server], ceiling_server: Server) -> list[Scenario]:
+    taskql = servers["taskql"]
+    found = [
         Scenario("taskql", "uncached.lua", "POST", taskql.url, body=document.body(nonce=NONCE.decode())),
         Scenario("taskql-hit", "cache_hit.lua", "POST", taskql.url, body=document.body()),
+    ]
+    if document.name in REFERENCE_DOCUMENTS:  # nothing to cache there: the same body every time
+        found += [
+            Scenario(name, "cache_hit.lua", "POST", servers[name].url, body=document.body())
+            for name in REFERENCES
+            if name in servers
+        ]
+    return [
+        *found,
         Scenario("ceiling", "get.lua", "GET", f"{ceiling_server.url}/{document.name}", authorized=False),
     ]
 
@@ -220,8 +257,10 @@ def measure(args: argparse.Namespace, env: dict[str, str]) -> dict[str, dict[str
         for round_number in range(args.rounds):
             token = login(httpx.Client(base_url=taskql.url.removesuffix("/graphql"), timeout=60))
             for document in documents:
-                for scenario in scenarios(document, taskql, roof):
-                    server = roof if scenario.name == "ceiling" else taskql
+                for scenario in scenarios(document, servers, roof):
+                    server = (
+                        roof if scenario.name == "ceiling" else servers[scenario.name.removesuffix("-hit")]
+                    )
                     probe = _probe(scenario, client, token, f"{run_id}probe-{round_number}")
                     if scenario.name == "taskql-hit" and probe.headers.get("x-cache") != "HIT":
                         skipped[document.name] = "not cacheable (its answer is never a hit)"
@@ -304,7 +343,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "bench")
-    parser.add_argument("--port", type=int, default=8099, help="taskql's port; the ceiling's is the next.")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8099,
+        help="taskql's port; the ceiling's is the next, the references' after.",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: on Debian or Ubuntu, `apt-get install -y wrk`")
