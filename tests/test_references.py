@@ -12,12 +12,16 @@ import httpx
 import orjson
 import pytest
 import uvicorn
+from sqlalchemy import any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench.references import check, handwritten
 from bench.references.serving import ReferenceSettings, uvicorn_config
 from bench.references.viewer import TokenCheck
 from core.settings import Settings
+from core.sql import compile_sql
+from models import TASK_COLUMNS, USER_COLUMNS
 from tests.factories import Account, create_task
 from tests.graphql_client import GraphQLClient
 from tests.services import Services
@@ -108,3 +112,19 @@ async def test_a_reference_answering_other_bytes_fails_the_exact_check_and_passe
     with pytest.raises(check.Mismatch, match="other bytes"):
         check.compare(case, expected, actual, exact=True)
     check.compare(case, expected, actual, exact=False)
+
+
+def test_the_references_send_the_statements_taskql_compiles() -> None:
+    from bench.references import sql
+    from resolvers import stats
+    from resolvers.tasks import TaskOrderField, _page_sql, _Shape
+
+    for (admin, after), text in sql.PAGE_SQL.items():
+        filters = () if admin else ("owner_id",)
+        assert text == _page_sql(_Shape(filters, TaskOrderField.CREATED_AT, True, after)).text
+    assert stats.GLOBAL_STATS.text == sql.GLOBAL_STATS_SQL
+    assert stats.STATS_BY_OWNER.text == sql.STATS_BY_OWNER_SQL
+    for text, columns in ((sql.USERS_SQL, USER_COLUMNS), (sql.TASKS_SQL, TASK_COLUMNS)):
+        key = columns[0]  # as resolvers.loaders._by_id compiles it
+        by_keys = select(*columns).where(key == any_(bindparam("keys", type_=ARRAY(key.type))))
+        assert text == compile_sql(by_keys).text
