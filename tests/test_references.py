@@ -16,7 +16,7 @@ from sqlalchemy import any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bench.references import check, handwritten
+from bench.references import bare_strawberry, check, handwritten
 from bench.references.serving import ReferenceSettings, uvicorn_config
 from bench.references.viewer import TokenCheck
 from core.settings import Settings
@@ -128,3 +128,12 @@ def test_the_references_send_the_statements_taskql_compiles() -> None:
         key = columns[0]  # as resolvers.loaders._by_id compiles it
         by_keys = select(*columns).where(key == any_(bindparam("keys", type_=ARRAY(key.type))))
         assert text == compile_sql(by_keys).text
+
+
+@pytest.mark.parametrize("viewer", ["admin", "user"])
+async def test_bare_strawberry_answers_taskqls_data(
+    viewer: str, world: dict[str, Account], http: httpx.AsyncClient, settings: Settings, database: Services
+) -> None:
+    async with served(bare_strawberry.create_app, settings, database) as reference:
+        compared = await check.check(http, reference, world[viewer].token, exact=False)
+    assert len(compared) == 9
