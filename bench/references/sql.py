@@ -1,0 +1,43 @@
+"""The statements taskql sends for these documents, their text copied from what ``core.sql`` compiles (so
+that PostgreSQL plans and asyncpg prepares the same statements): a task's columns in ``TaskRecord``'s
+order, a user's in ``UserRecord``'s."""
+
+from __future__ import annotations
+
+TASK_COLUMNS = (
+    "tasks.id, tasks.owner_id, tasks.title, tasks.description, tasks.status, tasks.priority, tasks.due_at, "
+    "tasks.tags, tasks.created_at, tasks.updated_at, tasks.completed_at"
+)
+ORDER = "ORDER BY tasks.created_at DESC, tasks.id DESC \n LIMIT "
+AFTER = "(tasks.created_at, tasks.id) < ($1::TIMESTAMP WITH TIME ZONE, $2::UUID)"
+# A page of tasks by (the viewer is an admin, there is an `after` cursor): resolvers.tasks._page_sql.
+PAGE_SQL = {
+    (True, False): f"SELECT {TASK_COLUMNS} \nFROM tasks {ORDER}$1::INTEGER",
+    (True, True): f"SELECT {TASK_COLUMNS} \nFROM tasks \nWHERE {AFTER} {ORDER}$3::INTEGER",
+    (
+        False,
+        False,
+    ): f"SELECT {TASK_COLUMNS} \nFROM tasks \nWHERE tasks.owner_id = $1::UUID {ORDER}$2::INTEGER",
+    (False, True): f"SELECT {TASK_COLUMNS} \nFROM tasks \nWHERE tasks.owner_id = $1::UUID AND "
+    + AFTER.replace("$2", "$3").replace("$1", "$2")
+    + f" {ORDER}$4::INTEGER",
+}
+# resolvers.loaders._by_id
+USERS_SQL = (
+    "SELECT users.id, users.email, users.name, users.role, users.is_active, users.created_at \n"
+    "FROM users \nWHERE users.id = ANY ($1::UUID[])"
+)
+TASKS_SQL = f"SELECT {TASK_COLUMNS} \nFROM tasks \nWHERE tasks.id = ANY ($1::UUID[])"
+# resolvers.stats: $1 is 'DONE' (a constant of the compiled statement).
+_STATS = (
+    "SELECT tasks.status, tasks.priority, count(*) AS count_1, count(*) FILTER (WHERE tasks.due_at < now() "
+    "AND tasks.status != $1::task_status) AS anon_1, min(tasks.due_at) FILTER (WHERE tasks.due_at >= now() "
+    "AND tasks.status != $1::task_status) AS anon_2"
+)
+GLOBAL_STATS_SQL = f"{_STATS} \nFROM tasks GROUP BY tasks.status, tasks.priority"
+STATS_BY_OWNER_SQL = (
+    f"{_STATS}, tasks.owner_id \nFROM tasks \nWHERE tasks.owner_id = ANY ($2::UUID[]) "
+    "GROUP BY tasks.status, tasks.priority, tasks.owner_id"
+)
+STATUSES = ("TODO", "IN_PROGRESS", "DONE")
+PRIORITIES = ("LOW", "MEDIUM", "HIGH", "URGENT")
