@@ -34,7 +34,14 @@ from strawberry.types.scalar import ScalarDefinition
 from bench.references import serving
 from bench.references.encoding import decode_id, decode_task_cursor, encode_id, task_cursor
 from bench.references.serving import ReferenceSettings
-from bench.references.sql import GLOBAL_STATS_SQL, PAGE_SQL, STATS_BY_OWNER_SQL, TASKS_SQL, USERS_SQL
+from bench.references.sql import (
+    GLOBAL_STATS_SQL,
+    PAGE_SQL,
+    STATS_ARGS,
+    STATS_BY_OWNER_SQL,
+    TASKS_SQL,
+    USERS_SQL,
+)
 from bench.references.viewer import Refused, Viewer, viewer_of
 
 
@@ -105,14 +112,12 @@ class TaskStats:
     completion_rate: float
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Row]) -> TaskStats:
-        by_status = dict.fromkeys(TaskStatus, 0)
-        by_priority = dict.fromkeys(TaskPriority, 0)
-        overdue = 0
-        for row in rows:
-            by_status[TaskStatus(row[0])] += row[2]
-            by_priority[TaskPriority(row[1])] += row[2]
-            overdue += row[3]
+    def from_row(cls, row: Row | None) -> TaskStats:
+        """From one row of the statistics statement (None: an owner without tasks)."""
+        counts = row if row is not None else (0,) * 8
+        by_status = dict(zip(TaskStatus, counts[:3], strict=True))
+        by_priority = dict(zip(TaskPriority, counts[3:7], strict=True))
+        overdue = counts[7]
         total = sum(by_status.values())
         return cls(
             total=total,
@@ -246,7 +251,7 @@ class Query:
     async def task_stats(self, info: Info, owner_id: strawberry.ID | None = None) -> TaskStats:
         viewer = info.context.require_viewer()
         if owner_id is None and viewer.is_admin:
-            return TaskStats.from_rows(await info.context.pool.fetch(GLOBAL_STATS_SQL, "DONE"))
+            return TaskStats.from_row(await info.context.pool.fetchrow(GLOBAL_STATS_SQL, *STATS_ARGS))
         owner = viewer.user_id if owner_id is None else _key(owner_id, "User")
         if owner is None or not viewer.can_see_owner(owner) or await info.context.users.load(owner) is None:
             raise LookupError(f"No User with id {owner_id!r}.")
@@ -261,10 +266,8 @@ def _loaders(
         return [found.get(key) for key in keys]
 
     async def stats(keys: list[uuid.UUID]) -> list[TaskStats]:
-        rows: dict[uuid.UUID, list[Row]] = {key: [] for key in keys}
-        for row in await pool.fetch(STATS_BY_OWNER_SQL, "DONE", keys):
-            rows[row[5]].append(row)
-        return [TaskStats.from_rows(rows[key]) for key in keys]
+        rows = {row[-1]: row for row in await pool.fetch(STATS_BY_OWNER_SQL, *STATS_ARGS, keys)}
+        return [TaskStats.from_row(rows.get(key)) for key in keys]
 
     return DataLoader(users), DataLoader(stats)
 

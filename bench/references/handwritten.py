@@ -36,6 +36,7 @@ from bench.references.sql import (
     GLOBAL_STATS_SQL,
     PAGE_SQL,
     PRIORITIES,
+    STATS_ARGS,
     STATS_BY_OWNER_SQL,
     STATUSES,
     TASKS_SQL,
@@ -113,8 +114,8 @@ async def tasks_with_owners(pool: asyncpg.Pool, viewer: Viewer, variables: Varia
     owners = await _users(pool, keys)
     totals = dict.fromkeys(keys, 0)
     if keys:
-        for stats in await pool.fetch(STATS_BY_OWNER_SQL, "DONE", keys):
-            totals[stats[5]] += stats[2]
+        for stats in await pool.fetch(STATS_BY_OWNER_SQL, *STATS_ARGS, keys):
+            totals[stats[-1]] = stats[0] + stats[1] + stats[2]
     owner_of = {key: {"name": owners[key][2], "taskStats": {"total": totals[key]}} for key in keys}
     edges = [
         {"node": {"id": encode_id("Task", row[0]), "title": row[2], "owner": owner_of[row[1]]}}
@@ -135,19 +136,18 @@ def _key_of(global_id: object, type_name: str, field: str) -> uuid.UUID:
 async def task_stats(pool: asyncpg.Pool, viewer: Viewer, variables: Variables) -> Any:
     owner_id = variables.get("ownerId")
     if owner_id is None and viewer.is_admin:
-        rows = await pool.fetch(GLOBAL_STATS_SQL, "DONE")
+        rows = await pool.fetch(GLOBAL_STATS_SQL, *STATS_ARGS)
     else:
         owner = viewer.user_id
         if owner_id is not None:
             owner = _key_of(owner_id, "User", "taskStats")
             if not viewer.can_see_owner(owner) or not await _users(pool, [owner]):
                 raise Failed("NOT_FOUND", f"No User with id {owner_id!r}.", "taskStats")
-        rows = await pool.fetch(STATS_BY_OWNER_SQL, "DONE", [owner])
-    by_status, by_priority, overdue = dict.fromkeys(STATUSES, 0), dict.fromkeys(PRIORITIES, 0), 0
-    for status, priority, count, late, *_ in rows:
-        by_status[status] += count
-        by_priority[priority] += count
-        overdue += late
+        rows = await pool.fetch(STATS_BY_OWNER_SQL, *STATS_ARGS, [owner])
+    row = rows[0] if rows else (0,) * 8
+    by_status = dict(zip(STATUSES, row[:3], strict=True))
+    by_priority = dict(zip(PRIORITIES, row[3:7], strict=True))
+    overdue = row[7]
     total = sum(by_status.values())
     return {
         "taskStats": {

@@ -28,16 +28,22 @@ USERS_SQL = (
     "FROM users \nWHERE users.id = ANY ($1::UUID[])"
 )
 TASKS_SQL = f"SELECT {TASK_COLUMNS} \nFROM tasks \nWHERE tasks.id = ANY ($1::UUID[])"
-# resolvers.stats: $1 is 'DONE' (a constant of the compiled statement).
-_STATS = (
-    "SELECT tasks.status, tasks.priority, count(*) AS count_1, count(*) FILTER (WHERE tasks.due_at < now() "
-    "AND tasks.status != $1::task_status) AS anon_1, min(tasks.due_at) FILTER (WHERE tasks.due_at >= now() "
-    "AND tasks.status != $1::task_status) AS anon_2"
-)
-GLOBAL_STATS_SQL = f"{_STATS} \nFROM tasks GROUP BY tasks.status, tasks.priority"
-STATS_BY_OWNER_SQL = (
-    f"{_STATS}, tasks.owner_id \nFROM tasks \nWHERE tasks.owner_id = ANY ($2::UUID[]) "
-    "GROUP BY tasks.status, tasks.priority, tasks.owner_id"
-)
 STATUSES = ("TODO", "IN_PROGRESS", "DONE")
 PRIORITIES = ("LOW", "MEDIUM", "HIGH", "URGENT")
+# resolvers.stats: one row of counts per status, per priority, overdue, and the next due date; $1 to $8 are
+# constants of the compiled statement (the statuses, the priorities, 'DONE'): ``STATS_ARGS``.
+STATS_ARGS = (*STATUSES, *PRIORITIES, "DONE")
+_STATS = (
+    "SELECT "
+    + ", ".join(f"count(*) FILTER (WHERE tasks.status = ${n}::task_status) AS anon_{n}" for n in (1, 2, 3))
+    + ", "
+    + ", ".join(
+        f"count(*) FILTER (WHERE tasks.priority = ${n}::task_priority) AS anon_{n}" for n in (4, 5, 6, 7)
+    )
+    + ", count(*) FILTER (WHERE tasks.due_at < now() AND tasks.status != $8::task_status) AS anon_8, "
+    "min(tasks.due_at) FILTER (WHERE tasks.due_at >= now() AND tasks.status != $8::task_status) AS anon_9"
+)
+GLOBAL_STATS_SQL = f"{_STATS} \nFROM tasks"
+STATS_BY_OWNER_SQL = (
+    f"{_STATS}, tasks.owner_id \nFROM tasks \nWHERE tasks.owner_id = ANY ($9::UUID[]) GROUP BY tasks.owner_id"
+)
