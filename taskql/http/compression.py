@@ -26,9 +26,9 @@ from typing import Final
 
 from core.settings import Settings
 
-# zlib's level 6 (its default): on a 100-row page, nearly level 9's size at half its CPU (README,
-# "Compression").
-LEVEL: Final = 6
+# zlib's level 1 (nginx's default too): on a 100-row page, 11.5 % of the size against level 6's 10.7 %,
+# for a quarter of the CPU (README, "Compression"; bench.compression may change it to compare).
+LEVEL = 1
 GZIP_WINDOW: Final = 16 + zlib.MAX_WBITS  # a gzip header and trailer around the deflate stream
 VARY: Final = b"accept-encoding"
 CONTENT_ENCODING: Final = (b"content-encoding", b"gzip")
