@@ -1,13 +1,12 @@
 """What compression saves and costs on a 100-row page: `TaskPage(first: 100)` as a user with 100 tasks.
 
-    python -m bench.compression [--requests 300] [--data-dir .data/compression]
+    python -m bench.compression [--requests 200] [--rounds 5] [--data-dir .data/compression]
 
 Prints the answer's size as it is and gzipped (zlib levels 1, 6 and 9, with the CPU each takes), then the
 server's CPU per request in process (the app called as ASGI, no sockets, no HTTP client: nothing but the
 server's work is timed) for a miss (a new variable on every request) and a cache hit, with COMPRESSION off
-and on (a client that accepts gzip), in alternating rounds. Embedded PostgreSQL and Redis in ``--data-dir``
-unless DATABASE_URL and REDIS_URL are set. Not a test: figures go into notes.
-"""
+and on (a client that accepts gzip, or not), in rounds, each in a new order. Embedded PostgreSQL and Redis
+in ``--data-dir`` unless DATABASE_URL and REDIS_URL are set. Not a test: figures go into notes."""
 
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ import argparse
 import asyncio
 import functools
 import json
+import random
 import statistics
 import time
 import uuid
@@ -163,15 +163,18 @@ async def measure(args: argparse.Namespace) -> None:
             assert sent_headers["x-cache"] == expected, (name, sent_headers)
             sizes[name] = len(sent)
         cpu: dict[str, list[float]] = {name: [] for name in cases}
+        order = list(cases)
         for _ in range(args.rounds):
-            for name, (flag, level, body_of, headers) in cases.items():
+            random.shuffle(order)  # no case always runs after the same one
+            for name in order:
+                flag, level, body_of, headers = cases[name]
                 compression.LEVEL = level
                 started = time.process_time()
                 for _ in range(args.requests):
                     await call(apps[flag], body_of(), headers)
                 cpu[name].append((time.process_time() - started) / args.requests * 1e6)
     print(
-        f"\nserver CPU per request in process (median of {args.rounds} alternating rounds of "
+        f"\nserver CPU per request in process (median of {args.rounds} rounds, in a new order each, of "
         f"{args.requests}):"
     )
     for name, figures in cpu.items():
