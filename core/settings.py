@@ -109,6 +109,16 @@ class Settings(BaseSettings):
     response_cache: bool = Field(
         default=True, description="Answer repeated queries from Redis (exact: invalidated by every write)."
     )
+    compression: bool = Field(
+        default=True,
+        description="gzip query answers of COMPRESSION_MIN_BYTES or more for clients that accept it (cache "
+        "hits included; never a mutation's answer).",
+    )
+    compression_min_bytes: int = Field(
+        default=1024,
+        ge=0,
+        description="Smaller answers are sent as they are (compressing them gains little).",
+    )
     cors_origins: list[str] = Field(default_factory=list)
     graphiql: bool | None = Field(default=None, description="Serve GraphiQL. Default: on in development.")
     introspection: bool | None = Field(

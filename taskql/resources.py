@@ -24,6 +24,7 @@ from taskql.cache.store import ResponseCache
 from taskql.data.engine import Outage, create_engine, create_sessionmaker
 from taskql.data.readers import PRIMARY, REPLICA, create_reader
 from taskql.data.routing import ReadRouting
+from taskql.http.compression import Compression
 from taskql.ops import metrics, telemetry
 from taskql.ops.health import READINESS, Readiness
 from taskql.outbox.relay import Outbox
@@ -60,6 +61,7 @@ class Resources:
     after_writes: AfterWrites
     readiness: Readiness
     lane: Lane | None  # the express lane's; None when RESPONSE_CACHE is off
+    compression: Compression | None  # None when COMPRESSION is off
 
     def state(self) -> dict[str, Any]:
         """What the lifespan yields: the entries each room reads from a request's state."""
@@ -113,8 +115,15 @@ async def opened(
         max_per_stream=settings.events_max_per_stream,
         relay_seconds=settings.outbox_relay_seconds,
     )
+    compression = Compression.of(settings)
     cache = (
-        ResponseCache(guard, pipe, schema_id=schema_id, viewer_ttl_seconds=settings.access_token_ttl_seconds)
+        ResponseCache(
+            guard,
+            pipe,
+            schema_id=schema_id,
+            viewer_ttl_seconds=settings.access_token_ttl_seconds,
+            compression=compression,
+        )
         if settings.response_cache
         else None
     )
@@ -148,6 +157,7 @@ async def opened(
         after_writes=AfterWrites(reads, outbox, cache),
         readiness=Readiness(engine, redis, guard),
         lane=Lane(cache, tokens, rate_limits) if cache is not None else None,
+        compression=compression,
     )
     try:
         async with _running(resources):

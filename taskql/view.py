@@ -23,6 +23,7 @@ from resolvers.context import Context
 from taskql.cache.express import PROBE
 from taskql.cache.keep import Keep, keep
 from taskql.http import graphiql, request_ids
+from taskql.http.compression import CONTENT_ENCODING, VARY, Compression, accepts_gzip, gzip, gzip_with_tail
 from taskql.http.conformance import (
     MEDIA_TYPE,
     OPERATIONS_BY_METHOD,
@@ -49,6 +50,10 @@ class SubResponse(Response):
 
     keep: Keep | None = None
     answer_type = JSON  # not `media_type`: Starlette would send that one as a header too
+    # A query's answer may be sent gzipped (taskql.http.compression): when COMPRESSION is on, and (gzip)
+    # when the client accepts it.
+    compression: Compression | None = None
+    gzip = False
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -202,6 +207,9 @@ class GraphQLView(GraphQL[Context, None]):
                     method=request.method,
                     operation=access_log.operation_name(),
                 )
+        if isinstance(sub_response, SubResponse) and context.caching.policy is not None:  # a query's
+            sub_response.compression = resources.compression
+            sub_response.gzip = accepts_gzip(request.headers.get("accept-encoding"))
         status, headers = response_headers(context.points.charge, result)
         sub_response.headers.update(headers)
         if status is not None:
@@ -214,26 +222,45 @@ class GraphQLView(GraphQL[Context, None]):
     def create_response(
         self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
     ) -> Response:
-        media_type = sub_response.answer_type if isinstance(sub_response, SubResponse) else JSON
-        kept = sub_response.keep if isinstance(sub_response, SubResponse) else None
+        ours = sub_response if isinstance(sub_response, SubResponse) else None
+        media_type = ours.answer_type if ours is not None else JSON
+        kept = ours.keep if ours is not None else None
         # The cache keeps the answer without this request's cost report (a hit carries none): it is encoded
         # once, and the report added to what is sent.
         answer, cost = split_cost(response_data) if kept is not None else (response_data, None)
         body = sent = encode(answer)
+        tail = None
         if cost is not None:
             if "extensions" in answer:  # other extensions too (none today): encode it all again
                 sent = encode(response_data)
             else:  # a JSON object: its closing brace goes after the report
-                sent = body[:-1] + b',"extensions":{"cost":' + encode(cost) + b"}}"
+                tail = b',"extensions":{"cost":' + encode(cost) + b"}}"
+                sent = body[:-1] + tail
+        # Whether it is worth compressing is decided on the answer the cache keeps, as its hits decide.
+        compression = ours.compression if ours is not None else None
+        encodings = compression is not None and compression.worth(body)
+        gzipped_sent = encodings and ours is not None and ours.gzip
+        gzipped = None  # the body gzipped, for the cache, when making it costs nothing more
+        if gzipped_sent:
+            if tail is not None:
+                gzipped, sent = gzip_with_tail(body, tail)
+            elif sent is body:
+                gzipped = sent = gzip(body)
+            else:
+                sent = gzip(sent)
         response = Response(
             sent,
             status_code=status_of(response_data, media_type, sub_response.status_code),
             media_type=CONTENT_TYPES[media_type],
         )
+        if gzipped_sent:
+            response.headers.raw.append(CONTENT_ENCODING)
+        if encodings:
+            response.headers.raw.append((b"vary", VARY))
         response.headers.raw.extend(sub_response.headers.raw)
         response.background = sub_response.background
         if kept is not None:
-            kept.attach(response, body)
+            kept.attach(response, body, encodings=encodings, gzipped_sent=gzipped_sent, gzipped=gzipped)
         return response
 
 

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from auth.tokens import AccessClaims, TokenConfig, bearer_token, decode_access_token
 from core.errors import Unauthenticated
 from taskql.cache.store import Hit, Probe, ResponseCache
-from taskql.http import request_ids
+from taskql.http import compression, request_ids
 from taskql.http.limits import BODY
 from taskql.http.media import CONTENT_TYPES, is_json_body, negotiate
 from taskql.http.security import PREFLIGHT_HEADERS, SecurityPolicy, csrf_safe
@@ -52,6 +52,7 @@ WANTED_HEADERS = frozenset(
         b"authorization",
         b"if-none-match",
         b"accept",
+        b"accept-encoding",
         b"origin",
         request_ids.HEADER,
         *PREFLIGHT_HEADERS,
@@ -134,7 +135,8 @@ class CachedGraphQL:
         if isinstance(found, Hit):
             access_log.cache_hit(found.operation, found.user_id)
             assert media_type is not None
-            await _send_hit(found, scope, headers, send, media_type, self.extra_headers)
+            gzipped = found.gzipped if lane.cache.compression is not None else None  # COMPRESSION off
+            await _send_hit(found, gzipped, scope, headers, send, media_type, self.extra_headers)
             return
         if found is not None:
             PROBE.set(scope, found)
@@ -172,11 +174,15 @@ def _claims(tokens: TokenConfig, authorization: str | None) -> AccessClaims | No
     return decode_access_token(tokens, token) if token is not None else None
 
 
-def http_cache_headers(etag: str, *, public: bool, max_age: int) -> list[tuple[bytes, bytes]]:
+def http_cache_headers(
+    etag: str, *, public: bool, max_age: int, encodings: bool = False
+) -> list[tuple[bytes, bytes]]:
     """GET responses: a private answer may be kept by the browser, which must revalidate it (the ETag makes
-    that a 304); a public one may be kept by any cache for its max-age."""
+    that a 304); a public one may be kept by any cache for its max-age. ``encodings``: the answer is sent
+    gzipped to the clients that accept it (``taskql.http.compression``), so it varies with that too."""
     control = f"public, max-age={max_age}" if public else "private, no-cache"
-    return [(b"cache-control", control.encode()), (b"etag", etag.encode()), (b"vary", b"authorization")]
+    vary = b"authorization, accept-encoding" if encodings else b"authorization"
+    return [(b"cache-control", control.encode()), (b"etag", etag.encode()), (b"vary", vary)]
 
 
 _CONTENT_TYPES = {media_type: value.encode() for media_type, value in CONTENT_TYPES.items()}
@@ -184,6 +190,7 @@ _CONTENT_TYPES = {media_type: value.encode() for media_type, value in CONTENT_TY
 
 async def _send_hit(
     hit: Hit,
+    gzipped: bytes | None,
     scope: Scope,
     headers: Mapping[str, str],
     send: Send,
@@ -197,11 +204,21 @@ async def _send_hit(
             (request_ids.HEADER, request_ids.accepted(headers.get("x-request-id")).encode())
         )
         response_headers += extra
-    status, body = 200, hit.body
+    # The entry keeps a gzip copy of a large answer, made once when it was stored: a hit never compresses.
+    status, body, etag = 200, hit.body, hit.etag
+    encoded = gzipped is not None and compression.accepts_gzip(headers.get("accept-encoding"))
+    if encoded:
+        body, etag = gzipped or b"", compression.gzip_etag(etag)
     if scope["method"] == "GET":
-        response_headers += http_cache_headers(hit.etag, public=hit.public, max_age=hit.max_age)
-        if hit.etag in headers.get("if-none-match", ""):
+        response_headers += http_cache_headers(
+            etag, public=hit.public, max_age=hit.max_age, encodings=gzipped is not None
+        )
+        if etag in headers.get("if-none-match", ""):
             status, body = 304, b""
+    elif gzipped is not None:
+        response_headers.append((b"vary", compression.VARY))
+    if encoded and status == 200:
+        response_headers.append(compression.CONTENT_ENCODING)
     response_headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": response_headers})
     await send({"type": "http.response.body", "body": body})

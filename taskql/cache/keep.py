@@ -14,6 +14,7 @@ from core.cache_tags import Policy
 from resolvers.context import Context
 from taskql.cache.express import http_cache_headers
 from taskql.cache.store import Probe, ResponseCache, etag_of
+from taskql.http.compression import gzip_etag
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,17 +29,32 @@ class Keep:
     method: str
     operation: str
 
-    def attach(self, response: Response, body: bytes) -> None:
+    def attach(
+        self,
+        response: Response,
+        body: bytes,
+        *,
+        encodings: bool = False,
+        gzipped_sent: bool = False,
+        gzipped: bytes | None = None,
+    ) -> None:
         """Give ``response`` (whose answer is ``body``) its caching headers, and store it after it is sent:
-        the entry is checked against versions read before the data, so storing late never makes it stale."""
+        the entry is checked against versions read before the data, so storing late never makes it stale.
+        ``encodings``: the answer is sent gzipped to the clients that accept it; ``gzipped_sent``: this
+        response is (its ETag is then the gzip one's); ``gzipped``: ``body`` gzipped, when the request made it
+        (else the store makes it, after the response is sent)."""
         if self.method == "GET" and self.policy is not None and self.policy.cacheable:
+            etag = etag_of(body)
             headers = http_cache_headers(
-                etag_of(body), public=self.policy.public, max_age=self.policy.max_age
+                gzip_etag(etag) if gzipped_sent else etag,
+                public=self.policy.public,
+                max_age=self.policy.max_age,
+                encodings=encodings,
             )
             for name, value in headers:
                 response.headers[name.decode()] = value.decode()
         response.background = BackgroundTask(
-            self.cache.store, self.probe, self.viewer, body, self.policy, self.ttl, self.operation
+            self.cache.store, self.probe, self.viewer, body, self.policy, self.ttl, self.operation, gzipped
         )
 
 

@@ -47,6 +47,7 @@ from auth.viewer import Viewer
 from core import cache_tags
 from core.cache_tags import Policy
 from models import Role
+from taskql.http.compression import Compression, gzip
 from taskql.redis.client import TAG_PREFIX, TAG_TTL_SECONDS, RedisGuard, RedisUnavailable
 from taskql.redis.pipeline import PipelinedRedis, encode
 
@@ -62,7 +63,7 @@ VERSION_NUMBERS = itertools.count()
 # KEYS: entry, viewer state
 # ARGV: user, role, entry tags ('' to skip), entry versions, body, etag, public, max-age, entry TTL,
 #       viewer tags ('' to skip), viewer versions, viewer TTL, entry positions, viewer positions,
-#       operation name (for the access log and metrics of its hits)
+#       operation name (for the access log and metrics of its hits), body gzipped ('' when not kept)
 STORE = """
 local function current(tags)
   local out = {}
@@ -79,7 +80,7 @@ if ARGV[10] ~= '' and current(ARGV[10]) == ARGV[11] then
 end
 if ARGV[3] ~= '' and current(ARGV[3]) == ARGV[4] then
   redis.call('HSET', KEYS[1], 'u', ARGV[1], 'r', ARGV[2], 'i', ARGV[13], 'v', ARGV[4],
-             'b', ARGV[5], 'e', ARGV[6], 'p', ARGV[7], 'a', ARGV[8], 'o', ARGV[15])
+             'b', ARGV[5], 'e', ARGV[6], 'p', ARGV[7], 'a', ARGV[8], 'o', ARGV[15], 'z', ARGV[16])
   redis.call('EXPIRE', KEYS[1], ARGV[9])
 end
 return 1
@@ -102,6 +103,7 @@ class Hit:
     max_age: int
     operation: str = ""  # its operation's name, and its viewer's id ('' for anonymous): for the access log
     user_id: str = ""
+    gzipped: bytes | None = None  # the body gzipped, kept when it is large enough (taskql.http.compression)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +161,7 @@ class _ProbeKeys:
 ANONYMOUS_KEYS = _ProbeKeys.build("", VIEWER_PREFIX, (cache_tags.EPOCH,))
 
 
-_ENTRY_FIELDS = ("u", "r", "i", "v", "b", "e", "p", "a", "o")
+_ENTRY_FIELDS = ("u", "r", "i", "v", "b", "e", "p", "a", "o", "z")
 _ENTRY_HEAD = b"*%d\r\n" % (len(_ENTRY_FIELDS) + 2) + encode("HMGET").partition(b"\r\n")[2]
 _ENTRY_TAIL = encode(*_ENTRY_FIELDS).partition(b"\r\n")[2]
 
@@ -197,9 +199,16 @@ def _decode(value: Any) -> str:
 
 class ResponseCache:
     def __init__(
-        self, guard: RedisGuard, pipe: PipelinedRedis, *, schema_id: str, viewer_ttl_seconds: int
+        self,
+        guard: RedisGuard,
+        pipe: PipelinedRedis,
+        *,
+        schema_id: str,
+        viewer_ttl_seconds: int,
+        compression: Compression | None = None,
     ) -> None:
         self.guard = guard
+        self.compression = compression  # None: entries keep no gzip copy
         self.pipe = pipe  # the lookups' own connection, auto-pipelined (taskql.redis.pipeline)
         self.schema_id = schema_id
         self.viewer_ttl_seconds = viewer_ttl_seconds
@@ -256,6 +265,7 @@ class ResponseCache:
                 max_age=int(entry[7]),
                 operation=(entry[8] or b"").decode(errors="replace"),
                 user_id=keys.user_id,
+                gzipped=entry[9] or None,
             )
         if None in versions:
             versions = await self._create_tags(keys, versions)
@@ -288,9 +298,11 @@ class ResponseCache:
         policy: Policy | None,
         ttl: int,
         operation: str = "",
+        gzipped: bytes | None = None,
     ) -> None:
         """Keep the answer (when ``policy`` allows) and the viewer's session state (when it came from
-        PostgreSQL), each against the versions read before its data."""
+        PostgreSQL), each against the versions read before its data. A large answer is kept gzipped too
+        (``gzipped``, when the request made it already), so that hits never compress."""
         claims = probe.claims
         if (viewer is None) != (claims is None) or (
             viewer is not None
@@ -313,6 +325,8 @@ class ResponseCache:
         cacheable = policy is not None and policy.cacheable and ttl > 0
         if not cacheable and not viewer_tags:
             return
+        if cacheable and gzipped is None and self.compression is not None and self.compression.worth(body):
+            gzipped = gzip(body)
         args: list[str | int | bytes] = [
             str(viewer.user_id) if viewer else "",
             viewer.role.value if viewer else ANONYMOUS,
@@ -329,6 +343,7 @@ class ResponseCache:
             self._positions(probe, entry_tags),
             self._positions(probe, viewer_tags),
             operation,
+            (gzipped or b"") if cacheable else b"",
         ]
         viewer_key = VIEWER_PREFIX + (str(viewer.session_id) if viewer else "")
         with contextlib.suppress(RedisUnavailable):
