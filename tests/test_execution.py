@@ -72,6 +72,30 @@ class Leaf:
         await asyncio.sleep(0)
         return f"later {self.name}"
 
+    @strawberry.field
+    async def later_broken(self) -> str:
+        await asyncio.sleep(0)
+        if self.name == "leaf 0":
+            raise ValueError(f"later broken for {self.name}")
+        return f"later {self.name}"
+
+    @strawberry.field
+    async def later_maybe(self) -> str | None:
+        await asyncio.sleep(0)
+        if self.name in {"leaf 0", "leaf 2"}:
+            raise ValueError(f"later maybe for {self.name}")
+        return self.name
+
+    @strawberry.field
+    async def repeated(self, times: int) -> str:
+        await asyncio.sleep(0)
+        return self.name * times
+
+    @strawberry.field
+    async def twin(self) -> Leaf:
+        await asyncio.sleep(0)
+        return Leaf(name=f"twin of {self.name}", colour=self.colour, tags=[], maybe=None)
+
 
 @strawberry.type
 class Branch:
@@ -125,6 +149,14 @@ DOCUMENTS = [
     "{ branches { required { tags } } }",
     "{ branches { label leaves { name greeting } required { greeting } } }",
     "{ branches { label @skip(if: true) first { name @include(if: false) maybe } } }",
+    # Async fields: executed after the plan's run, their errors propagated as graphql-core does.
+    "{ branches { label first { name laterBroken } required { name } } }",
+    "{ greeters { name later laterBroken } }",
+    "{ greeters { name laterMaybe } }",
+    "{ branches { label leaves { name laterBroken } } }",
+    "{ branches { label required { laterMaybe later } first { laterMaybe } } }",
+    "{ greeters { name repeated(times: 2) twin { name later laterBroken twin { laterMaybe } } } }",
+    "{ greeters { twin { twin { laterBroken } } } }",
 ]
 
 
@@ -178,6 +210,37 @@ async def test_a_resolvers_variant_for_plans_answers_as_the_resolver_without_a_r
     # Rows the variant answered built no resolve info for it; those it could not (an awaitable, an
     # error) were completed by graphql-core, which did.
     assert infos.count("greeting") < len(VARIANT_CALLS)
+
+
+async def test_an_async_field_leaves_its_rows_planned_and_is_executed_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    executed: list[str] = []
+    execute = PlannedExecutionContext.execute_field
+
+    def counting(self: Any, parent_type: Any, source: Any, field_details_list: Any, *args: Any) -> Any:
+        executed.append(field_details_list[0].node.name.value)
+        return execute(self, parent_type, source, field_details_list, *args)
+
+    monkeypatch.setattr(PlannedExecutionContext, "execute_field", counting)
+    document = "{ greeters { name colour later } }"
+    planned = await PLANNED.execute(document, context_value=CONTEXT)
+    assert answer(planned) == answer(await GENERAL.execute(document, context_value=CONTEXT))
+    assert executed == ["greeters"] + ["later"] * 4
+
+
+async def test_an_async_fields_error_nulls_the_nearest_nullable_position_of_the_plan() -> None:
+    result = await PLANNED.execute("{ branches { label first { name laterBroken } } }")
+    assert result.data is not None
+    # A branch's plan completes its first leaf; laterBroken is non-null there, first is not.
+    assert result.data["branches"][0] == {"label": "fine", "first": None}
+    assert result.data["branches"][3] == {
+        "label": "odd values",
+        "first": {"name": "n", "laterBroken": "later n"},
+    }
+    assert [(e.message, e.path) for e in result.errors or []] == [
+        ("later broken for leaf 0", ["branches", 0, "first", "laterBroken"])
+    ]
 
 
 async def test_a_null_in_a_non_null_field_nulls_its_parent_with_the_error_at_its_path() -> None:

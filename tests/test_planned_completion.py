@@ -194,6 +194,27 @@ class Case:
         return f"as {self.viewer}: {self.document}\nvariables: {json.dumps(self.variables)}"
 
 
+# Async fields inside planned objects (User.tasks, User.taskStats), and their errors: a refused argument under
+# non-null fields all the way up (the whole answer nulled), under a nullable root field (me), or at the root.
+ASYNC_CASES = [
+    Case("user", "{ me { name taskStats { total } tasks(first: 2) { edges { node { title } } } } }"),
+    Case("user", "{ me { name tasks(first: 101) { totalCount } } }"),
+    Case("user", '{ me { name tasks(first: 1, after: "not a cursor") { totalCount } taskStats { total } } }'),
+    Case("anonymous", "{ me { name taskStats { total } } }"),
+    Case("admin", "{ users(first: 3) { edges { node { name taskStats { total } } } } }"),
+    Case("admin", "{ users(first: 3) { edges { node { name tasks(first: 101) { totalCount } } } } }"),
+    Case(
+        "admin",
+        "{ tasks(first: 5) { edges { node { title owner { tasks(last: 1, first: 1) { totalCount } } } } } }",
+    ),
+    Case(
+        "admin",
+        "{ tasks(first: 3) { edges { node { owner { name tasks(first: 2) { edges { node { title owner {"
+        " taskStats { total } } } } } } } } } }",
+    ),
+]
+
+
 def document_cases() -> list[Case]:
     return [
         Case(viewer, (QUERIES / f"{name}.graphql").read_text(), variables)
@@ -402,6 +423,13 @@ async def test_only_the_app_with_planned_completion_compiles_plans(pair: Pair) -
 
 async def test_every_document_answers_the_same_bytes_planned_or_not(pair: Pair) -> None:
     for case in document_cases():
+        await pair.compare(case)
+
+
+async def test_async_fields_and_their_errors_answer_the_same_bytes_planned_or_not(pair: Pair) -> None:
+    """Plans leave async fields to graphql-core, after their run: the fields' values, and their errors
+    propagated to the nearest nullable position, come out as graphql-core's own completion gives them."""
+    for case in ASYNC_CASES:
         await pair.compare(case)
 
 

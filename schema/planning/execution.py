@@ -12,6 +12,13 @@ abstract types, no ``@defer``, no resolver middleware); anything else, and any s
 null in a non-null field, a resolver that raises or returns an awaitable, a value of the wrong type), hands
 the object back to graphql-core, which completes it from scratch and reports errors as it always does.
 Reading again is safe: queries only read, and the values are already loaded.
+
+A field whose resolver is an ``async def`` is not called by the plan: it keeps the field's place in the
+response, and once the plan has run, graphql-core's ``execute_field`` executes each such field (all started
+before any is awaited, so their dataloaders batch), completing its value and handling its errors. A non-null
+field's error nulls the nearest nullable position above it in the plan's output, where graphql-core would
+have recorded it, or is raised from the plan's object when there is none. A plan that falls back has started
+nothing for these fields, so graphql-core's completion from scratch stays exact.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from graphql.pyutils import Path
+from graphql.pyutils import Path, gather_with_cancel
 
 from graphql import (
     GraphQLEnumType,
@@ -73,6 +80,8 @@ class PlannedExecutionContext(GeneralExecutionContext):
         super().__init__(*args, **kwargs)
         # This request's plans, by object type and field list (graphql-core's own memo key).
         self._plans: dict[tuple[str, int], tuple[Any, Plan | None]] = {}
+        # The async fields the running plan left out (plans append to it: ``plans.Deferred``).
+        self.deferred_fields: list[tuple[tuple[plans.Deferred, ...], Any, Path, dict[str, Any]]] = []
         manager = self.middleware_manager
         self._planning = not (manager is not None and manager.middlewares)
         self._shared = self._planning and plans.shareable(self.operation, self.fragments)
@@ -93,13 +102,83 @@ class PlannedExecutionContext(GeneralExecutionContext):
         if self._planning and position_context is None:
             plan = self._plan(return_type, field_details_list)
             if plan is not None:
+                # A plan's run is synchronous, so no other plan appends here meanwhile.
+                deferred: list[tuple[tuple[plans.Deferred, ...], Any, Path, dict[str, Any]]] = []
+                self.deferred_fields = deferred
                 try:
-                    return plan(self, result, path)
+                    completed = plan(self, result, path)
                 except Exception:  # noqa: S110  graphql-core completes it again and reports any error
-                    pass
+                    pass  # nothing was started for the deferred fields: forgetting them is enough
+                else:
+                    return self._complete_deferred(completed, path, deferred) if deferred else completed
         return super().complete_object_value(
             return_type, field_details_list, info, path, result, position_context
         )
+
+    async def _complete_deferred(
+        self,
+        completed: dict[str, Any],
+        path: Path,
+        deferred: list[tuple[tuple[plans.Deferred, ...], Any, Path, dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """Execute a plan's async fields as graphql-core would (``execute_field``), all started before any
+        is awaited (so that their dataloaders batch), each value put where the plan left its place."""
+        runs = [
+            self._execute_deferred(field, source, Path(object_path, field.response_name, field.parent.name),
+                                   container, completed, path)
+            for fields, source, object_path, container in deferred
+            for field in fields
+        ]  # fmt: skip
+        if len(runs) == 1:
+            await runs[0]
+        else:
+            await gather_with_cancel(*runs)
+        return completed
+
+    async def _execute_deferred(
+        self,
+        field: plans.Deferred,
+        source: Any,
+        field_path: Path,
+        container: dict[str, Any],
+        completed: dict[str, Any],
+        path: Path,
+    ) -> None:
+        try:
+            value = self.execute_field(field.parent, source, field.field_details_list, field_path, None)
+            if self.is_awaitable(value):
+                value = await value
+        except Exception as error:  # a non-null field's error: graphql-core propagates it to a nullable one
+            self._propagate(error, field, field_path, completed, path)
+        else:
+            container[field.response_name] = value
+
+    def _propagate(
+        self, error: Exception, field: plans.Deferred, field_path: Path, completed: dict[str, Any], path: Path
+    ) -> None:
+        """Null the nearest nullable position above the field in the plan's output and record the error
+        there, as graphql-core's completion would; with none up to the plan's object, raise it from there."""
+        steps: list[Path] = []
+        step = field_path.prev
+        for _ in field.ancestors:
+            assert step is not None
+            steps.append(step)
+            step = step.prev
+        assert step is path, "a deferred field's path runs through its plan's object"
+        steps.reverse()
+        for depth in range(len(steps) - 1, -1, -1):
+            type_, field_details_list = field.ancestors[depth]
+            if isinstance(type_, GraphQLNonNull):
+                continue
+            container: Any = completed
+            for above in steps[:depth]:
+                container = container[above.key]
+                if container is None:  # nulled already, by another field's error: graphql-core cancelled this
+                    return
+            container[steps[depth].key] = None
+            self.handle_field_error(error, type_, field_details_list, steps[depth])
+            return
+        raise error
 
     def _plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
         key = (return_type.name, id(field_details_list))
@@ -135,11 +214,14 @@ class _Compiler:
         self._building: set[tuple[str, int]] = set()
 
     def compile(self, return_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
-        built = self._object(return_type, field_details_list)
+        built = self._object(return_type, field_details_list, ())
         return None if built is None else self._module.compile(built[0])
 
-    def _object(self, type_: GraphQLObjectType, field_details_list: Any) -> tuple[str, bool] | None:
-        """The name of the function completing ``type_`` for this selection, and whether it needs a path."""
+    def _object(
+        self, type_: GraphQLObjectType, field_details_list: Any, ancestors: tuple[plans.Position, ...]
+    ) -> tuple[str, bool] | None:
+        """The name of the function completing ``type_`` for this selection, and whether it needs a path.
+        ``ancestors``: the positions from the plan's root object down to this one's."""
         key = (type_.name, id(field_details_list))
         if key in self._building:  # a recursive selection is left to graphql-core
             return None
@@ -150,13 +232,18 @@ class _Compiler:
         body: list[str] = []
         entries: list[str] = []
         needs_path = False
+        deferred: list[plans.Deferred] = []
         for response_name, sub_fields in grouped.items():
             var = self._module.fresh("v")
-            field = self._field(type_, response_name, sub_fields, var)
-            if field is None:
-                return None
-            body += field[0]
-            needs_path = needs_path or field[1]
+            if self._deferrable(type_, sub_fields):
+                deferred.append(plans.Deferred(type_, response_name, sub_fields, ancestors))
+                body.append(f"    {var} = None")  # its place in the response, kept in order
+            else:
+                field = self._field(type_, response_name, sub_fields, var, ancestors)
+                if field is None:
+                    return None
+                body += field[0]
+                needs_path = needs_path or field[1]
             entries.append(f"{response_name!r}: {var}")
         name = self._module.fresh(f"complete_{type_.name}_")
         lines = [f"def {name}(ctx, source, path):"]
@@ -164,12 +251,31 @@ class _Compiler:
             lines.append(f"    if not {self._module.bind('is_type_of', type_.is_type_of)}(source, None):")
             lines.append("        raise Fallback")
         lines += body
-        lines.append(f"    return {{{', '.join(entries)}}}")
+        if deferred:
+            fields = self._module.bind("deferred", tuple(deferred))
+            lines.append(f"    completed = {{{', '.join(entries)}}}")
+            lines.append(f"    ctx.deferred_fields.append(({fields}, source, path, completed))")
+            lines.append("    return completed")
+            needs_path = True
+        else:
+            lines.append(f"    return {{{', '.join(entries)}}}")
         self._module.lines += lines
         return name, needs_path
 
+    def _deferrable(self, parent: GraphQLObjectType, sub_fields: Any) -> bool:
+        """A field whose resolver is async: graphql-core executes it after the plan's run, as it would."""
+        field = parent.fields.get(sub_fields[0].node.name.value)
+        if field is None or field.resolve is None:
+            return False
+        return strawberry_compat.is_async((field.extensions or {}).get("strawberry-definition"))
+
     def _field(
-        self, parent: GraphQLObjectType, response_name: str, sub_fields: Any, var: str
+        self,
+        parent: GraphQLObjectType,
+        response_name: str,
+        sub_fields: Any,
+        var: str,
+        ancestors: tuple[plans.Position, ...],
     ) -> tuple[list[str], bool] | None:
         """Lines that set ``var`` to the completed value of one field, and whether they need the path."""
         node = sub_fields[0].node
@@ -206,41 +312,56 @@ class _Compiler:
                 f"    {var} = {resolve}(source, {info})",
                 f"    if ctx.is_awaitable({var}): refuse_awaitable({var})",
             ]
-        completed = self._value(field.type, sub_fields, var, path, "    ")
+        position = (*ancestors, (field.type, sub_fields))
+        completed = self._value(field.type, sub_fields, var, path, "    ", position)
         if completed is None:
             return None
         return lines + completed[0], (not plain and variant is None) or completed[1]
 
     def _value(
-        self, type_: GraphQLOutputType, sub_fields: Any, var: str, path: str, pad: str
+        self,
+        type_: GraphQLOutputType,
+        sub_fields: Any,
+        var: str,
+        path: str,
+        pad: str,
+        ancestors: tuple[plans.Position, ...],
     ) -> tuple[list[str], bool] | None:
-        """Lines that complete ``var`` in place (``path`` is an expression for its path)."""
+        """Lines that complete ``var`` in place (``path`` is an expression for its path; ``ancestors`` end
+        with ``var``'s position)."""
         if isinstance(type_, GraphQLNonNull):
-            inner = self._present(type_.of_type, sub_fields, var, path, pad)
+            inner = self._present(type_.of_type, sub_fields, var, path, pad, ancestors)
             if inner is None:
                 return None
             return [f"{pad}if {var} is None: raise Fallback", *inner[0]], inner[1]
-        inner = self._present(type_, sub_fields, var, path, pad + "    ")
+        inner = self._present(type_, sub_fields, var, path, pad + "    ", ancestors)
         if inner is None:
             return None
         return [f"{pad}if {var} is not None:", *inner[0]] if inner[0] else [], inner[1]
 
     def _present(
-        self, type_: GraphQLOutputType, sub_fields: Any, var: str, path: str, pad: str
+        self,
+        type_: GraphQLOutputType,
+        sub_fields: Any,
+        var: str,
+        path: str,
+        pad: str,
+        ancestors: tuple[plans.Position, ...],
     ) -> tuple[list[str], bool] | None:
         """Lines that complete ``var``, known not to be None."""
         module = self._module
         if isinstance(type_, (GraphQLScalarType, GraphQLEnumType)):
             return plans.leaf_lines(module, type_, var, pad), False
         if isinstance(type_, GraphQLObjectType):
-            built = self._object(type_, sub_fields)
+            built = self._object(type_, sub_fields, ancestors)
             if built is None:
                 return None
             plan, needs_path = built
             return [f"{pad}{var} = {plan}(ctx, {var}, {path if needs_path else None})"], needs_path
         if isinstance(type_, GraphQLList):
             item = module.fresh("item")
-            completed = self._value(type_.of_type, sub_fields, "x", "path", "    ")
+            item_position = (*ancestors, (type_.of_type, sub_fields))
+            completed = self._value(type_.of_type, sub_fields, "x", "path", "    ", item_position)
             if completed is None:
                 return None
             lines, needs_path = completed

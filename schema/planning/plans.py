@@ -22,7 +22,7 @@ import keyword
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from graphql.execution.collect_fields import FragmentDetails
 from graphql.pyutils import Path
@@ -33,6 +33,7 @@ from graphql import (
     GraphQLEnumType,
     GraphQLID,
     GraphQLInt,
+    GraphQLObjectType,
     GraphQLScalarType,
     GraphQLString,
     Node,
@@ -42,6 +43,8 @@ from graphql import (
 
 # A plan: (execution context, source object, its path or None) -> the completed object.
 Plan = Callable[[Any, Any, Path | None], dict[str, Any]]
+# A position of a plan's output: its type and its field's details (graphql-core's error handling needs both).
+Position = tuple[Any, Any]
 MAX_KEPT = 2048
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
@@ -61,6 +64,17 @@ def planned(variant: Callable[[Any, Any], Any]) -> Callable[[F], F]:
         return resolver
 
     return mark
+
+
+class Deferred(NamedTuple):
+    """A field whose resolver is async, left out of a plan's synchronous run: graphql-core executes it once
+    the object is complete (``schema.planning.execution``). ``ancestors`` are the positions between the
+    plan's root object and the field's object, from the root down, one per step of the field's path."""
+
+    parent: GraphQLObjectType
+    response_name: str
+    field_details_list: Any
+    ancestors: tuple[Position, ...]
 
 
 class Fallback(Exception):

@@ -85,3 +85,9 @@ def resolver_function(definition: Any) -> Callable[..., Any] | None:
     """The function a field's resolver was written as (what its decorators marked), if it has one."""
     resolver = getattr(definition, "base_resolver", None)
     return None if resolver is None else resolver.wrapped_func
+
+
+def is_async(definition: Any) -> bool:
+    """Whether the field's resolver is an ``async def``: it always returns an awaitable."""
+    resolver = getattr(definition, "base_resolver", None)
+    return bool(resolver is not None and resolver.is_async)
