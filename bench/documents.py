@@ -14,10 +14,12 @@
    with variables that make it do its work (pages of 50, a task's id), as the benchmark's admin:
    ``taskql``     POST, an undeclared variable that changes on every request: a cache miss each time
    ``taskql-hit`` POST, the same body every time: the response cache's hit
+   ``taskql-off`` POST, the same body every time, to a second taskql with RESPONSE_CACHE=false (port PORT+4):
+                  no lookup or store, the viewer's session read in PostgreSQL on every request
    ``ceiling``    GET of the same bytes from memory
-   and each reference that implements the document. Each answer is checked first (taskql's: 200 and no
-   errors; a reference's: taskql's bytes, or for bare Strawberry the same JSON), and wrk then checks that
-   every answer under load has the checked answer's length.
+   and each reference that implements the document (bare Strawberry answers the floor too). Each answer is
+   checked first (taskql's: 200 and no errors; a reference's: taskql's bytes, or for bare Strawberry the same
+   JSON), and wrk then checks that every answer under load has the checked answer's length.
 4. ROUNDS rounds, alternating the servers within each round (the machine's noise spreads over all of them),
    DURATION seconds each. Server CPU per request is the server process's user + system time (/proc) over
    the requests wrk completed; the figures of a scenario are the medians of its rounds.
@@ -133,6 +135,9 @@ def check(response: httpx.Response, what: str) -> bytes:
 
 REFERENCES = {"handwritten": "bench.references.handwritten", "bare": "bench.references.bare_strawberry"}
 REFERENCE_DOCUMENTS = ("TaskPage", "TasksWithOwners", "TaskStats", "Task", "Node")
+# What each reference answers: bare Strawberry answers the floor too (its `__typename`, its session check).
+IMPLEMENTED = {"handwritten": REFERENCE_DOCUMENTS, "bare": (*REFERENCE_DOCUMENTS, "Floor")}
+CACHE_OFF = "taskql-off"  # taskql with RESPONSE_CACHE=false: no lookup, no store, the session read in SQL
 
 
 @contextlib.contextmanager
@@ -157,6 +162,19 @@ def serving(args: argparse.Namespace, env: dict[str, str]) -> Iterator[dict[str,
             running(serve, env=env, ready_url=f"http://{HOST}:{args.port}/readyz", log=log)
         )
         servers["taskql"] = Server("taskql", f"http://{HOST}:{args.port}/graphql", taskql.pid)
+        off_port = args.port + 4  # checked free by main()
+        serve_off = [*serve[:-4], "--port", str(off_port), "--workers", "1"]
+        print(f"starting taskql with RESPONSE_CACHE=false on port {off_port}")
+        log = stack.enter_context((args.data_dir / "documents-taskql-off.log").open("wb"))
+        taskql_off = stack.enter_context(
+            running(
+                serve_off,
+                env={**env, "RESPONSE_CACHE": "false"},
+                ready_url=f"http://{HOST}:{off_port}/readyz",
+                log=log,
+            )
+        )
+        servers[CACHE_OFF] = Server(CACHE_OFF, f"http://{HOST}:{off_port}/graphql", taskql_off.pid)
         for offset, (name, module) in enumerate(REFERENCES.items(), start=2):
             port = args.port + offset
             refuse_busy_port(HOST, port)
@@ -193,13 +211,14 @@ def scenarios(document: Document, servers: dict[str, Server], ceiling_server: Se
     found = [
         Scenario("taskql", "uncached.lua", "POST", taskql.url, body=document.body(nonce=NONCE.decode())),
         Scenario("taskql-hit", "cache_hit.lua", "POST", taskql.url, body=document.body()),
+        # Nothing to cache on these: the same body every time.
+        Scenario(CACHE_OFF, "cache_hit.lua", "POST", servers[CACHE_OFF].url, body=document.body()),
     ]
-    if document.name in REFERENCE_DOCUMENTS:  # nothing to cache there: the same body every time
-        found += [
-            Scenario(name, "cache_hit.lua", "POST", servers[name].url, body=document.body())
-            for name in REFERENCES
-            if name in servers
-        ]
+    found += [
+        Scenario(name, "cache_hit.lua", "POST", servers[name].url, body=document.body())
+        for name in REFERENCES
+        if name in servers and document.name in IMPLEMENTED[name]
+    ]
     return [
         *found,
         Scenario("ceiling", "get.lua", "GET", f"{ceiling_server.url}/{document.name}", authorized=False),
@@ -322,6 +341,8 @@ def report(figures: dict[str, dict[str, dict[str, float]]], args: argparse.Names
                 ("taskql-hit", "ceiling"),
                 ("taskql", "handwritten"),
                 ("taskql", "bare"),
+                (CACHE_OFF, "handwritten"),
+                (CACHE_OFF, "bare"),
             )
             if scenario in cpu and reference in cpu and cpu[reference] > 0
         }
@@ -357,7 +378,7 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     args.data_dir = args.data_dir.resolve()
-    for port in (args.port, args.port + 1):
+    for port in (args.port, args.port + 1, args.port + 4):
         refuse_busy_port(HOST, port)
     env = environment(args.data_dir, ENVIRONMENT="production", JWT_SECRET=secrets.token_urlsafe(48))
     prepare(env, args.data_dir, args.users, args.tasks)
