@@ -31,6 +31,18 @@ def _greeting(leaf: Any, context: dict[str, str]) -> Any:
     return f"{context['greet']}, {leaf.name}"
 
 
+async def _farewell_later(name: str) -> str:
+    await asyncio.sleep(0)
+    if name == "leaf 0":
+        raise ValueError(f"no farewell for {name}")
+    return f"bye, {name}"
+
+
+def _farewell(leaf: Any, context: Any) -> Any:
+    """An awaitable for most rows (a dataloader's value not loaded yet), a plain value for one."""
+    return f"bye now, {leaf.name}" if leaf.name == "leaf 2" else _farewell_later(leaf.name)
+
+
 def _greeting_variant(leaf: Any, context: dict[str, str]) -> Any:
     VARIANT_CALLS.append(leaf.name)
     return _greeting(leaf, context)
@@ -66,6 +78,11 @@ class Leaf:
     @planned(_greeting_variant)
     def greeting(self, info: strawberry.Info) -> str:
         return _greeting(self, info.context)  # type: ignore[no-any-return]
+
+    @strawberry.field
+    @planned(_farewell)
+    def farewell(self, info: strawberry.Info) -> str:
+        return _farewell(self, info.context)  # type: ignore[no-any-return]
 
     @strawberry.field
     async def later(self) -> str:
@@ -157,6 +174,12 @@ DOCUMENTS = [
     "{ branches { label required { laterMaybe later } first { laterMaybe } } }",
     "{ greeters { name repeated(times: 2) twin { name later laterBroken twin { laterMaybe } } } }",
     "{ greeters { twin { twin { laterBroken } } } }",
+    # Sync resolvers returning awaitables: the field is executed after the plan's run, errors included.
+    "{ greeters { name colour farewell } }",
+    "{ branches { label first { name farewell } } }",
+    "{ branches { label leaves { farewell } } }",
+    "{ branches { label required { farewell } } }",
+    "{ greeters { twin { farewell } farewell } }",
 ]
 
 
@@ -227,6 +250,32 @@ async def test_an_async_field_leaves_its_rows_planned_and_is_executed_alone(
     planned = await PLANNED.execute(document, context_value=CONTEXT)
     assert answer(planned) == answer(await GENERAL.execute(document, context_value=CONTEXT))
     assert executed == ["greeters"] + ["later"] * 4
+
+
+async def test_a_resolver_returning_an_awaitable_leaves_only_that_field_to_graphql_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    executed: list[str] = []
+    execute = PlannedExecutionContext.execute_field
+
+    def counting(self: Any, parent_type: Any, source: Any, field_details_list: Any, *args: Any) -> Any:
+        executed.append(field_details_list[0].node.name.value)
+        return execute(self, parent_type, source, field_details_list, *args)
+
+    monkeypatch.setattr(PlannedExecutionContext, "execute_field", counting)
+    document = "{ greeters { name colour farewell } }"
+    planned = await PLANNED.execute(document, context_value=CONTEXT)
+    assert answer(planned) == answer(await GENERAL.execute(document, context_value=CONTEXT))
+    assert planned.data == {
+        "greeters": [
+            None,  # its farewell failed after the plan's run: the nearest nullable position is the row
+            {"name": "leaf 1", "colour": "RED", "farewell": "bye, leaf 1"},
+            {"name": "leaf 2", "colour": "RED", "farewell": "bye now, leaf 2"},
+            {"name": "n", "colour": "RED", "farewell": "bye, n"},
+        ]
+    }
+    # The rows stayed planned: graphql-core executed the root field and the three awaited farewells only.
+    assert executed == ["greeters", "farewell", "farewell", "farewell"]
 
 
 async def test_an_async_fields_error_nulls_the_nearest_nullable_position_of_the_plan() -> None:

@@ -3,22 +3,24 @@
 graphql-core completes every field of every row the same general way: a resolve info, a path, the field's
 resolver, then a walk down the return type. For a page of 50 tasks that is some 600 fields, and most of the
 time of a request. Here, an object type's selection is compiled once into a Python function (see
-``schema.planning.plans``): each selected field read (an attribute for Strawberry's plain fields, the
-field's own resolver otherwise) and completed inline (leaf checks, lists, nulls, nested objects' functions).
-Every row then costs one call per object. Plans are kept across requests for documents seen before.
+``schema.planning.plans``): each selected field read (an attribute for Strawberry's plain fields, the field's
+own resolver otherwise) and completed inline (leaf checks, lists, nulls, nested objects' functions). Every row
+then costs one call per object. Plans are kept across requests for documents seen before.
 
 Semantics stay graphql-core's. A plan is only built for selections it fully understands (no arguments, no
 abstract types, no ``@defer``, no resolver middleware); anything else, and any surprise while a plan runs (a
-null in a non-null field, a resolver that raises or returns an awaitable, a value of the wrong type), hands
-the object back to graphql-core, which completes it from scratch and reports errors as it always does.
-Reading again is safe: queries only read, and the values are already loaded.
+null in a non-null field, a resolver that raises, a value of the wrong type), hands the object back to
+graphql-core, which completes it from scratch and reports errors as it always does. Reading again is safe:
+queries only read, and the values are already loaded.
 
 A field whose resolver is an ``async def`` is not called by the plan: it keeps the field's place in the
 response, and once the plan has run, graphql-core's ``execute_field`` executes each such field (all started
 before any is awaited, so their dataloaders batch), completing its value and handling its errors. A non-null
-field's error nulls the nearest nullable position above it in the plan's output, where graphql-core would
-have recorded it, or is raised from the plan's object when there is none. A plan that falls back has started
-nothing for these fields, so graphql-core's completion from scratch stays exact.
+field's error nulls the nearest nullable position above it in the plan's output, where graphql-core would have
+recorded it, or is raised from the plan's object when there is none. A field whose sync resolver returns an
+awaitable (a dataloader's value not loaded yet) is treated the same way, after the fact: the awaitable is
+dropped and graphql-core executes the field after the plan's run. A plan that falls back has awaited nothing
+for these fields, so graphql-core's completion from scratch stays exact.
 """
 
 from __future__ import annotations
@@ -192,9 +194,11 @@ class PlannedExecutionContext(GeneralExecutionContext):
     def _shared_plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
         if not self._shared:
             return _Compiler(self).compile(return_type, field_details_list)
-        grouped = self.collect_subfields(return_type, field_details_list)[0]
-        nodes = [details.node for sub_fields in grouped.values() for details in sub_fields]
-        key = (return_type, tuple(grouped), tuple(map(id, nodes)))
+        # The selected fields' nodes (the parser cache's, kept alive with the plan) decide their subfields:
+        # the operation's selections do not depend on its variables (``plans.shareable``), so the subfields
+        # need not be collected again to find the plan.
+        nodes = [details.node for details in field_details_list]
+        key = (return_type, tuple(map(id, nodes)))
         kept = plans.SHARED_PLANS.get(key)
         if kept is None:
             kept = (nodes, _Compiler(self).compile(return_type, field_details_list))
@@ -233,28 +237,42 @@ class _Compiler:
         entries: list[str] = []
         needs_path = False
         deferred: list[plans.Deferred] = []
+        late = False  # whether a resolver's awaitable may leave a field to graphql-core (``_field``)
         for response_name, sub_fields in grouped.items():
             var = self._module.fresh("v")
             if self._deferrable(type_, sub_fields):
                 deferred.append(plans.Deferred(type_, response_name, sub_fields, ancestors))
                 body.append(f"    {var} = None")  # its place in the response, kept in order
             else:
-                field = self._field(type_, response_name, sub_fields, var, ancestors)
+                this = plans.Deferred(type_, response_name, sub_fields, ancestors)
+                field = self._field(type_, response_name, sub_fields, var, ancestors, this)
                 if field is None:
                     return None
                 body += field[0]
                 needs_path = needs_path or field[1]
+                late = late or field[2]
             entries.append(f"{response_name!r}: {var}")
         name = self._module.fresh(f"complete_{type_.name}_")
         lines = [f"def {name}(ctx, source, path):"]
         if type_.is_type_of is not None:  # Strawberry's reads only the object, never the info
             lines.append(f"    if not {self._module.bind('is_type_of', type_.is_type_of)}(source, None):")
             lines.append("        raise Fallback")
+        if late:
+            lines.append("    late = []")
         lines += body
-        if deferred:
+        if deferred or late:
             fields = self._module.bind("deferred", tuple(deferred))
             lines.append(f"    completed = {{{', '.join(entries)}}}")
-            lines.append(f"    ctx.deferred_fields.append(({fields}, source, path, completed))")
+            if late and deferred:
+                lines.append(
+                    f"    ctx.deferred_fields.append(({fields} + tuple(late), source, path, completed))"
+                )
+            elif late:
+                lines.append(
+                    "    if late: ctx.deferred_fields.append((tuple(late), source, path, completed))"
+                )
+            else:
+                lines.append(f"    ctx.deferred_fields.append(({fields}, source, path, completed))")
             lines.append("    return completed")
             needs_path = True
         else:
@@ -276,12 +294,17 @@ class _Compiler:
         sub_fields: Any,
         var: str,
         ancestors: tuple[plans.Position, ...],
-    ) -> tuple[list[str], bool] | None:
-        """Lines that set ``var`` to the completed value of one field, and whether they need the path."""
+        late: plans.Deferred,
+    ) -> tuple[list[str], bool, bool] | None:
+        """Lines that set ``var`` to the completed value of one field, whether they need the path, and
+        whether the field may be left to graphql-core: a resolver that returns an awaitable (a dataloader's
+        value not loaded yet) has it dropped, and the field is executed after the plan's run as an async
+        field is (``late``, appended to the object's ``late`` list), instead of the whole object falling
+        back. Queries only read, so calling the resolver again is safe."""
         node = sub_fields[0].node
         name = node.name.value
         if name == "__typename":
-            return [f"    {var} = {parent.name!r}"], False
+            return [f"    {var} = {parent.name!r}"], False, False
         field = parent.fields.get(name)
         if field is None or node.arguments or field.args or field.resolve is None:
             return None
@@ -295,10 +318,7 @@ class _Compiler:
             lines = [f"    {var} = source.{plain}"]
         elif variant is not None:
             path = f"Path(path, {response_name!r}, {parent.name!r})"
-            lines = [
-                f"    {var} = {module.bind('planned', variant)}(source, ctx.context_value)",
-                f"    if ctx.is_awaitable({var}): refuse_awaitable({var})",
-            ]
+            lines = [f"    {var} = {module.bind('planned', variant)}(source, ctx.context_value)"]
         else:
             path = module.fresh("path")
             resolve = module.bind("resolve", _direct(field, definition) or field.resolve)
@@ -310,13 +330,22 @@ class _Compiler:
             lines = [
                 f"    {path} = Path(path, {response_name!r}, {parent.name!r})",
                 f"    {var} = {resolve}(source, {info})",
-                f"    if ctx.is_awaitable({var}): refuse_awaitable({var})",
             ]
         position = (*ancestors, (field.type, sub_fields))
-        completed = self._value(field.type, sub_fields, var, path, "    ", position)
+        completed = self._value(field.type, sub_fields, var, path, "        ", position)
         if completed is None:
             return None
-        return lines + completed[0], (not plain and variant is None) or completed[1]
+        if plain:
+            return lines + [line[4:] for line in completed[0]], completed[1], False
+        lines += [
+            f"    if ctx.is_awaitable({var}):",
+            f"        drop_awaitable({var})",
+            f"        late.append({module.bind('late', late)})",
+            f"        {var} = None",  # its place in the response, filled once graphql-core executed it
+            "    else:",
+            *(completed[0] or ["        pass"]),
+        ]
+        return lines, True, True
 
     def _value(
         self,

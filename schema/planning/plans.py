@@ -1,18 +1,19 @@
 """Object plans compiled to Python functions, kept across requests (used by ``schema.planning.execution``).
 
-A plan completes one object type for one selection. It is generated as the source of one function per
-object type: each selected field read (an attribute, or the field's resolver) and completed inline (a type
-check for strings, booleans and ints, a dictionary lookup for enums, the leaf's own coercion otherwise),
-the response built as a dict literal. A page of 50 tasks then costs a call per object, not several per field.
+A plan completes one object type for one selection. It is generated as the source of one function per object
+type: each selected field read (an attribute, or the field's resolver) and completed inline (a type check for
+strings, booleans and ints, a dictionary lookup for enums, the leaf's own coercion otherwise), the response
+built as a dict literal. A page of 50 tasks then costs a call per object, not several per field.
 
 Every check graphql-core makes is still made; when one fails (a null in a non-null field, a value the leaf's
-coercion refuses, a resolver returning an awaitable), the plan raises and graphql-core completes the object
-from scratch, reporting errors as it always does.
+coercion refuses), the plan raises and graphql-core completes the object from scratch, reporting errors as it
+always does. A field whose resolver returns an awaitable is left to graphql-core alone, after the plan's run.
 
-Plans are shared by requests, keyed by the object type and the identities of the field nodes selected on
-it. Those nodes belong to the parser cache's documents, and a kept plan keeps them alive, so an identity is
-never reused while its plan is kept. A document whose selections could depend on variables (a directive on
-a selection other than a literal ``@skip``/``@include``) builds its plans per request instead.
+Plans are shared by requests, keyed by the object type and the identities of the nodes of the field whose
+value the object is (their selection sets decide what is selected on it). Those nodes belong to the parser
+cache's documents, and a kept plan keeps them alive, so an identity is never reused while its plan is kept. A
+document whose selections could depend on variables (a directive on a selection other than a literal
+``@skip``/``@include``) builds its plans per request instead.
 """
 
 from __future__ import annotations
@@ -118,11 +119,12 @@ def as_list(value: Any) -> Any:
     return value
 
 
-def refuse_awaitable(value: Any) -> None:
-    """A resolver returned an awaitable: graphql-core awaits it (the plan stays synchronous)."""
+def drop_awaitable(value: Any) -> None:
+    """A resolver returned an awaitable: the plan stays synchronous, and graphql-core executes the field
+    again after the plan's run (a coroutine is closed unstarted; a future stays with whoever made it, a
+    dataloader's in its cache)."""
     if inspect.iscoroutine(value):
         value.close()
-    raise Fallback
 
 
 class LRU(OrderedDict[Any, Any]):
@@ -179,7 +181,7 @@ class Module:
             "Path": Path,
             "Fallback": Fallback,
             "as_list": as_list,
-            "refuse_awaitable": refuse_awaitable,
+            "drop_awaitable": drop_awaitable,
         }
         self._count = 0
 
