@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -23,7 +24,7 @@ from schema.extensions.single_operation import SingleOperation
 from schema.extensions.write_authorization import WriteAuthorization
 from schema.mutation import Mutation
 from schema.planning.execution import GeneralExecutionContext, PlannedExecutionContext
-from schema.planning.strawberry_compat import graphql_schema_of
+from schema.planning.strawberry_compat import ExtensionsRunner, graphql_schema_of
 from schema.query import Query
 from schema.subscription import Subscription
 from schema.types.scalars import SCALAR_MAP
@@ -61,6 +62,11 @@ class TaskqlSchema(AnalysedSchema):
                 error if is_coded(error) else coded(error, context=context) for error in result.errors
             ]
         return result
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return ExtensionsRunner(execution_context=execution_context, extensions=extensions)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -162,3 +162,24 @@ def test_a_compat_module_refuses_a_version_it_was_not_written_for_and_says_what_
     assert "uv sync --frozen" in message
     assert "WRITTEN_FOR" in message
     pinned.require("strawberry-graphql", strawberry_compat.WRITTEN_FOR, "schema.planning.strawberry_compat")
+
+
+def test_the_extensions_runner_enters_the_same_hooks_as_strawberrys_in_the_same_order() -> None:
+    from strawberry.extensions.runner import SchemaExtensionsRunner
+
+    from schema.build import build_schema
+    from taskql.ops.access_log import RequestFacts
+
+    def hooks(runner: SchemaExtensionsRunner) -> list[tuple[str, str, bool, str]]:
+        phases = (runner.operation(), runner.parsing(), runner.validation(), runner.executing())
+        return [
+            (phase.HOOK_NAME, type(hook.extension).__name__, hook.is_async, type(hook.hook()).__name__)
+            for phase in phases
+            for hook in phase.hooks
+        ]  # fmt: skip
+
+    extensions = build_schema([RequestFacts]).get_extensions()
+    ours = hooks(strawberry_compat.ExtensionsRunner(None, extensions))  # type: ignore[arg-type]
+    theirs = hooks(SchemaExtensionsRunner(None, extensions))  # type: ignore[arg-type]
+    assert ours == theirs
+    assert len(ours) >= 10  # every phase of ours has hooks: the comparison compares something
