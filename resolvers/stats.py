@@ -81,6 +81,25 @@ async def load_stats_by_owner(reader: Reader, owner_ids: Sequence[uuid.UUID]) ->
     return [found.get(owner_id) or TaskStatsData() for owner_id in owner_ids]
 
 
+def loaded_task_stats(ctx: Context, *, owner_id: uuid.UUID) -> TaskStatsData | None:
+    """``task_stats(ctx, owner_id=owner_id)`` when it needs no waiting: the owner visible to the viewer, and
+    both the owner and their statistics loaded already (a list of tasks loads its owners' at once); None
+    otherwise, for ``task_stats`` to answer (and raise what it raises)."""
+    viewer = ctx.require_viewer()
+    if not viewer.can_see_owner(owner_id):
+        return None
+    for loader in (ctx.loaders.users, ctx.loaders.stats):
+        loaded = loader.load(owner_id)
+        if not loaded.done() or loaded.cancelled() or loaded.exception() is not None:
+            return None
+        if loaded.result() is None:  # no such user: task_stats says NOT_FOUND
+            return None
+    stats: TaskStatsData = ctx.loaders.stats.load(owner_id).result()
+    if stats.next_due_at is not None:
+        ctx.caching.holds_until(stats.next_due_at)
+    return stats
+
+
 async def task_stats(ctx: Context, *, owner_id: uuid.UUID | None) -> TaskStatsData:
     """The viewer's own stats; an admin's global stats, or one owner's with ``owner_id``. For anyone
     else, another owner's stats are ``NOT_FOUND``, exactly like a missing user's."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from schema.planning.execution import PlannedExecutionContext
 from taskql.app import TaskqlApp
 from tests.factories import Account, create_task, register
 from tests.graphql_client import GraphQLClient
@@ -65,3 +68,32 @@ async def test_owners_are_loaded_before_the_rows_only_when_the_query_selects_the
     assert all(("owner" in edge["node"]) == loads_owners for edge in edges)
     # viewer (user + session) · the page · the owners, when selected
     assert len(statements) == (3 if loads_owners else 2), [sql for sql, _ in statements.executed]
+
+
+@pytest.mark.parametrize("as_admin", [True, False])
+async def test_owners_and_their_stats_are_ready_before_the_rows_so_no_row_awaits(
+    gql: GraphQLClient,
+    admin: Account,
+    many_owners: None,
+    monkeypatch: pytest.MonkeyPatch,
+    as_admin: bool,
+) -> None:
+    """The rows' plans answer owner { name taskStats { total } } without graphql-core executing a field
+    per row (as it does for an awaitable, or when a plan falls back)."""
+    viewer = admin if as_admin else await register(gql, email="lister@example.com", name="Lister")
+    if not as_admin:
+        for index in range(3):
+            await create_task(gql, viewer, title=f"mine {index}")
+    executed: list[str] = []
+    execute = PlannedExecutionContext.execute_field
+
+    def counting(self: Any, parent_type: Any, source: Any, field_details_list: Any, *args: Any) -> Any:
+        executed.append(field_details_list[0].node.name.value)
+        return execute(self, parent_type, source, field_details_list, *args)
+
+    monkeypatch.setattr(PlannedExecutionContext, "execute_field", counting)
+    data = (await gql.run("TasksWithOwners", {"first": 50}, token=viewer.token)).ok()
+    edges = data["tasks"]["edges"]
+    assert len(edges) == (50 if as_admin else 3)
+    assert {edge["node"]["owner"]["taskStats"]["total"] for edge in edges} == {5 if as_admin else 3}
+    assert executed == ["tasks"]

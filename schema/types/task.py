@@ -110,6 +110,12 @@ async def task_connection(
     )
     if selects(info, "edges", "node", "owner"):
         # The same single statement the dataloader would send once the rows ask, sent now: every row's
-        # owner is then ready and resolves without awaiting.
-        await prefetch(info.context.loaders.users, (task.owner_id for task in result.page.items))
+        # owner is then ready and resolves without awaiting. Their statistics too, when asked for (of the
+        # owners the viewer may see: User.taskStats refuses the others, as it would have).
+        owners = [task.owner_id for task in result.page.items]
+        await prefetch(info.context.loaders.users, owners)
+        viewer = info.context.who.viewer
+        if viewer is not None and selects(info, "edges", "node", "owner", "taskStats"):
+            visible = [owner for owner in owners if viewer.can_see_owner(owner)]
+            await prefetch(info.context.loaders.stats, visible)
     return connection(result.page, Task.from_model, result.count)
