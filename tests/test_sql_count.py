@@ -97,3 +97,27 @@ async def test_owners_and_their_stats_are_ready_before_the_rows_so_no_row_awaits
     assert len(edges) == (50 if as_admin else 3)
     assert {edge["node"]["owner"]["taskStats"]["total"] for edge in edges} == {5 if as_admin else 3}
     assert executed == ["tasks"]
+
+
+@pytest.mark.parametrize("document", ["Task", "Node"])
+async def test_a_single_tasks_owner_is_ready_before_the_task_completes(
+    gql: GraphQLClient, admin: Account, monkeypatch: pytest.MonkeyPatch, document: str
+) -> None:
+    """task(id:) and node(id:) load the owner with the task when the query selects it: the task's plan
+    answers owner { ... } without graphql-core executing it after the plan (one statement either way)."""
+    owner = await register(gql, email="single@example.com", name="Single")
+    task_id = (await create_task(gql, owner, title="one"))["id"]
+    executed: list[str] = []
+    execute = PlannedExecutionContext.execute_field
+
+    def counting(self: Any, parent_type: Any, source: Any, field_details_list: Any, *args: Any) -> Any:
+        executed.append(field_details_list[0].node.name.value)
+        return execute(self, parent_type, source, field_details_list, *args)
+
+    monkeypatch.setattr(PlannedExecutionContext, "execute_field", counting)
+    for viewer in (owner, admin):
+        executed.clear()
+        data = (await gql.run(document, {"id": task_id}, token=viewer.token)).ok()
+        found = data["task" if document == "Task" else "node"]
+        assert found["owner"]["id"] == owner.id
+        assert executed == [document.lower()]
