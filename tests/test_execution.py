@@ -14,6 +14,7 @@ from strawberry.types import ExecutionResult
 from schema.planning import execution
 from schema.planning.execution import PlannedExecutionContext
 from schema.planning.plans import planned
+from tests.executed import executed_fields
 
 VARIANT_CALLS: list[str] = []
 
@@ -238,14 +239,7 @@ async def test_a_resolvers_variant_for_plans_answers_as_the_resolver_without_a_r
 async def test_an_async_field_leaves_its_rows_planned_and_is_executed_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    executed: list[str] = []
-    execute = PlannedExecutionContext.execute_field
-
-    def counting(self: Any, parent_type: Any, source: Any, field_details_list: Any, *args: Any) -> Any:
-        executed.append(field_details_list[0].node.name.value)
-        return execute(self, parent_type, source, field_details_list, *args)
-
-    monkeypatch.setattr(PlannedExecutionContext, "execute_field", counting)
+    executed = executed_fields(monkeypatch)
     document = "{ greeters { name colour later } }"
     planned = await PLANNED.execute(document, context_value=CONTEXT)
     assert answer(planned) == answer(await GENERAL.execute(document, context_value=CONTEXT))
@@ -255,14 +249,7 @@ async def test_an_async_field_leaves_its_rows_planned_and_is_executed_alone(
 async def test_a_resolver_returning_an_awaitable_leaves_only_that_field_to_graphql_core(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    executed: list[str] = []
-    execute = PlannedExecutionContext.execute_field
-
-    def counting(self: Any, parent_type: Any, source: Any, field_details_list: Any, *args: Any) -> Any:
-        executed.append(field_details_list[0].node.name.value)
-        return execute(self, parent_type, source, field_details_list, *args)
-
-    monkeypatch.setattr(PlannedExecutionContext, "execute_field", counting)
+    executed = executed_fields(monkeypatch)
     document = "{ greeters { name colour farewell } }"
     planned = await PLANNED.execute(document, context_value=CONTEXT)
     assert answer(planned) == answer(await GENERAL.execute(document, context_value=CONTEXT))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from schema.planning.execution import PlannedExecutionContext
 from taskql.app import TaskqlApp
+from tests.executed import executed_fields
 from tests.factories import Account, create_task, register
 from tests.graphql_client import GraphQLClient
 from tests.sql import captured
@@ -84,14 +82,7 @@ async def test_owners_and_their_stats_are_ready_before_the_rows_so_no_row_awaits
     if not as_admin:
         for index in range(3):
             await create_task(gql, viewer, title=f"mine {index}")
-    executed: list[str] = []
-    execute = PlannedExecutionContext.execute_field
-
-    def counting(self: Any, parent_type: Any, source: Any, field_details_list: Any, *args: Any) -> Any:
-        executed.append(field_details_list[0].node.name.value)
-        return execute(self, parent_type, source, field_details_list, *args)
-
-    monkeypatch.setattr(PlannedExecutionContext, "execute_field", counting)
+    executed = executed_fields(monkeypatch)
     data = (await gql.run("TasksWithOwners", {"first": 50}, token=viewer.token)).ok()
     edges = data["tasks"]["edges"]
     assert len(edges) == (50 if as_admin else 3)
@@ -107,14 +98,7 @@ async def test_a_single_tasks_owner_is_ready_before_the_task_completes(
     answers owner { ... } without graphql-core executing it after the plan (one statement either way)."""
     owner = await register(gql, email="single@example.com", name="Single")
     task_id = (await create_task(gql, owner, title="one"))["id"]
-    executed: list[str] = []
-    execute = PlannedExecutionContext.execute_field
-
-    def counting(self: Any, parent_type: Any, source: Any, field_details_list: Any, *args: Any) -> Any:
-        executed.append(field_details_list[0].node.name.value)
-        return execute(self, parent_type, source, field_details_list, *args)
-
-    monkeypatch.setattr(PlannedExecutionContext, "execute_field", counting)
+    executed = executed_fields(monkeypatch)
     for viewer in (owner, admin):
         executed.clear()
         data = (await gql.run(document, {"id": task_id}, token=viewer.token)).ok()
