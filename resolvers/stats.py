@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from asyncio import Future
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -85,19 +86,19 @@ def loaded_task_stats(ctx: Context, *, owner_id: uuid.UUID) -> TaskStatsData | N
     """``task_stats(ctx, owner_id=owner_id)`` when it needs no waiting: the owner visible to the viewer, and
     both the owner and their statistics loaded already (a list of tasks loads its owners' at once); None
     otherwise, for ``task_stats`` to answer (and raise what it raises)."""
-    viewer = ctx.require_viewer()
-    if not viewer.can_see_owner(owner_id):
+    if not ctx.require_viewer().can_see_owner(owner_id):
         return None
-    for loader in (ctx.loaders.users, ctx.loaders.stats):
-        loaded = loader.load(owner_id)
-        if not loaded.done() or loaded.cancelled() or loaded.exception() is not None:
-            return None
-        if loaded.result() is None:  # no such user: task_stats says NOT_FOUND
-            return None
-    stats: TaskStatsData = ctx.loaders.stats.load(owner_id).result()
+    user, loaded = ctx.loaders.users.load(owner_id), ctx.loaders.stats.load(owner_id)
+    if not (_ready(user) and _ready(loaded)) or user.result() is None:  # None: task_stats says NOT_FOUND
+        return None
+    stats = loaded.result()
     if stats.next_due_at is not None:
         ctx.caching.holds_until(stats.next_due_at)
     return stats
+
+
+def _ready(loaded: Future[Any]) -> bool:
+    return loaded.done() and not loaded.cancelled() and loaded.exception() is None
 
 
 async def task_stats(ctx: Context, *, owner_id: uuid.UUID | None) -> TaskStatsData:
