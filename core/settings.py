@@ -259,7 +259,61 @@ class Settings(BaseSettings):
         "over by a retry, which executes the mutation. Keep it above the slowest mutation.",
     )
 
-    @field_validator("database_url", "database_read_url", "redis_url", mode="before")
+    # Background jobs (taskql/jobs): a PostgreSQL queue (pgqueuer) in DATABASE_URL.
+    jobs_embedded_worker: bool = Field(
+        default=True,
+        description="Run a job worker inside `serve` (the zero-config default needs nothing else). Turn it off "
+        "where `python -m taskql worker` runs as processes of its own.",
+    )
+    jobs_concurrency: int = Field(default=8, ge=2, le=500, description="Jobs one worker runs at once.")
+    jobs_heartbeat_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="A picked job whose worker has not beaten its heart for this long (it died) is picked "
+        "up again by another worker.",
+    )
+    jobs_max_attempts: int = Field(
+        default=6, ge=1, le=100, description="Attempts of a failing job before it is held as failed."
+    )
+    jobs_backoff_initial_seconds: float = Field(
+        default=2.0, gt=0, le=3600, description="Delay before a failed job's first retry (then doubled)."
+    )
+    jobs_backoff_max_seconds: float = Field(
+        default=600.0, gt=0, le=86_400, description="The longest delay between two attempts of a job."
+    )
+    jobs_drain_seconds: float = Field(
+        default=25.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM, how long a worker lets its running jobs finish before it stops them (they "
+        "are picked up again elsewhere).",
+    )
+    # Mail, sent by the worker.
+    smtp_url: str | None = Field(
+        default=None,
+        description="Where mail goes: smtp://[user:password@]host[:port] (STARTTLS when the server offers "
+        "it; ?starttls=require to insist) or smtps:// (TLS from the start). Unset: one .eml file per message "
+        "in DATA_DIR/mail/.",
+    )
+    mail_from: str = Field(default="taskql <no-reply@taskql.localhost>", description="The From of every mail.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The address people reach taskql at: the base of every link in a mail.",
+    )
+    require_verified_email: bool = Field(
+        default=False,
+        description="Refuse logins of accounts whose address is not verified (EMAIL_NOT_VERIFIED); register "
+        "then answers the same whether or not the address has an account.",
+    )
+    account_mails_per_account: int = Field(
+        default=5, ge=1, description="Reset and verification mails per account (or address) per window."
+    )
+    account_mails_per_ip: int = Field(
+        default=30, ge=1, description="Reset and verification mails asked for per client IP per window."
+    )
+
+    @field_validator("database_url", "database_read_url", "redis_url", "smtp_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -294,6 +348,7 @@ class Settings(BaseSettings):
                 "DATABASE_URL": self.database_url,
                 "DATABASE_READ_URL": self.database_read_url,
                 "REDIS_URL": self.redis_url,
+                "SMTP_URL": self.smtp_url,
             },
             production=production,
         )
