@@ -50,9 +50,11 @@ class TokenPair:
     user: User
 
 
-async def start_session(db: AsyncSession, config: TokenConfig, user: User, now: datetime) -> TokenPair:
+async def start_session(
+    db: AsyncSession, config: TokenConfig, user: User, now: datetime, user_agent: str | None = None
+) -> TokenPair:
     """Open a session for ``user`` inside the caller's transaction."""
-    session = AuthSession(user_id=user.id, created_at=now)
+    session = AuthSession(user_id=user.id, created_at=now, last_used_at=now, user_agent=user_agent)
     db.add(session)
     await db.flush()
     return await _issue_pair(db, config, user, session.id, now)
@@ -120,6 +122,7 @@ async def rotate(
             if before_rotation is not None:
                 await before_rotation(user.id)
             refresh.used_at = now
+            session.last_used_at = now
             pair = await _issue_pair(db, config, user, session.id, now)
     if reused:  # raised only after the revocation is committed
         raise RefreshTokenReused(session.id)
@@ -194,3 +197,4 @@ async def load_viewer(primary: Reader, claims: SessionOf) -> tuple[Viewer, UserR
     if revoked_at is not None:
         raise Unauthenticated("This session has ended: log in again.", reason="SESSION_REVOKED")
     return Viewer(user_id=user.id, session_id=claims.session_id, role=user.role), user
+

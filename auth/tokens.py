@@ -34,6 +34,8 @@ class TokenConfig:
     # How far apart the clocks of the instances that issue and verify tokens may be (JWT_LEEWAY_SECONDS):
     # without it, a token issued by an instance a second ahead is refused by the others for that second.
     leeway: timedelta = timedelta(0)
+    # REQUIRE_VERIFIED_EMAIL: no session for an account whose address is not verified.
+    require_verified_email: bool = False
 
     @classmethod
     def of(cls, settings: Settings) -> TokenConfig:
@@ -44,6 +46,7 @@ class TokenConfig:
             access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
             refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
             leeway=timedelta(seconds=settings.jwt_leeway_seconds),
+            require_verified_email=settings.require_verified_email,
         )
 
 

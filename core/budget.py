@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-Action = Literal["login", "refresh"]
+# account_mail: a mail asked for (password reset, verification, export): each sends mail to someone.
+Action = Literal["login", "refresh", "account_mail"]
 
 
 @dataclass(frozen=True, slots=True)

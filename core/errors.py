@@ -20,6 +20,12 @@ class Unauthenticated(AppError):
     code = "UNAUTHENTICATED"
 
 
+class EmailNotVerified(AppError):
+    """The account's address is not verified yet and REQUIRE_VERIFIED_EMAIL is set: follow the mail's link."""
+
+    code = "EMAIL_NOT_VERIFIED"
+
+
 class Forbidden(AppError):
     code = "FORBIDDEN"
 
@@ -39,11 +45,10 @@ class BadUserInput(AppError):
 
     code = "BAD_USER_INPUT"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        if field is None:
-            super().__init__(message)
-        else:
-            super().__init__(message, field=field)
+    def __init__(self, message: str, *, field: str | None = None, **extensions: Any) -> None:
+        if field is not None:
+            extensions["field"] = field
+        super().__init__(message, **extensions)
         self.field = field
 
 

@@ -1,5 +1,6 @@
 """The database tables (SQLModel) and the enums they store. Imports nothing of ours but ``core``."""
 
+from models.account_token import AccountToken, TokenPurpose
 from models.enums import Role, TaskPriority, TaskStatus
 from models.idempotency import IdempotencyKey
 from models.outbox import OUTBOX, Outbox
@@ -12,6 +13,7 @@ __all__ = [
     "OUTBOX",
     "TASK_COLUMNS",
     "USER_COLUMNS",
+    "AccountToken",
     "AuthSession",
     "IdempotencyKey",
     "Outbox",
@@ -21,6 +23,7 @@ __all__ = [
     "TaskPriority",
     "TaskRecord",
     "TaskStatus",
+    "TokenPurpose",
     "User",
     "UserRecord",
 ]

@@ -81,11 +81,12 @@ class UserRecord(Record):
     role: Role
     is_active: bool
     created_at: datetime
+    email_verified_at: datetime | None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Self:
-        user_id, email, name, role, is_active, created_at = row
-        return cls(user_id, email, name, ROLE[role], is_active, created_at)
+        user_id, email, name, role, is_active, created_at, email_verified_at = row
+        return cls(user_id, email, name, ROLE[role], is_active, created_at, email_verified_at)
 
 
 FIELDS: dict[type, tuple[str, ...]] = {

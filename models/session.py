@@ -18,6 +18,9 @@ class AuthSession(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     user_id: uuid.UUID = Field(sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    # Moved on every refresh (access tokens are checked without a write): how recently it was in use.
+    last_used_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    user_agent: str | None = Field(default=None, max_length=300)
     revoked_at: datetime | None = Field(
         default=None, sa_column=timestamp_column(nullable=True, default_now=False)
     )

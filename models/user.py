@@ -23,4 +23,8 @@ class User(SQLModel, table=True):
     role: Role = Field(default=Role.USER, sa_column=enum_column(Role, "user_role", Role.USER))
     is_active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    # When the owner of ``email`` proved it (followed a verification or reset link); None: not yet.
+    email_verified_at: datetime | None = Field(
+        default=None, sa_column=timestamp_column(nullable=True, default_now=False)
+    )
     updated_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())

@@ -54,6 +54,7 @@ class Origin:
 
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     client: str = ""
+    user_agent: str | None = None  # kept with the sessions it logs in (``sessions``)
     connection: Any = None
 
 

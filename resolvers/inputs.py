@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -13,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
 )
 
@@ -180,3 +182,22 @@ def validate(model: type[Model], values: Mapping[str, Any], *, argument: str) ->
         field = ".".join(path)
         message = first["msg"].removeprefix("Value error, ")
         raise BadUserInput(f"{field}: {message}.", field=field) from None
+
+
+class ProfilePatch(Strict):
+    name: Name
+
+
+@functools.cache
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
+
+
+def validate_argument(kind: Any, value: Any, *, argument: str) -> Any:
+    """Validate one argument against an annotated type (``Password``, ``Email``) or raise ``BAD_USER_INPUT``
+    naming it."""
+    try:
+        return _adapter(kind).validate_python(value)
+    except ValidationError as error:
+        message = error.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        raise BadUserInput(f"{argument}: {message}.", field=argument) from None

@@ -17,11 +17,13 @@ from auth import sessions as auth_sessions
 from auth.passwords import hash_password, needs_rehash, verify_password
 from auth.sessions import TokenPair
 from core import cache_tags
-from core.errors import BadUserInput, NotFound, Unauthenticated
+from core.errors import BadUserInput, EmailNotVerified, NotFound, Unauthenticated
 from core.ids import encode_id
 from core.sql import Sql, compile_sql
 from models import USER_COLUMNS, Role, User, UserRecord
+from resolvers import jobs
 from resolvers.inputs import Credentials, Registration, UserSearch, validate
+from resolvers.jobs import MailJob
 from resolvers.pagination import (
     LIMIT,
     Listing,
@@ -66,11 +68,31 @@ async def create_user(
 async def register(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
     registration = validate(Registration, values, argument="input")
     password_hash = await hash_password(registration.password)
+    if ctx.tokens.require_verified_email:
+        return await _register_unverified(ctx, registration, password_hash)
     async with ctx.transaction() as db:
         user = await create_user(db, registration, password_hash)
-        pair = await auth_sessions.start_session(db, ctx.tokens, user, ctx.now())
+        pair = await auth_sessions.start_session(db, ctx.tokens, user, ctx.now(), ctx.origin.user_agent)
         await ctx.record(db, cache_tags.user_changed(user.id))
+        await jobs.enqueue(db, MailJob("verify_email", to=user.email, user_id=str(user.id)))
     return pair
+
+
+async def _register_unverified(ctx: Context, registration: Registration, password_hash: str) -> TokenPair:
+    """REQUIRE_VERIFIED_EMAIL: no session until the address is verified, and the same answer whether or not
+    it has an account (its owner is mailed instead): register must not tell who has an account."""
+    async with ctx.transaction() as db:
+        try:
+            user = await create_user(db, registration, password_hash)
+        except BadUserInput:
+            await jobs.enqueue(db, MailJob("address_in_use", to=registration.email))
+        else:
+            await ctx.record(db, cache_tags.user_changed(user.id))
+            await jobs.enqueue(db, MailJob("verify_email", to=user.email, user_id=str(user.id)))
+    raise EmailNotVerified(
+        f"We sent a mail to {registration.email}: follow its link to verify the address, then log in.",
+        email=registration.email,
+    )
 
 
 async def login(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
@@ -97,9 +119,21 @@ async def login(ctx: Context, *, values: Mapping[str, Any]) -> TokenPair:
             raise Unauthenticated(INVALID_CREDENTIALS, reason="INVALID_CREDENTIALS")
         if not current.is_active:
             raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
-        if new_hash is not None:
-            current.password_hash = new_hash
-        return await auth_sessions.start_session(db, ctx.tokens, current, ctx.now())
+        unverified = ctx.tokens.require_verified_email and current.email_verified_at is None
+        if not unverified:
+            if new_hash is not None:
+                current.password_hash = new_hash
+            return await auth_sessions.start_session(
+                db, ctx.tokens, current, ctx.now(), ctx.origin.user_agent
+            )
+    # The password was right: a new link goes to the address (counted like every mail asked for).
+    if budget is not None:
+        await budget.attempt("account_mail", client=ctx.origin.client, account=str(current.id))
+    async with ctx.transaction() as db:
+        await jobs.enqueue(db, MailJob("verify_email", to=current.email, user_id=str(current.id)))
+    raise EmailNotVerified(
+        "Verify your address first: we sent a new link to it. Follow it, then log in.", email=current.email
+    )
 
 
 async def refresh(ctx: Context, *, token: str) -> TokenPair:

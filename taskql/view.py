@@ -281,6 +281,7 @@ def _context(
     # The security middleware gave the request its id, and puts it on the response.
     context.origin.request_id = request_ids.of(connection.scope) or context.origin.request_id
     context.origin.client = connection.client.host if connection.client else ""
+    context.origin.user_agent = connection.headers.get("user-agent", "")[:300] or None
     context.hooks.after_writes = resources.after_writes
     if resources.reads.replica is not None:
         context.hooks.route_reads = resources.reads.route

@@ -23,7 +23,10 @@ from tests.graphql_client import GraphQLClient
 from tests.processes import free_port
 from tests.services import Services, check_reachable, locate
 
-TABLES = "idempotency_keys, refresh_tokens, auth_sessions, tasks, users, outbox"
+TABLES = (
+    "idempotency_keys, account_tokens, refresh_tokens, auth_sessions, tasks, users, outbox, "
+    "pgqueuer, pgqueuer_log, pgqueuer_statistics, pgqueuer_schedules"
+)
 
 
 @pytest.fixture(scope="session")

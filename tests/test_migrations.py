@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers the tables)
+from models.job_queue import compared_with_models
 from taskql.data import migrations as migrate
 from taskql.data.engine import async_url
 from tests import databases
@@ -33,7 +34,12 @@ async def scratch_database(database: Services) -> AsyncIterator[str]:
 
 def differences(connection: Connection) -> list[Any]:
     context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "compare_server_default": True}
+        connection,
+        opts={
+            "compare_type": True,
+            "compare_server_default": True,
+            "include_object": compared_with_models,
+        },
     )
     return list(compare_metadata(context, SQLModel.metadata))
 
@@ -66,6 +72,9 @@ async def test_upgrade_matches_the_models_and_downgrade_removes_everything(scrat
         "task_priority",
         "tasks_search_idx",
         "tasks_owner_due_at_idx",
+        "account_tokens",
+        "pgqueuer",
+        "pgqueuer_status",
     } <= await schema_objects(scratch_database)
     await asyncio.to_thread(migrate.downgrade, scratch_database, "base")
     assert await schema_objects(scratch_database) == {"alembic_version", "alembic_version_pkc"}

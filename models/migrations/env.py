@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from models.job_queue import compared_with_models
 
 # Any constant shared by every taskql process: the key of the migration lock.
 MIGRATION_LOCK_KEY = 0x7461736B716C  # "taskql"
@@ -23,6 +24,7 @@ def run_migrations(connection: Connection) -> None:
         connection=connection,
         target_metadata=SQLModel.metadata,
         compare_type=True,
+        include_object=compared_with_models,
         transaction_per_migration=False,
         on_version_apply=_applied,
     )

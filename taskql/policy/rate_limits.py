@@ -95,6 +95,8 @@ class RateLimits:
             ("login", "account"): RateLimitItemPerSecond(settings.login_attempts_per_account, seconds),
             ("refresh", "ip"): RateLimitItemPerSecond(settings.refresh_attempts_per_ip, seconds),
             ("refresh", "account"): RateLimitItemPerSecond(settings.refresh_attempts_per_account, seconds),
+            ("account_mail", "ip"): RateLimitItemPerSecond(settings.account_mails_per_ip, seconds),
+            ("account_mail", "account"): RateLimitItemPerSecond(settings.account_mails_per_account, seconds),
         }
         self.unavailable_retry = max(1, math.ceil(guard.open_seconds))
         self._spent: dict[str, int] = {}  # subject -> the window in which its budget is spent
@@ -276,7 +278,11 @@ class RateLimits:
         )
 
 
-_ATTEMPTS: dict[Action, str] = {"login": "Login attempts", "refresh": "Token refreshes"}
+_ATTEMPTS: dict[Action, str] = {
+    "login": "Login attempts",
+    "refresh": "Token refreshes",
+    "account_mail": "Account mails",
+}
 
 
 def response_headers(charge: Charge | None, result: ExecutionResult) -> tuple[int | None, dict[str, str]]:
