@@ -1,0 +1,1 @@
+"""Mail: templates, and delivery over SMTP or into a mailbox folder."""
