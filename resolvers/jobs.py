@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from pgqueuer.db import AsyncpgDriver
+from pgqueuer.models import JobId
 from pgqueuer.queries import Queries
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.errors import BadUserInput, NotFound
+from models import Role
+
+if TYPE_CHECKING:
+    from resolvers.context import Context
+
 MAIL = "mail"  # send one account mail (taskql.jobs.mails)
 CLEANUP = "cleanup"  # periodic: remove expired tokens, ended sessions, published outbox rows
+MAX_FAILED_JOBS = 100
 
 MailKind = Literal[
     "verify_email",
@@ -55,7 +64,72 @@ class MailJob:
 
 async def enqueue(db: AsyncSession, *jobs: MailJob) -> None:
     """Add ``jobs`` to the queue in ``db``'s transaction (on its own connection)."""
+    if jobs:
+        await (await _queries(db)).enqueue(
+            [MAIL] * len(jobs), [job.payload() for job in jobs], [0] * len(jobs)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FailedJobRecord:
+    id: int
+    kind: str
+    attempts: int
+    created_at: datetime
+    failed_at: datetime
+    error: str | None
+
+
+# The last error each job raised (pgqueuer logs one traceback record per failed attempt).
+_LAST_ERRORS = """
+SELECT DISTINCT ON (job_id)
+    job_id, traceback->>'exception_type' AS type, traceback->>'exception_message' AS message
+FROM pgqueuer_log WHERE job_id = ANY($1::bigint[]) AND traceback IS NOT NULL ORDER BY job_id, id DESC
+"""
+
+
+async def _queries(db: AsyncSession) -> Queries:
     connection = await (await db.connection()).get_raw_connection()
-    queries = Queries(AsyncpgDriver(connection.driver_connection))
-    for job in jobs:
-        await queries.enqueue(MAIL, job.payload())
+    return Queries(AsyncpgDriver(connection.driver_connection))
+
+
+async def failed_jobs(ctx: Context, *, first: int) -> list[FailedJobRecord]:
+    """Jobs held after their last attempt failed, newest first (admins)."""
+    ctx.require_viewer(Role.ADMIN)
+    if not 1 <= first <= MAX_FAILED_JOBS:
+        raise BadUserInput(f"first: must lie between 1 and {MAX_FAILED_JOBS}.", field="first")
+    async with ctx.writes.sessions() as db:
+        queries = await _queries(db)
+        held = await queries.list_failed_jobs(limit=first)
+        errors = {
+            row["job_id"]: f"{row['type']}: {row['message']}"
+            for row in await queries.driver.fetch(_LAST_ERRORS, [job.id for job in held])
+        }
+    return [
+        FailedJobRecord(
+            int(job.id), _kind(job.entrypoint, job.payload), job.attempts, job.created, job.updated,
+            errors.get(job.id),
+        )
+        for job in held
+    ]  # fmt: skip
+
+
+def _kind(entrypoint: str, payload: bytes | None) -> str:
+    """What the job does, without its payload's addresses: ``mail:password_reset``, ``cleanup``."""
+    if entrypoint == MAIL and payload:
+        return f"{MAIL}:{MailJob.of(payload).kind}"
+    return entrypoint
+
+
+async def retry_job(ctx: Context, *, job_id: int) -> bool:
+    """Queue a failed job again, its attempts counted from zero (admins). Not a failed job: NOT_FOUND."""
+    ctx.require_viewer(Role.ADMIN)
+    async with ctx.transaction() as db:
+        queries = await _queries(db)
+        held = await queries.driver.fetch(
+            "SELECT id FROM pgqueuer WHERE id = $1 AND status = 'failed' FOR UPDATE", job_id
+        )
+        if not held:
+            raise NotFound(f"No failed job with id {job_id}.", id=str(job_id))
+        await queries.requeue_jobs([JobId(job_id)])
+    return True

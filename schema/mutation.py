@@ -4,7 +4,7 @@ import strawberry
 
 from core.errors import BadUserInput
 from models import Role
-from resolvers import tasks, users
+from resolvers import accounts, jobs, tasks, users
 from schema.directives.auth import Auth
 from schema.info import Info
 from schema.types.auth_payload import AuthPayload
@@ -12,6 +12,7 @@ from schema.types.inputs import (
     CreateTaskInput,
     LoginInput,
     RegisterInput,
+    UpdateProfileInput,
     UpdateTaskInput,
     given,
     is_given,
@@ -86,3 +87,96 @@ class Mutation:
     async def set_user_active(self, info: Info, user_id: strawberry.ID, active: bool) -> User:
         key = user_key(user_id, field="userId")
         return User.from_model(await users.set_user_active(info.context, user_id=key, active=active))
+
+    @strawberry.mutation(
+        description="Verify an address with the token from its verification mail (no login needed). For a "
+        "change of address, the account takes the new address now. A bad, used or expired token: "
+        "BAD_USER_INPUT with reason TOKEN_INVALID."
+    )
+    async def verify_email(self, info: Info, token: str) -> User:
+        return User.from_model(await accounts.verify_email(info.context, token=token))
+
+    @strawberry.mutation(
+        description="Mail a new verification link to the viewer's address; false (no mail) when it is "
+        "verified already. Rate-limited per account and per client address.",
+        directives=[Auth()],
+    )
+    async def resend_verification_email(self, info: Info) -> bool:
+        return await accounts.resend_verification_email(info.context)
+
+    @strawberry.mutation(
+        description="Mail a password reset link (valid 30 minutes) to the address, if it has an account. "
+        "Always true, and as fast, whether or not it has one. Rate-limited per address and per client."
+    )
+    async def request_password_reset(self, info: Info, email: str) -> bool:
+        return await accounts.request_password_reset(info.context, email=email)
+
+    @strawberry.mutation(
+        description="Set a new password with the token from a reset mail. Every session of the account ends "
+        "(their sockets close) and the address is mailed a notice."
+    )
+    async def reset_password(self, info: Info, token: str, new_password: str) -> bool:
+        return await accounts.reset_password(info.context, token=token, new_password=new_password)
+
+    @strawberry.mutation(description="Change the viewer's name.", directives=[Auth()])
+    async def update_profile(self, info: Info, input: UpdateProfileInput) -> User:
+        return User.from_model(await accounts.update_profile(info.context, values=given(input)))
+
+    @strawberry.mutation(
+        description="Change the viewer's password. Every session ends, this one included: the answer holds "
+        "the tokens of a new one. A wrong current password: BAD_USER_INPUT, reason WRONG_PASSWORD.",
+        directives=[Auth()],
+    )
+    async def change_password(self, info: Info, current_password: str, new_password: str) -> AuthPayload:
+        pair = await accounts.change_password(
+            info.context, current_password=current_password, new_password=new_password
+        )
+        return AuthPayload.from_pair(pair)
+
+    @strawberry.mutation(
+        description="Ask to change the viewer's address: the new address is mailed a verification link and "
+        "the account takes it once the link is followed; the old address is mailed a notice.",
+        directives=[Auth()],
+    )
+    async def change_email(self, info: Info, new_email: str, password: str) -> bool:
+        return await accounts.change_email(info.context, new_email=new_email, password=password)
+
+    @strawberry.mutation(
+        description="End one of the viewer's sessions (see `sessions`): its tokens stop working and its "
+        "sockets close at once.",
+        directives=[Auth()],
+    )
+    async def revoke_session(self, info: Info, id: strawberry.ID) -> bool:
+        return await accounts.revoke_session(info.context, session_id=typed_key(id, "Session"))
+
+    @strawberry.mutation(
+        description="Mail the viewer a link (valid 24 h, single use) to a JSON export of the account and "
+        "every task of theirs.",
+        directives=[Auth()],
+    )
+    async def request_data_export(self, info: Info) -> bool:
+        return await accounts.request_data_export(info.context)
+
+    @strawberry.mutation(
+        description="Delete the viewer's account with its tasks, sessions and tokens. The last active admin "
+        "cannot.",
+        directives=[Auth()],
+    )
+    async def delete_account(self, info: Info, password: str) -> bool:
+        return await accounts.delete_account(info.context, password=password)
+
+    @strawberry.mutation(
+        description="Mail a user a password reset link (admins only).",
+        directives=[Auth(requires=Role.ADMIN)],
+    )
+    async def send_password_reset(self, info: Info, user_id: strawberry.ID) -> bool:
+        return await accounts.send_password_reset(info.context, user_id=user_key(user_id, field="userId"))
+
+    @strawberry.mutation(
+        description="Run a failed background job again, its attempts counted from zero (admins only).",
+        directives=[Auth(requires=Role.ADMIN)],
+    )
+    async def retry_job(self, info: Info, id: strawberry.ID) -> bool:
+        if not (str(id).isdigit() and len(str(id)) <= 18):  # a bigint
+            raise BadUserInput("id: not the id of a job.", field="id")
+        return await jobs.retry_job(info.context, job_id=int(id))

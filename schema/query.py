@@ -3,7 +3,7 @@ from __future__ import annotations
 import strawberry
 
 from models import Role, TaskRecord
-from resolvers import budget, nodes, stats, tasks, users
+from resolvers import accounts, budget, jobs, nodes, stats, tasks, users
 from resolvers.loaders import prefetch
 from resolvers.pagination import PageRequest
 from schema.directives.auth import Auth
@@ -11,8 +11,10 @@ from schema.directives.cache_control import PRIVATE
 from schema.info import Info
 from schema.types.connections import Connection, connection, selects
 from schema.types.inputs import TaskFilter, TaskOrder, UserFilter, given, typed_key, user_key
+from schema.types.job import FailedJob
 from schema.types.node import Node
 from schema.types.rate_limit import RateLimit
+from schema.types.session import Session
 from schema.types.stats import TaskStats
 from schema.types.task import Task, task_connection
 from schema.types.user import User
@@ -24,6 +26,21 @@ class Query:
     async def me(self, info: Info) -> User | None:
         user = await users.me(info.context)
         return User.from_model(user) if user else None
+
+    @strawberry.field(
+        description="The viewer's sessions that can still be used, most recently used first.",
+        directives=[Auth()],
+    )
+    async def sessions(self, info: Info) -> list[Session]:
+        return [Session.from_record(record) for record in await accounts.list_sessions(info.context)]
+
+    @strawberry.field(
+        description="Background jobs held after their last attempt failed, newest first (admins only).",
+        directives=[Auth(requires=Role.ADMIN)],
+    )
+    async def failed_jobs(self, info: Info, first: int = 50) -> list[FailedJob]:
+        records = await jobs.failed_jobs(info.context, first=first)
+        return [FailedJob.from_record(record) for record in records]
 
     @strawberry.field(description="Any object by its global ID (Relay). Another user's is NOT_FOUND.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:

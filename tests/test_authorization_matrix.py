@@ -21,6 +21,8 @@ from tests.graphql_client import GraphQLClient, Response
 from tests.services import Services
 
 MISSING_TASK = encode_id("Task", uuid.UUID(int=1))
+MISSING_SESSION = encode_id("Session", uuid.UUID(int=1))
+WRONG = "not the password"
 
 
 @dataclass
@@ -68,7 +70,34 @@ OPERATIONS: dict[str, Operation] = {
     "setUserActive": lambda w, t: w.gql.run(
         "SetUserActive", {"userId": w.other.id, "active": False}, token=t
     ),
+    "sessions": lambda w, t: w.gql.run("Sessions", token=t),
+    "failedJobs": lambda w, t: w.gql.run("FailedJobs", token=t),
+    "verifyEmail": lambda w, t: w.gql.run("VerifyEmail", {"token": "not-a-token"}, token=t),
+    "resendVerificationEmail": lambda w, t: w.gql.run("ResendVerificationEmail", token=t),
+    "requestPasswordReset": lambda w, t: w.gql.run("RequestPasswordReset", {"email": w.owner.email}, token=t),
+    "resetPassword": lambda w, t: w.gql.run(
+        "ResetPassword", {"token": "not-a-token", "newPassword": "a long enough new password"}, token=t
+    ),
+    "updateProfile": lambda w, t: w.gql.run("UpdateProfile", {"input": {"name": "Renamed"}}, token=t),
+    "changePassword": lambda w, t: w.gql.run(
+        "ChangePassword", {"currentPassword": WRONG, "newPassword": "a long enough new password"}, token=t
+    ),
+    "changeEmail": lambda w, t: w.gql.run(
+        "ChangeEmail", {"newEmail": "new@example.com", "password": WRONG}, token=t
+    ),
+    "revokeSession": lambda w, t: w.gql.run("RevokeSession", {"id": MISSING_SESSION}, token=t),
+    "requestDataExport": lambda w, t: w.gql.run("RequestDataExport", token=t),
+    "deleteAccount": lambda w, t: w.gql.run("DeleteAccount", {"password": WRONG}, token=t),
+    "sendPasswordReset": lambda w, t: w.gql.run("SendPasswordReset", {"userId": w.other.id}, token=t),
+    "retryJob": lambda w, t: w.gql.run("RetryJob", {"id": "900000000000001"}, token=t),
 }
+SIGNED_IN = {"anonymous": "UNAUTHENTICATED", "owner": "ok", "other": "ok", "admin": "ok"}
+ADMINS = {"anonymous": "UNAUTHENTICATED", "owner": "FORBIDDEN", "other": "FORBIDDEN", "admin": "ok"}
+
+
+def everyone(outcome: str, *, anonymous: str | None = None) -> dict[str, str]:
+    return {"anonymous": anonymous or outcome, "owner": outcome, "other": outcome, "admin": outcome}
+
 
 # The expected outcome: an error code, or "ok" (no error).
 MATRIX: dict[str, dict[str, str]] = {
@@ -108,6 +137,21 @@ MATRIX: dict[str, dict[str, str]] = {
         "other": "FORBIDDEN",
         "admin": "ok",
     },
+    "sessions": SIGNED_IN,
+    "failedJobs": ADMINS,
+    # Open to anyone: a token proves the right (a bad one is refused alike), an address gets a mail or not.
+    "verifyEmail": everyone("BAD_USER_INPUT"),
+    "requestPasswordReset": everyone("ok"),
+    "resetPassword": everyone("BAD_USER_INPUT"),
+    "resendVerificationEmail": SIGNED_IN,
+    "updateProfile": SIGNED_IN,
+    "changePassword": everyone("BAD_USER_INPUT", anonymous="UNAUTHENTICATED"),  # the wrong password
+    "changeEmail": everyone("BAD_USER_INPUT", anonymous="UNAUTHENTICATED"),
+    "revokeSession": everyone("NOT_FOUND", anonymous="UNAUTHENTICATED"),
+    "requestDataExport": SIGNED_IN,
+    "deleteAccount": everyone("BAD_USER_INPUT", anonymous="UNAUTHENTICATED"),
+    "sendPasswordReset": ADMINS,
+    "retryJob": {**ADMINS, "admin": "NOT_FOUND"},
 }
 CASES = [(operation, who, expected) for operation, row in MATRIX.items() for who, expected in row.items()]
 

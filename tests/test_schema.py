@@ -62,6 +62,17 @@ def test_the_server_guards_exactly_the_fields_the_sdl_marks() -> None:
         "Mutation.setUserRole": Role.ADMIN,
         "Mutation.setUserActive": Role.ADMIN,
         "Subscription.taskEvents": Role.USER,
+        "Query.sessions": Role.USER,
+        "Query.failedJobs": Role.ADMIN,
+        "Mutation.resendVerificationEmail": Role.USER,
+        "Mutation.updateProfile": Role.USER,
+        "Mutation.changePassword": Role.USER,
+        "Mutation.changeEmail": Role.USER,
+        "Mutation.revokeSession": Role.USER,
+        "Mutation.requestDataExport": Role.USER,
+        "Mutation.deleteAccount": Role.USER,
+        "Mutation.sendPasswordReset": Role.ADMIN,
+        "Mutation.retryJob": Role.ADMIN,
     }
 
 

@@ -23,6 +23,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -138,6 +139,23 @@ class Row:
         return value
 
 
+def session_ids(viewer: str) -> dict[str, Any]:
+    me, other = VIEWERS[viewer], OTHERS[viewer]
+    return {
+        "own": encode_id("Session", me.session),
+        "others": encode_id("Session", other.session),
+        "missing": encode_id("Session", uuid.UUID("dead0000-0000-4000-8000-000000000003")),
+        "wrong_type": me.id,
+        **MALFORMED,
+    }
+
+
+def job_ids(viewer: str) -> dict[str, Any]:
+    """Jobs have numbers, not global IDs; none is failed in the world: every number is NOT_FOUND."""
+    numbers = {"own": "900000000000001", "others": "900000000000002", "missing": "900000000000999"}
+    return {**numbers, "wrong_type": VIEWERS[viewer].id, **MALFORMED}
+
+
 OWN_ONLY = {"own": "ok", "others": "NOT_FOUND", "missing": "NOT_FOUND", "wrong_type": "NOT_FOUND"}
 ANY_OWNER = {**OWN_ONLY, "others": "ok"}
 NODE_USER = {**OWN_ONLY, "own_user": "ok", "others_user": "NOT_FOUND", "missing_user": "NOT_FOUND"}
@@ -221,6 +239,35 @@ MATRIX: dict[str, Row] = {
         user_ids,
         "userId",
         {"user": ADMINS_ONLY, "admin": ON_OTHERS, "anonymous": ANONYMOUS},
+        writes=True,
+    ),
+    "Mutation.revokeSession(id)": Row(
+        "mutation($id: ID!) { revokeSession(id: $id) }",
+        session_ids,
+        "id",
+        # Admins too end only their own sessions here (deactivating an account ends all of its sessions).
+        {"user": OWN_ONLY, "admin": OWN_ONLY, "anonymous": ANONYMOUS},
+        writes=True,
+    ),
+    "Mutation.sendPasswordReset(userId)": Row(
+        "mutation($id: ID!) { sendPasswordReset(userId: $id) }",
+        user_ids,
+        "userId",
+        {"user": ADMINS_ONLY, "admin": ANY_OWNER, "anonymous": ANONYMOUS},
+        writes=True,
+    ),
+    "Mutation.retryJob(id)": Row(
+        "mutation($id: ID!) { retryJob(id: $id) }",
+        job_ids,
+        "id",
+        {
+            "user": ADMINS_ONLY,
+            "admin": {
+                **dict.fromkeys(("own", "others", "missing", "malformed:integer"), "NOT_FOUND"),
+                "wrong_type": "BAD_USER_INPUT",
+            },
+            "anonymous": ANONYMOUS,
+        },
         writes=True,
     ),
     "Subscription.taskEvents(ownerId)": Row(

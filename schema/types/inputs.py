@@ -54,6 +54,11 @@ class RegisterInput:
     name: str = strawberry.field(description="Display name, 1 to 100 characters.")
 
 
+@strawberry.input(description="Changes to the viewer's profile.")
+class UpdateProfileInput:
+    name: str = strawberry.field(description="Display name, 1 to 100 characters.")
+
+
 @strawberry.input(description="Credentials.")
 class LoginInput:
     email: str = strawberry.field(description="Email address (any case).")

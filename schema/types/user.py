@@ -31,6 +31,9 @@ class User(Node):
     role: Role = strawberry.field(description="What the user may do.")
     is_active: bool = strawberry.field(description="False once an admin deactivated the account.")
     created_at: datetime = strawberry.field(description="When the account was created.")
+    email_verified: bool = strawberry.field(
+        description="Whether the owner of `email` proved it (followed a verification or reset link)."
+    )
     key: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="The user's tasks, newest first unless ordered otherwise.")
@@ -64,6 +67,7 @@ class User(Node):
             role=user.role,
             is_active=user.is_active,
             created_at=user.created_at,
+            email_verified=user.email_verified_at is not None,
             key=user.id,
         )
 
