@@ -380,10 +380,12 @@ async def test_smtps_speaks_tls_from_the_first_byte(
         ("smtp://[::1]:2525?starttls=require", "smtp://[::1]:2525"),
     ],
 )
-def test_an_smtp_mailer_describes_its_server_with_default_ports_and_without_a_password(
+def test_an_smtp_mailer_describes_its_server_with_default_ports_and_never_shows_the_password(
     url: str, described: str
 ) -> None:
-    assert SmtpMailer(url).describe() == described
+    mailer = SmtpMailer(url)
+    assert mailer.describe() == described
+    assert "s3cret" not in repr(mailer.server)
 
 
 @pytest.mark.parametrize(

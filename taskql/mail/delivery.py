@@ -8,7 +8,7 @@ import os
 import re
 import ssl
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -40,7 +40,7 @@ class SmtpServer:
     implicit_tls: bool
     require_starttls: bool
     username: str | None
-    password: str | None
+    password: str | None = field(repr=False)  # never in a log
     cafile: str | None
 
 
