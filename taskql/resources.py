@@ -25,6 +25,7 @@ from taskql.data.engine import Outage, create_engine, create_sessionmaker
 from taskql.data.readers import PRIMARY, REPLICA, create_reader
 from taskql.data.routing import ReadRouting
 from taskql.http.compression import Compression
+from taskql.jobs import worker as jobs_worker
 from taskql.ops import metrics, telemetry
 from taskql.ops.health import READINESS, Readiness
 from taskql.outbox.relay import Outbox
@@ -168,7 +169,8 @@ async def opened(
 
 @contextlib.asynccontextmanager
 async def _running(resources: Resources) -> AsyncIterator[None]:
-    """The background work: replica lag, event fan-out, the outbox relay, socket rechecks, metrics."""
+    """The background work: replica lag, event fan-out, the outbox relay, socket rechecks, metrics, and the
+    job worker unless JOBS_EMBEDDED_WORKER is off."""
     settings, reads = resources.settings, resources.reads
     reads.start()
     await resources.events.start()
@@ -186,7 +188,10 @@ async def _running(resources: Resources) -> AsyncIterator[None]:
     gc.freeze()
     gc.set_threshold(10_000, 20, 50)
     try:
-        yield
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.jobs_embedded_worker:  # the zero-config default needs no process of its own
+                await stack.enter_async_context(jobs_worker.running(settings))
+            yield
     finally:
         for task in tasks:
             task.cancel()

@@ -56,6 +56,8 @@ def make_settings(services: Services, **overrides: object) -> Settings:
         "jwt_secret": SecretStr(secrets.token_urlsafe(48)),
         "environment": "development",
         "data_dir": Path("/nonexistent-data-dir"),
+        # A worker in every app the suite starts would take the jobs of the tests that run one of their own.
+        "jobs_embedded_worker": False,
     }
     values.update(overrides)
     return Settings.model_validate(values)

@@ -23,6 +23,9 @@ def environment(**values: str | None) -> dict[str, str]:
     """The current environment without taskql's settings, plus ``values`` (None removes a variable)."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "JWT_SECRET"}}
     env["PYTHONPATH"] = str(ROOT)
+    # Servers the suite starts run no job worker (it would take the jobs of tests that run their own), but
+    # where a test asks for one (JOBS_EMBEDDED_WORKER=None: the default, on).
+    env["JOBS_EMBEDDED_WORKER"] = "false"
     for key, value in values.items():
         if value is None:
             env.pop(key, None)

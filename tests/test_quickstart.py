@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.mailbox import token_in, wait_for_mail
 from tests.processes import environment, free_port, start_server, stop, wait_ready
 
 REGISTER = (
@@ -17,7 +18,7 @@ REGISTER = (
 
 
 def test_serve_with_no_configuration_runs_on_embedded_servers_and_keeps_its_data(tmp_path: Path) -> None:
-    env = environment(DATA_DIR=str(tmp_path / "data"))
+    env = environment(DATA_DIR=str(tmp_path / "data"), JOBS_EMBEDDED_WORKER=None)
     port = free_port()
     server = start_server(env, tmp_path, port)
     try:
@@ -30,6 +31,17 @@ def test_serve_with_no_configuration_runs_on_embedded_servers_and_keeps_its_data
         token = httpx.post(f"{base}/graphql", json={"query": REGISTER}).json()["data"]["register"][
             "accessToken"
         ]
+        # The worker inside serve wrote the verification mail into the mailbox folder; its link verifies.
+        mail = wait_for_mail(tmp_path / "data" / "mail")
+        assert mail["To"] == "q@example.com"
+        verify = httpx.post(
+            f"{base}/graphql",
+            json={
+                "query": "mutation($t: String!) { verifyEmail(token: $t) { email emailVerified } }",
+                "variables": {"t": token_in(mail)},
+            },
+        )
+        assert verify.json()["data"] == {"verifyEmail": {"email": "q@example.com", "emailVerified": True}}
     finally:
         stop(server)
     assert not running_in(tmp_path), "the embedded servers must stop with taskql"

@@ -196,6 +196,53 @@ def serve(
 
 
 @app.command()
+def worker(
+    metrics_host: Annotated[
+        str, typer.Option(help="Interface for METRICS_PORT (when set): where a scraper reaches it.")
+    ] = "0.0.0.0",  # noqa: S104 (only with METRICS_PORT, which an operator sets for a scraper)
+) -> None:
+    """Run background jobs (mail, cleanup) from the queue in PostgreSQL until SIGTERM, then drain them.
+
+    `serve` runs one too unless JOBS_EMBEDDED_WORKER=false; run as many of these as the load needs."""
+    from taskql.ops import metrics_dir
+
+    metrics_folder = metrics_dir.prepare()  # first: before anything imports prometheus-client
+    from taskql.data import migrations
+
+    settings = _settings()
+    revision, state = migrations.database_state(settings.database_url or "")
+    if state == "behind":
+        console.print(
+            f"[red]The database is at revision {revision or 'none (empty)'} but this code needs "
+            f"{migrations.head_revision()}: run `python -m taskql migrate` first.[/red]"
+        )
+        raise typer.Exit(code=1)
+    if settings.metrics_port is not None:
+        metrics_dir.serve_port(metrics_host, settings.metrics_port)
+    try:
+        asyncio.run(_work(settings))
+    finally:
+        services.stop_embedded()
+        metrics_dir.remove(metrics_folder)
+
+
+async def _work(settings: Settings) -> None:
+    from taskql.jobs.worker import running
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    async with running(settings):
+        logger.info(
+            "job worker started: SIGTERM drains it (JOBS_DRAIN_SECONDS=%s)", settings.jobs_drain_seconds
+        )
+        await stop.wait()
+        logger.info("job worker draining")
+    logger.info("job worker stopped")
+
+
+@app.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply database migrations. Concurrent runs (several replicas, a job retried) wait for each other on a
     PostgreSQL advisory lock: one migrates, the others find the database at head."""

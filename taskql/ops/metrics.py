@@ -106,6 +106,30 @@ SOCKETS_REVOKED = Counter(
     "control (a write's control message) or recheck (the periodic check in PostgreSQL).",
     ["source"],
 )
+JOBS = Counter(
+    "taskql_jobs",
+    "Background job attempts that ended, by kind (mail:<kind>, cleanup) and outcome: ok, retry (failed, "
+    "will run again after a backoff) or failed (its last attempt: held for retryJob).",
+    ["kind", "outcome"],
+)
+JOB_DURATION = Histogram(
+    "taskql_job_duration_seconds",
+    "How long a job attempt ran, by kind.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+# The queue is one table in PostgreSQL: the workers sample it (the largest reading of the live ones).
+QUEUE_DEPTH = Gauge(
+    "taskql_job_queue_depth",
+    "Jobs by status: queued (waiting, due or not), picked (running) and failed (held).",
+    ["status"],
+    multiprocess_mode="livemax",
+)
+QUEUE_OLDEST = Gauge(
+    "taskql_job_queue_oldest_seconds",
+    "How long the oldest due job has been waiting to be picked (0: none is waiting).",
+    multiprocess_mode="livemax",
+)
 POOL = Gauge(
     "taskql_db_pool_connections",
     "PostgreSQL connections of the pool, by state: used (checked out) or idle.",
@@ -252,6 +276,17 @@ def rate_limited(limit: str) -> None:
 
 def outbox_relayed(rows: int) -> None:
     OUTBOX_RELAYED.inc(rows)
+
+
+def job_ended(kind: str, outcome: str, seconds: float) -> None:
+    JOBS.labels(kind, outcome).inc()
+    JOB_DURATION.labels(kind).observe(seconds)
+
+
+def queue_sampled(depth: dict[str, int], oldest_seconds: float) -> None:
+    for status in ("queued", "picked", "failed"):
+        QUEUE_DEPTH.labels(status).set(depth.get(status, 0))
+    QUEUE_OLDEST.set(oldest_seconds)
 
 
 def socket_revoked(source: str) -> None:

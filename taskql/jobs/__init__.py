@@ -1,0 +1,1 @@
+"""Background jobs: the worker over the PostgreSQL queue (pgqueuer), account mails, periodic cleanup."""

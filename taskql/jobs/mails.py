@@ -1,0 +1,85 @@
+"""The ``mail`` job: find who it is for, make its token if it carries a link, render and deliver it.
+
+The token is made here, in a transaction that commits only once the mail is accepted by the server (or
+written to the mailbox): a failed delivery leaves no token behind, a retried one makes a fresh token. The
+Message-ID is the job's (chosen when it was enqueued), so the rare duplicate after a worker dies between
+delivery and COMMIT reads as the same message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from auth import account_tokens
+from models import TokenPurpose, User
+from models.columns import utcnow
+from resolvers.jobs import MailJob
+from taskql.mail.delivery import Mailer
+from taskql.mail.message import Mail, render
+
+# Where each link leads (served by taskql: taskql/http/account_pages.py), and the token it carries.
+LINKS = {
+    "verify_email": ("/verify-email", TokenPurpose.VERIFY_EMAIL),
+    "password_reset": ("/reset-password", TokenPurpose.RESET_PASSWORD),
+    "data_export": ("/export", TokenPurpose.DATA_EXPORT),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Postman:
+    sessions: async_sessionmaker[AsyncSession]
+    mailer: Mailer
+    mail_from: str
+    public_url: str
+
+    async def deliver(self, job: MailJob) -> bool:
+        """Send ``job``'s mail; False when there is no one to send it to any more (nothing sent)."""
+        async with self.sessions() as db, db.begin():
+            user = await _recipient(db, job)
+            if user is None and job.kind != "account_deleted":
+                return False
+            context: dict[str, Any] = {"name": user.name if user else job.name or ""}
+            if job.new_email:
+                context["new_email"] = job.new_email
+            if job.kind in LINKS:
+                assert user is not None
+                path, purpose = LINKS[job.kind]
+                bound = job.to if job.kind == "verify_email" else user.email
+                value, _ = await account_tokens.issue(db, user.id, purpose, bound, utcnow())
+                context |= _lifetime(purpose)
+                context["link"] = f"{self.public_url.rstrip('/')}{path}?token={quote(value)}"
+            message = render(Mail(job.kind, job.to, job.message_id, context), mail_from=self.mail_from)
+            await self.mailer.send(message)  # COMMIT (the token) only once the mail is out
+        return True
+
+
+async def _recipient(db: AsyncSession, job: MailJob) -> User | None:
+    """The account the mail is about, if it still applies: active, and still at the address (a verification
+    of a verified address, or a reset of an address the account left, is not sent)."""
+    if job.user_id is not None:
+        user = await db.get(User, uuid.UUID(job.user_id))
+    else:
+        user = (await db.exec(select(User).where(func.lower(col(User.email)) == job.to.lower()))).first()
+    if user is None or not user.is_active:
+        return None
+    if job.kind == "verify_email" and job.to == user.email and user.email_verified_at is not None:
+        return None
+    if job.kind in ("password_reset", "data_export", "password_changed") and user.email != job.to:
+        return None
+    return user
+
+
+def _lifetime(purpose: TokenPurpose) -> Mapping[str, int]:
+    seconds = int(account_tokens.LIFETIMES[purpose].total_seconds())
+    if purpose is TokenPurpose.RESET_PASSWORD:
+        return {"expires_minutes": seconds // 60}
+    return {"expires_hours": seconds // 3600}
