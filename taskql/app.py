@@ -21,6 +21,7 @@ from core.settings import Settings
 from schema.build import build_schema
 from schema.extensions.query_limits import Limits
 from schema.planning.strawberry_compat import graphql_schema_of
+from taskql import pages
 from taskql.cache.express import CachedGraphQL
 from taskql.http import graphiql
 from taskql.http.limits import BodyLimit
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> TaskqlApp:
         Route("/graphql", CachedGraphQL(graphql)),  # every method: the view answers the others with 405
         WebSocketRoute("/graphql", graphql),
         Route(graphiql.PREFIX + "{name}", graphiql.graphiql_asset, methods=["GET"]),
+        *pages.ROUTES,  # where the account mails' links lead
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics.endpoint(settings), methods=["GET"]),

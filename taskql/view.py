@@ -264,6 +264,11 @@ class GraphQLView(GraphQL[Context, None]):
         return response
 
 
+def request_context(resources: Resources, request: Request) -> Context:
+    """The context of a request served outside GraphQL (``taskql.pages``), built as the view's own."""
+    return _context(resources, request)
+
+
 def _context(
     resources: Resources,
     connection: Request | WebSocket,
