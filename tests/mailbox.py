@@ -31,7 +31,7 @@ def parsed(raw: bytes) -> EmailMessage:
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None, "the mail has no text part"
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def link_in(message: EmailMessage) -> str:
@@ -64,13 +64,17 @@ class Sink:
         self.loop = asyncio.get_running_loop()
         self.received: list[EmailMessage] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = parsed(envelope.content)
         self.loop.call_soon_threadsafe(self.messages.put_nowait, message)
         return "250 OK"
 
     async def next(self, to: str | None = None, timeout: float = 30.0) -> EmailMessage:
         """The next message (to ``to``, when given: others are kept for later)."""
+        for kept in self.received:
+            if to is None or kept["To"] == to:
+                self.received.remove(kept)
+                return kept
         async with asyncio.timeout(timeout):
             while True:
                 message = await self.messages.get()
