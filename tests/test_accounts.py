@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -113,14 +112,18 @@ async def test_register_mails_a_link_whose_page_verifies_the_address_once(live: 
 
     path = local(link_in(mail), live)
     opened = await live.http.get(path)  # a scanner opening the link spends nothing
-    assert opened.status_code == 200 and "<form" in opened.text and "script" not in opened.text
+    assert opened.status_code == 200
+    assert "<form" in opened.text
+    assert "script" not in opened.text
     confirmed = await live.http.post("/verify-email", data={"token": token_in(mail)})
-    assert confirmed.status_code == 200 and "vera@example.com is verified" in confirmed.text
+    assert confirmed.status_code == 200
+    assert "vera@example.com is verified" in confirmed.text
     assert (await live.gql.query("{ me { emailVerified } }", token=account["accessToken"])).ok() == {
         "me": {"emailVerified": True}
     }
     again = await live.gql.run("VerifyEmail", {"token": token_in(mail)})
-    assert again.codes == ["BAD_USER_INPUT"] and again.errors[0]["extensions"]["reason"] == "TOKEN_INVALID"
+    assert again.codes == ["BAD_USER_INPUT"]
+    assert again.errors[0]["extensions"]["reason"] == "TOKEN_INVALID"
     assert me["email"] == "vera@example.com"
 
 
@@ -138,7 +141,8 @@ async def test_a_reset_mail_sets_the_password_ends_every_session_and_closes_thei
     assert mail["X-Taskql-Mail"] == "password_reset"
 
     weak = await live.gql.run("ResetPassword", {"token": token_in(mail), "newPassword": "short"})
-    assert weak.codes == ["BAD_USER_INPUT"] and weak.errors[0]["extensions"]["field"] == "newPassword"
+    assert weak.codes == ["BAD_USER_INPUT"]
+    assert weak.errors[0]["extensions"]["field"] == "newPassword"
     done = await live.gql.run("ResetPassword", {"token": token_in(mail), "newPassword": NEW_PASSWORD})
     assert done.ok() == {"resetPassword": True}  # the weak try left the link working
 
@@ -160,7 +164,8 @@ async def test_a_reset_for_an_unknown_address_answers_the_same_and_mails_no_one(
     known = await live.gql.run("RequestPasswordReset", {"email": "nobody@example.com"})
     assert known.ok() == {"requestPasswordReset": True}
     await live.queue_is_empty()
-    assert live.sink.messages.empty() and live.sink.received == []
+    assert live.sink.messages.empty()
+    assert live.sink.received == []
 
 
 async def test_changing_the_email_mails_both_addresses_and_takes_effect_when_verified(live: Live) -> None:
@@ -169,13 +174,15 @@ async def test_changing_the_email_mails_both_addresses_and_takes_effect_when_ver
     wrong = await live.gql.run(
         "ChangeEmail", {"newEmail": "new@example.com", "password": "not it"}, token=account["accessToken"]
     )
-    assert wrong.codes == ["BAD_USER_INPUT"] and wrong.errors[0]["extensions"]["reason"] == "WRONG_PASSWORD"
+    assert wrong.codes == ["BAD_USER_INPUT"]
+    assert wrong.errors[0]["extensions"]["reason"] == "WRONG_PASSWORD"
     asked = await live.gql.run(
         "ChangeEmail", {"newEmail": "New@Example.com", "password": PASSWORD}, token=account["accessToken"]
     )
     assert asked.ok() == {"changeEmail": True}
     notice = await live.sink.next("old@example.com")
-    assert notice["X-Taskql-Mail"] == "email_change_requested" and "new@example.com" in text_of(notice)
+    assert notice["X-Taskql-Mail"] == "email_change_requested"
+    assert "new@example.com" in text_of(notice)
     verification = await live.sink.next("new@example.com")
     me = await live.gql.query("{ me { email } }", token=account["accessToken"])
     assert me.ok() == {"me": {"email": "old@example.com"}}  # not before the new address is proved
@@ -205,15 +212,18 @@ async def test_the_export_link_downloads_the_account_and_every_task_once(live: L
     mail = await live.sink.next("exa@example.com")
     assert mail["X-Taskql-Mail"] == "data_export"
     page = await live.http.get(local(link_in(mail), live))
-    assert page.status_code == 200 and "Download" in page.text
+    assert page.status_code == 200
+    assert "Download" in page.text
     download = await live.http.post("/export", data={"token": token_in(mail)})
     assert download.status_code == 200
     assert download.headers["content-disposition"] == 'attachment; filename="taskql-export.json"'
     export = download.json()
-    assert export["account"]["email"] == "exa@example.com" and export["account"]["id"] == account["id"]
+    assert export["account"]["email"] == "exa@example.com"
+    assert export["account"]["id"] == account["id"]
     assert {task["title"] for task in export["tasks"]} == titles
     again = await live.http.post("/export", data={"token": token_in(mail)})
-    assert again.status_code == 400 and "exa@example.com" not in again.text
+    assert again.status_code == 400
+    assert "exa@example.com" not in again.text
 
 
 async def test_deleting_the_account_removes_its_tasks_tokens_and_cached_answers(live: Live) -> None:
@@ -262,7 +272,8 @@ async def test_sessions_list_the_viewers_logins_and_one_can_be_ended(live: Live)
     second = await live.login("sam@example.com")
     other = await live.register("other@example.com")
     listed = (await live.gql.run("Sessions", token=first["accessToken"])).ok()["sessions"]
-    assert len(listed) == 2 and [session["current"] for session in listed].count(True) == 1
+    assert len(listed) == 2
+    assert [session["current"] for session in listed].count(True) == 1
     assert all(session["userAgent"].startswith("python-httpx") for session in listed)
     theirs = (await live.gql.run("Sessions", token=other["accessToken"])).ok()["sessions"]
     refused = await live.gql.run("RevokeSession", {"id": theirs[0]["id"]}, token=first["accessToken"])
@@ -284,7 +295,8 @@ async def test_changing_the_password_needs_the_current_one_and_replaces_every_se
         {"currentPassword": "nope", "newPassword": NEW_PASSWORD},
         token=account["accessToken"],
     )
-    assert wrong.codes == ["BAD_USER_INPUT"] and wrong.errors[0]["extensions"]["field"] == "currentPassword"
+    assert wrong.codes == ["BAD_USER_INPUT"]
+    assert wrong.errors[0]["extensions"]["field"] == "currentPassword"
     changed = await live.gql.run(
         "ChangePassword",
         {"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD},
@@ -301,7 +313,8 @@ async def test_changing_the_password_needs_the_current_one_and_replaces_every_se
     )
     assert renamed.ok()["updateProfile"]["name"] == "Cara B"
     blank = await live.gql.run("UpdateProfile", {"input": {"name": "  "}}, token=pair["accessToken"])
-    assert blank.codes == ["BAD_USER_INPUT"] and blank.errors[0]["extensions"]["field"] == "input.name"
+    assert blank.codes == ["BAD_USER_INPUT"]
+    assert blank.errors[0]["extensions"]["field"] == "input.name"
 
 
 async def test_an_admin_can_mail_a_user_a_reset_link(live: Live) -> None:
