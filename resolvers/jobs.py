@@ -17,6 +17,7 @@ import orjson
 from pgqueuer.db import AsyncpgDriver
 from pgqueuer.models import JobId
 from pgqueuer.queries import Queries
+from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import BadUserInput, NotFound
@@ -89,8 +90,14 @@ FROM pgqueuer_log WHERE job_id = ANY($1::bigint[]) AND traceback IS NOT NULL ORD
 
 
 async def _queries(db: AsyncSession) -> Queries:
-    connection = await (await db.connection()).get_raw_connection()
-    return Queries(AsyncpgDriver(connection.driver_connection))
+    """pgqueuer's queries on the connection of ``db``'s transaction. SQLAlchemy begins the transaction on the
+    driver's connection lazily, with its first statement: until then a statement sent to the driver directly
+    would commit on its own, so one is sent first when none was."""
+    connection = (await (await db.connection()).get_raw_connection()).driver_connection
+    assert connection is not None
+    if not connection.is_in_transaction():
+        await (await db.connection()).execute(text("SELECT 1"))
+    return Queries(AsyncpgDriver(connection))
 
 
 async def failed_jobs(ctx: Context, *, first: int) -> list[FailedJobRecord]:

@@ -738,11 +738,6 @@ def test_the_workers_budget_selects_the_workers_only() -> None:
 # The worker command ------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    "worker" not in cli_commands(),
-    reason="`python -m taskql worker` is being written (taskql/jobs); this runs as a plain test once it is",
-    strict=True,
-)
 def test_the_worker_command_compose_and_kubernetes_run_is_a_real_command_told_not_to_migrate() -> None:
     (worker,) = pod_spec("Deployment", WORKER)["containers"]
     for command in [*(services()[name]["command"] for name in WORKERS), worker["command"]]:

@@ -74,7 +74,9 @@ class JitteredRetry(DatabaseRetryEntrypointExecutor):
             logger.warning("job %s (%s) failed (%r): attempt %d of %d in %.1f s", job.id, kind, error,
                            job.attempts + 2, self.max_attempts, delay.total_seconds())  # fmt: skip
             raise RetryRequested(delay=delay, reason=f"{type(error).__name__}: {error}") from error
-        metrics.job_ended(kind, "ok", time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        metrics.job_ended(kind, "ok", elapsed)
+        logger.info("job %s (%s) done in %.3f s", job.id, kind, elapsed)
 
 
 def _kind(job: Job) -> str:
