@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from core.settings import Settings
 from taskql.app import create_app
 from taskql.cli.main import app as cli
+from taskql.jobs.worker import QUEUE_CONNECTIONS as WORKER_QUEUE_CONNECTIONS
 from tests import nginx
 from tests.factories import register
 from tests.graphql_client import GraphQLClient
@@ -49,9 +50,9 @@ OBSERVABILITY = {"otel-collector", "jaeger", "prometheus", "grafana"}
 DOCKER_COMPOSE = shutil.which("docker-compose")
 # PostgreSQL's default max_connections, of which 3 are kept for superusers.
 MAX_CONNECTIONS = 100 - 3
-# A worker's PostgreSQL connections besides its two pools: pgqueuer's own, assumed to be at most two (one
-# for its queries, one for LISTEN).
-QUEUE_CONNECTIONS = 2
+# A worker's PostgreSQL connections besides its pools as an API pod's are counted (two; a worker has one):
+# the queue's own pool (pgqueuer's LISTEN and queries).
+QUEUE_CONNECTIONS = WORKER_QUEUE_CONNECTIONS
 
 
 # Reading the files ------------------------------------------------------------------------------------

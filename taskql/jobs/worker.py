@@ -44,6 +44,7 @@ from taskql.ops import metrics
 logger = logging.getLogger("taskql.jobs.worker")
 CLEANUP_EVERY = "*/10 * * * *"
 SAMPLE_SECONDS = 5.0
+QUEUE_CONNECTIONS = 3
 _DEPTH = "SELECT status::text AS status, count(*) AS jobs FROM pgqueuer GROUP BY status"
 _OLDEST = """SELECT coalesce(extract(epoch FROM now() - min(greatest(created, execute_after))), 0)
 FROM pgqueuer WHERE status = 'queued' AND execute_after <= now()"""
@@ -140,9 +141,9 @@ class Worker:
 async def running(settings: Settings) -> AsyncIterator[Worker]:
     """A worker running until the block ends, then drained (``JOBS_DRAIN_SECONDS``) and closed."""
     assert settings.database_url
-    pool = await asyncpg.create_pool(
-        _dsn(settings.database_url), min_size=1, max_size=settings.jobs_concurrency + 2
-    )
+    # The queue's own connections (pgqueuer's LISTEN, dequeues, heartbeats and log; cleanup, the metrics'
+    # sample): jobs do their SQL through the engine's pool.
+    pool = await asyncpg.create_pool(_dsn(settings.database_url), min_size=1, max_size=QUEUE_CONNECTIONS)
     engine = create_engine(settings, Outage())
     mailbox = Path(settings.data_dir) / "mail"
     mailer = mailer_for(settings.smtp_url, mailbox)
