@@ -25,6 +25,8 @@ from taskql.resources import RESOURCES
 from taskql.view import request_context
 
 MAX_FORM_BYTES = 4096
+# Nothing but the page and its form, which posts to this server (the other pages' policy forbids forms).
+POLICY = "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -61,7 +63,8 @@ def _page(path: str, *, message: str = "", token: str = "", form: bool = True, s
         button=button,
         form=(kind or "plain") if form else "",
     )
-    return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
+    headers = {"cache-control": "no-store", "content-security-policy": POLICY}
+    return HTMLResponse(html, status_code=status, headers=headers)
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+from playwright.async_api import async_playwright
 
 from tests.factories import PASSWORD
 from tests.graphql_client import GraphQLClient
@@ -374,3 +378,43 @@ async def test_with_verified_email_required_register_tells_nothing_and_login_wai
         assert (await live.sink.next("ann@example.com"))["X-Taskql-Mail"] == "verify_email"  # a new link
         assert (await gql.run("VerifyEmail", {"token": token_in(verification)})).ok()
         assert (await gql.run("Login", login)).ok()["login"]["accessToken"]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="needs Debian's chromium (apt-get install chromium); CI installs it and always runs this test",
+)
+async def test_a_person_resets_the_password_from_the_mail_in_a_real_browser(
+    live: Live, tmp_path: Path
+) -> None:
+    assert CHROMIUM is not None, "chromium is required in CI (.ci/run installs it)"
+    await live.register("web@example.com")
+    await live.sink.next("web@example.com")
+    (await live.gql.run("RequestPasswordReset", {"email": "web@example.com"})).ok()
+    link = live.base + local(link_in(await live.sink.next("web@example.com")), live)
+    console: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+        )
+        try:
+            page = await browser.new_page()
+            page.on("console", lambda message: console.append(message.text))
+            await page.goto(link)
+            await page.get_by_label("New password").fill("short")
+            await page.get_by_role("button", name="Set the new password").click()
+            # The browser's own check (minlength) keeps the form; past it, the server's answer.
+            await page.get_by_label("New password").fill(NEW_PASSWORD)
+            await page.get_by_role("button", name="Set the new password").click()
+            await page.get_by_role("status").wait_for()
+            status = await page.get_by_role("status").inner_text()
+            await page.screenshot(path=str(tmp_path / "reset-password.png"))
+        finally:
+            await browser.close()
+    assert "Your password is changed" in status
+    assert not [line for line in console if "Content Security Policy" in line], console
+    assert (await live.login("web@example.com", NEW_PASSWORD))["accessToken"]

@@ -24,7 +24,8 @@ PAGE_SQL = {
 }
 # resolvers.loaders._by_id
 USERS_SQL = (
-    "SELECT users.id, users.email, users.name, users.role, users.is_active, users.created_at \n"
+    "SELECT users.id, users.email, users.name, users.role, users.is_active, users.created_at, "
+    "users.email_verified_at \n"
     "FROM users \nWHERE users.id = ANY ($1::UUID[])"
 )
 TASKS_SQL = f"SELECT {TASK_COLUMNS} \nFROM tasks \nWHERE tasks.id = ANY ($1::UUID[])"

@@ -79,6 +79,9 @@ def csrf_safe(content_type: str | None, marked: bool) -> bool:
     return content_type is not None and _preflighted(content_type)
 
 
+CSP = b"content-security-policy"
+
+
 def _hash_source(text: str) -> str:
     return "'sha256-" + b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
@@ -180,7 +183,10 @@ class SecurityMiddleware:
                 html = any(
                     name == b"content-type" and value.startswith(b"text/html") for name, value in headers
                 )
-                headers += self.policy.page_headers if html else self.policy.headers
+                added = self.policy.page_headers if html else self.policy.headers
+                if any(name == CSP for name, _ in headers):  # a page with a policy of its own (taskql.pages)
+                    added = tuple(header for header in added if header[0] != CSP)
+                headers += added
                 headers.append(id_header)
                 message["headers"] = headers
             await send(message)
