@@ -197,4 +197,3 @@ async def load_viewer(primary: Reader, claims: SessionOf) -> tuple[Viewer, UserR
     if revoked_at is not None:
         raise Unauthenticated("This session has ended: log in again.", reason="SESSION_REVOKED")
     return Viewer(user_id=user.id, session_id=claims.session_id, role=user.role), user
-

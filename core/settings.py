@@ -262,8 +262,8 @@ class Settings(BaseSettings):
     # Background jobs (taskql/jobs): a PostgreSQL queue (pgqueuer) in DATABASE_URL.
     jobs_embedded_worker: bool = Field(
         default=True,
-        description="Run a job worker inside `serve` (the zero-config default needs nothing else). Turn it off "
-        "where `python -m taskql worker` runs as processes of its own.",
+        description="Run a job worker inside `serve` (the zero-config default needs nothing else). Turn "
+        "it off where `python -m taskql worker` runs as processes of its own.",
     )
     jobs_concurrency: int = Field(default=8, ge=2, le=500, description="Jobs one worker runs at once.")
     jobs_heartbeat_seconds: float = Field(
@@ -296,7 +296,9 @@ class Settings(BaseSettings):
         "it; ?starttls=require to insist) or smtps:// (TLS from the start). Unset: one .eml file per message "
         "in DATA_DIR/mail/.",
     )
-    mail_from: str = Field(default="taskql <no-reply@taskql.localhost>", description="The From of every mail.")
+    mail_from: str = Field(
+        default="taskql <no-reply@taskql.localhost>", description="The From of every mail."
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
         description="The address people reach taskql at: the base of every link in a mail.",
