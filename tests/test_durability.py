@@ -29,6 +29,7 @@ from models.outbox import BACKLOG_LIMIT
 from resolvers.events import EventDraft, TaskEventKind
 from resolvers.writes import Written, effects_of
 from taskql.data import migrations as migrate
+from taskql.jobs.cleanup import clean_up
 from taskql.outbox.relay import Outbox, stream_key
 from taskql.redis.client import RedisGuard
 from taskql.redis.pipeline import PipelinedRedis
@@ -482,10 +483,9 @@ async def test_past_the_backlog_limit_a_write_invalidates_at_once_and_leaves_its
 
 
 async def test_published_rows_are_pruned_after_the_retention_and_pending_ones_never(
-    own_database: Services, redis_process: RedisProcess
+    own_database: Services,
 ) -> None:
     pool = await asyncpg.create_pool(own_database.dsn, min_size=1, max_size=2)
-    outbox, redis, pipe = outbox_on(redis_process, pool)  # retention: an hour
     try:
         async with pool.acquire() as connection:
             old, recent, pending = [await _insert(connection, "prune") for _ in range(3)]
@@ -496,9 +496,8 @@ async def test_published_rows_are_pruned_after_the_retention_and_pending_ones_ne
             await connection.execute(
                 "UPDATE outbox SET created_at = now() - interval '2 hours' WHERE id = $1", pending
             )
-        assert await outbox.prune() == 1
+        removed = await clean_up(pool, outbox_retention_seconds=3600)  # the periodic cleanup job's
+        assert removed["outbox"] == 1
         assert sorted(await pool.fetchval("SELECT array_agg(id) FROM outbox")) == [recent, pending]
     finally:
-        pipe.close()
-        await redis.aclose()
         await pool.close()

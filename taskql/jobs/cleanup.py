@@ -2,8 +2,8 @@
 
 Refresh tokens a day past their expiry (until then a consumed one still reveals a replay), sessions a day
 after they ended (revoked, or with no refresh token left), mailed tokens a day after they expired or were
-used, outbox rows published longer ago than the events' retention, and the queue's own log past a week.
-In batches, so no statement holds locks for long.
+used, outbox rows published longer ago than the events' retention, and the queue's own log and statistics
+past a week. In batches, so no statement holds locks for long.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ STATEMENTS = {
         SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1) ORDER BY id LIMIT $2)""",
     "pgqueuer_log": """DELETE FROM pgqueuer_log WHERE id IN (
         SELECT id FROM pgqueuer_log WHERE created < now() - make_interval(secs => $1) LIMIT $2)""",
+    "pgqueuer_statistics": """DELETE FROM pgqueuer_statistics WHERE id IN (
+        SELECT id FROM pgqueuer_statistics WHERE created < now() - make_interval(secs => $1) LIMIT $2)""",
 }
 
 
@@ -40,6 +42,7 @@ async def clean_up(pool: asyncpg.Pool, *, outbox_retention_seconds: float) -> di
     ages = {
         "outbox": outbox_retention_seconds,
         "pgqueuer_log": QUEUE_LOG_SECONDS,
+        "pgqueuer_statistics": QUEUE_LOG_SECONDS,
     }
     removed: dict[str, int] = {}
     for table, statement in STATEMENTS.items():

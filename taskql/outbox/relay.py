@@ -17,7 +17,8 @@
   pending: the request publishes the older pending rows first (read with its own row's insert), or, past
   ``BACKLOG_LIMIT`` of them, leaves its events to the relay (which publishes in id order) and only bumps its
   cache tags and tells its control changes at once.
-- **Pruned.** Published rows are deleted after ``EVENTS_RETENTION_SECONDS`` (subscribers resume from them).
+- **Pruned.** Published rows are deleted after ``EVENTS_RETENTION_SECONDS`` (subscribers resume from them) by
+  the periodic cleanup job (``taskql.jobs.cleanup``).
 """
 
 from __future__ import annotations
@@ -55,8 +56,6 @@ DEDUPE_SECONDS = 3600  # longer than any relay lag short of a long PostgreSQL ou
 REDIS_EVENTS_SECONDS = 86_400  # Redis keeps a day of events at most; PostgreSQL the whole retention
 RELAY_BATCH = 500
 RELAY_LOCK = 0x7461736B716C6F62  # "taskqlob": one relaying instance at a time
-PRUNE_EVERY_SECONDS = 60.0
-PRUNE_BATCH = 5000
 
 # KEYS: the row's dedupe key, its tags' keys, then its audiences' streams (the admins' first)
 # ARGV: row id, a fresh tag version, tag TTL, dedupe TTL, stream max length, min id, stream TTL ms, the
@@ -101,13 +100,9 @@ return id
 PUBLISH_SHA = hashlib.sha1(PUBLISH.encode(), usedforsecurity=False).hexdigest()  # as Redis names it
 
 _UNPUBLISHED = "SELECT id, effects FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
+
+
 # Oldest first, by the primary key (ids grow with time): no index on published_at to keep up on every write.
-_PRUNE = """
-DELETE FROM outbox WHERE id IN (
-  SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1) ORDER BY id LIMIT $2)
-"""
-
-
 def _marked(marks: Sequence[tuple[int, tuple[int, int] | None]]) -> str:
     """The statement recording rows as published, in one round trip and without waiting for the WAL flush
     (the record only spares the relay work: lost, the relay publishes the rows again, a no-op). Plain
@@ -148,7 +143,6 @@ class Outbox:
     max_per_stream: int
     relay_seconds: float
     _relay: asyncio.Task[None] | None = None
-    _pruned_at: float = 0.0
 
     def __post_init__(self) -> None:
         self._marks: list[tuple[int, tuple[int, int] | None]] = []
@@ -269,8 +263,6 @@ class Outbox:
             try:
                 while await self.relay_once() == RELAY_BATCH:
                     pass  # a backlog: go on at once
-                if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
-                    await self.prune()
                 if failing:
                     logger.warning("outbox relay: publishing again")
                 failing = False
@@ -305,8 +297,3 @@ class Outbox:
             )
         metrics.outbox_relayed(len(rows))
         return len(rows)
-
-    async def prune(self) -> int:
-        self._pruned_at = time.monotonic()
-        status = await self.pool.execute(_PRUNE, float(self.retention_seconds), PRUNE_BATCH)
-        return int(status.split()[-1])
