@@ -27,6 +27,7 @@ from resolvers.jobs import MailJob, enqueue
 from taskql.data.engine import Outage, create_engine, create_sessionmaker
 from taskql.jobs.cleanup import clean_up
 from taskql.jobs.worker import running
+from taskql.ops import metrics
 from tests.conftest import make_settings, served
 from tests.factories import promote_to_admin, register
 from tests.graphql_client import GraphQLClient
@@ -237,12 +238,18 @@ async def test_a_failing_job_is_retried_then_held_and_an_admin_sees_and_retries_
         jobs_backoff_max_seconds=0.2,
     )
     user = await a_user(database.dsn)
-    async with running(settings):
+    async with running(settings) as worker:
         await enqueued(settings, mail_for(user))
         async with asyncio.timeout(60):
             while await jobs_left(database.dsn) != {"failed": 1}:  # noqa: ASYNC110 (polled in PostgreSQL)
                 await asyncio.sleep(0.05)
         assert server.accepted == []
+        await worker.sample_once()
+        scraped = metrics.render().decode()
+        assert 'taskql_jobs_total{kind="mail:password_changed",outcome="retry"} 2.0' in scraped
+        assert 'taskql_jobs_total{kind="mail:password_changed",outcome="failed"} 1.0' in scraped
+        assert 'taskql_job_queue_depth{status="failed"} 1.0' in scraped
+        assert 'taskql_job_duration_seconds_count{kind="mail:password_changed"} 3.0' in scraped
 
         import httpx
         from asgi_lifespan import LifespanManager

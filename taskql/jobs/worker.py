@@ -132,9 +132,12 @@ class Worker:
         """Every few seconds, the queue's depth by status and its oldest due job's wait (metrics)."""
         while True:
             with contextlib.suppress(asyncpg.PostgresError, OSError, asyncio.TimeoutError):
-                depth = {row["status"]: row["jobs"] for row in await self.pool.fetch(_DEPTH)}
-                metrics.queue_sampled(depth, float(await self.pool.fetchval(_OLDEST)))
+                await self.sample_once()
             await asyncio.sleep(SAMPLE_SECONDS)
+
+    async def sample_once(self) -> None:
+        depth = {row["status"]: row["jobs"] for row in await self.pool.fetch(_DEPTH)}
+        metrics.queue_sampled(depth, float(await self.pool.fetchval(_OLDEST)))
 
 
 @contextlib.asynccontextmanager
