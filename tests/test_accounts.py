@@ -418,3 +418,41 @@ async def test_a_person_resets_the_password_from_the_mail_in_a_real_browser(
     assert "Your password is changed" in status
     assert not [line for line in console if "Content Security Policy" in line], console
     assert (await live.login("web@example.com", NEW_PASSWORD))["accessToken"]
+
+
+async def test_mails_asked_for_an_address_are_counted_and_refused_past_the_limit(live: Live) -> None:
+    for _ in range(5):  # ACCOUNT_MAILS_PER_ACCOUNT
+        assert (await live.gql.run("RequestPasswordReset", {"email": "spam@example.com"})).ok()
+    refused = await live.gql.run("RequestPasswordReset", {"email": "spam@example.com"})
+    assert refused.codes == ["RATE_LIMITED"]
+    assert refused.errors[0]["extensions"]["scope"] == "ACCOUNT"
+    assert (await live.gql.run("RequestPasswordReset", {"email": "other-spam@example.com"})).ok()
+
+
+async def test_an_expired_link_is_refused_like_a_used_one_and_changes_nothing(live: Live) -> None:
+    account = await live.register("late@example.com")
+    mail = await live.sink.next("late@example.com")
+    connection = await asyncpg.connect(live.dsn)
+    try:
+        await connection.execute("UPDATE account_tokens SET expires_at = now() - interval '1 second'")
+        refused = await live.gql.run("VerifyEmail", {"token": token_in(mail)})
+        assert refused.codes == ["BAD_USER_INPUT"]
+        assert refused.errors[0]["extensions"]["reason"] == "TOKEN_INVALID"
+        assert refused.errors[0]["message"] == (
+            "token: This verification link is invalid, used or expired: ask for a new one."
+        )
+        assert await connection.fetchval("SELECT count(*) FROM account_tokens WHERE used_at IS NOT NULL") == 0
+    finally:
+        await connection.close()
+    me = await live.gql.query("{ me { emailVerified } }", token=account["accessToken"])
+    assert me.ok() == {"me": {"emailVerified": False}}
+
+
+async def test_deleting_the_account_closes_its_sockets(live: Live) -> None:
+    account = await live.register("leaving@example.com")
+    socket = await Subscriber.open(
+        live.base.replace("http", "ws") + "/graphql", {"authorization": f"Bearer {account['accessToken']}"}
+    )
+    await socket.subscribe()
+    assert (await live.gql.run("DeleteAccount", {"password": PASSWORD}, token=account["accessToken"])).ok()
+    assert (await socket.closed()).code == 4403
