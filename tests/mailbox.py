@@ -84,13 +84,20 @@ class Sink:
 
 
 @contextmanager
-def smtp_sink() -> Iterator[tuple[Sink, str]]:
-    """A real SMTP server on a free port, and its ``smtp://`` URL."""
-    sink = Sink()
+def smtp_server(handler: object) -> Iterator[str]:
+    """A real SMTP server (aiosmtpd) with ``handler`` on a free port; its ``smtp://`` URL."""
     port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        yield sink, f"smtp://127.0.0.1:{port}"
+        yield f"smtp://127.0.0.1:{port}"
     finally:
         controller.stop()
+
+
+@contextmanager
+def smtp_sink() -> Iterator[tuple[Sink, str]]:
+    """A real SMTP server that keeps what it is given, and its ``smtp://`` URL."""
+    sink = Sink()
+    with smtp_server(sink) as url:
+        yield sink, url

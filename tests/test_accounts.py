@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import async_playwright
 
+from tests.browser import chromium, needs_chromium
 from tests.factories import PASSWORD
 from tests.graphql_client import GraphQLClient
 from tests.mailbox import Sink, link_in, smtp_sink, text_of, token_in
@@ -69,22 +68,26 @@ async def sink_and_url() -> AsyncIterator[tuple[Sink, str]]:
         yield found
 
 
+@contextlib.contextmanager
+def live_server(database: Services, smtp_url: str, folder: Path, **settings: str) -> Iterator[str]:
+    """One taskql process with its worker, sending mail to ``smtp_url``; links start http://taskql.example."""
+    values = {
+        "JOBS_EMBEDDED_WORKER": "true",
+        "SMTP_URL": smtp_url,
+        "PUBLIC_URL": "http://taskql.example",
+        "MAIL_FROM": "taskql <robot@taskql.example>",
+        **settings,
+    }
+    with servers_on(database.database_url, database.redis_url, folder, 1, **values) as bases:
+        yield bases[0]
+
+
 @pytest.fixture(scope="module")
 def server(
     database: Services, sink_and_url: tuple[Sink, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    _, url = sink_and_url
-    folder = tmp_path_factory.mktemp("accounts")
-    with servers_on(
-        database.database_url,
-        database.redis_url,
-        folder,
-        JOBS_EMBEDDED_WORKER="true",
-        SMTP_URL=url,
-        PUBLIC_URL="http://taskql.example",
-        MAIL_FROM="taskql <robot@taskql.example>",
-    ) as bases:
-        yield bases[0]
+    with live_server(database, sink_and_url[1], tmp_path_factory.mktemp("accounts")) as base:
+        yield base
 
 
 @pytest.fixture
@@ -341,17 +344,9 @@ async def test_an_admin_can_mail_a_user_a_reset_link(live: Live) -> None:
 def strict_server(
     database: Services, sink_and_url: tuple[Sink, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    _, url = sink_and_url
-    with servers_on(
-        database.database_url,
-        database.redis_url,
-        tmp_path_factory.mktemp("strict"),
-        JOBS_EMBEDDED_WORKER="true",
-        SMTP_URL=url,
-        PUBLIC_URL="http://taskql.example",
-        REQUIRE_VERIFIED_EMAIL="true",
-    ) as bases:
-        yield bases[0]
+    folder = tmp_path_factory.mktemp("strict")
+    with live_server(database, sink_and_url[1], folder, REQUIRE_VERIFIED_EMAIL="true") as base:
+        yield base
 
 
 async def test_with_verified_email_required_register_tells_nothing_and_login_waits_for_the_link(
@@ -380,41 +375,27 @@ async def test_with_verified_email_required_register_tells_nothing_and_login_wai
         assert (await gql.run("Login", login)).ok()["login"]["accessToken"]
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("CI"),
-    reason="needs Debian's chromium (apt-get install chromium); CI installs it and always runs this test",
-)
+@needs_chromium
 async def test_a_person_resets_the_password_from_the_mail_in_a_real_browser(
     live: Live, tmp_path: Path
 ) -> None:
-    assert CHROMIUM is not None, "chromium is required in CI (.ci/run installs it)"
     await live.register("web@example.com")
     await live.sink.next("web@example.com")
     (await live.gql.run("RequestPasswordReset", {"email": "web@example.com"})).ok()
     link = live.base + local(link_in(await live.sink.next("web@example.com")), live)
     console: list[str] = []
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-        )
-        try:
-            page = await browser.new_page()
-            page.on("console", lambda message: console.append(message.text))
-            await page.goto(link)
-            await page.get_by_label("New password").fill("short")
-            await page.get_by_role("button", name="Set the new password").click()
-            # The browser's own check (minlength) keeps the form; past it, the server's answer.
-            await page.get_by_label("New password").fill(NEW_PASSWORD)
-            await page.get_by_role("button", name="Set the new password").click()
-            await page.get_by_role("status").wait_for()
-            status = await page.get_by_role("status").inner_text()
-            await page.screenshot(path=str(tmp_path / "reset-password.png"))
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        page = await browser.new_page()
+        page.on("console", lambda message: console.append(message.text))
+        await page.goto(link)
+        await page.get_by_label("New password").fill("short")
+        await page.get_by_role("button", name="Set the new password").click()
+        # The browser's own check (minlength) keeps the form; past it, the server's answer.
+        await page.get_by_label("New password").fill(NEW_PASSWORD)
+        await page.get_by_role("button", name="Set the new password").click()
+        await page.get_by_role("status").wait_for()
+        status = await page.get_by_role("status").inner_text()
+        await page.screenshot(path=str(tmp_path / "reset-password.png"))
     assert "Your password is changed" in status
     assert not [line for line in console if "Content Security Policy" in line], console
     assert (await live.login("web@example.com", NEW_PASSWORD))["accessToken"]

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
-import pytest
-from playwright.async_api import Route, async_playwright
+from playwright.async_api import Route
 
+from tests.browser import chromium, needs_chromium
 from tests.processes import TEST_SECRET, environment, free_port, start_server, stop, wait_ready
 from tests.services import Services
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ASSET = re.compile(r'(?:src|href)="([^"]+)"\s+integrity="(sha384-[^"]+)"')
 
 
@@ -47,14 +44,10 @@ async def test_the_big_bundle_travels_gzipped_to_browsers_that_accept_it(http: h
     assert (await http.get("/graphiql/../settings.py")).status_code == 404
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("CI"),
-    reason="needs Debian's chromium (apt-get install chromium); CI installs it and always runs this test",
-)
+@needs_chromium
 async def test_graphiql_runs_a_query_in_a_real_browser_without_network(
     database: Services, tmp_path: Path
 ) -> None:
-    assert CHROMIUM is not None, "chromium is required in CI (.ci/run installs it)"
     env = environment(
         DATABASE_URL=database.database_url, REDIS_URL=database.redis_url, JWT_SECRET=TEST_SECRET
     )
@@ -72,12 +65,7 @@ async def test_graphiql_runs_a_query_in_a_real_browser_without_network(
 
     try:
         wait_ready(server, port)
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-            )  # fmt: skip
+        async with chromium() as browser:
             page = await browser.new_page()
             # The page's Content-Security-Policy must allow everything GraphiQL does, and the browser says
             # so on the console when it does not.
@@ -89,7 +77,6 @@ async def test_graphiql_runs_a_query_in_a_real_browser_without_network(
             await page.locator(".result-window", has_text='"me": null').wait_for()
             result = await page.locator(".result-window").inner_text()
             await page.screenshot(path=str(tmp_path / "graphiql.png"))
-            await browser.close()
     finally:
         stop(server)
     assert '"me": null' in result

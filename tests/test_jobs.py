@@ -20,7 +20,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiosmtpd.controller import Controller
 
 from core.settings import Settings
 from resolvers.jobs import MailJob, enqueue
@@ -31,8 +30,8 @@ from taskql.ops import metrics
 from tests.conftest import make_settings, served
 from tests.factories import promote_to_admin, register
 from tests.graphql_client import GraphQLClient
-from tests.mailbox import parsed
-from tests.processes import ROOT, TEST_SECRET, environment, free_port
+from tests.mailbox import parsed, smtp_server
+from tests.processes import ROOT, TEST_SECRET, environment
 from tests.services import Services
 
 
@@ -71,14 +70,11 @@ class Gate:
 @contextlib.contextmanager
 def gate_server(loop: asyncio.AbstractEventLoop) -> Iterator[tuple[Gate, str]]:
     gate = Gate(loop)
-    port = free_port()
-    controller = Controller(gate, hostname="127.0.0.1", port=port)
-    controller.start()
     try:
-        yield gate, f"smtp://127.0.0.1:{port}"
+        with smtp_server(gate) as url:
+            yield gate, url
     finally:
-        gate.released.set()
-        controller.stop()
+        gate.released.set()  # a message held at DATA must not keep the server from stopping
 
 
 @pytest.fixture

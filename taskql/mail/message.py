@@ -10,21 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import jinja2
 
-MAIL_KINDS: frozenset[str] = frozenset(
-    {
-        "verify_email",
-        "address_in_use",
-        "password_reset",
-        "password_changed",
-        "email_change_requested",
-        "data_export",
-        "account_deleted",
-    }
-)
+from resolvers.jobs import MailKind
+
+MAIL_KINDS: frozenset[str] = frozenset(get_args(MailKind))  # what a mail job may ask for
 
 TEMPLATES = Path(__file__).parent / "templates"
 # The left part of a Message-ID: kept to characters that are valid there and safe in a file name.
