@@ -59,7 +59,8 @@ async def test_create_admin_makes_an_admin_who_can_log_in(
     )
     assert result.returncode == 0, result.stderr
     assert "created admin: root@example.com" in result.stderr
-    settings = make_settings(database, jwt_secret=TEST_SECRET)
+    # Verified by the operator who made it: it logs in where unverified addresses may not.
+    settings = make_settings(database, jwt_secret=TEST_SECRET, require_verified_email=True)
     app = create_app(settings)
     async with (
         LifespanManager(app),

@@ -78,6 +78,7 @@ def _user_rows(count: int, password_hash: str, now: datetime, run: str) -> list[
             True,
             now,
             now,
+            now,  # verified: seeded addresses are nobody's, and REQUIRE_VERIFIED_EMAIL must not lock them out
         )
         for i in range(count)
     ]
@@ -122,7 +123,17 @@ async def seed(
         await connection.copy_records_to_table(
             "users",
             records=user_rows,
-            columns=["id", "email", "name", "password_hash", "role", "is_active", "created_at", "updated_at"],
+            columns=[
+                "id",
+                "email",
+                "name",
+                "password_hash",
+                "role",
+                "is_active",
+                "created_at",
+                "updated_at",
+                "email_verified_at",
+            ],
         )
         progress("users", users)
         owner_ids = [row[0] for row in user_rows]
