@@ -42,7 +42,15 @@ def task_changed(owner_id: uuid.UUID) -> tuple[str, ...]:
 
 
 def user_changed(user_id: uuid.UUID) -> tuple[str, ...]:
+    """The account's rights or sessions changed: its sockets close too (``user:`` is a control tag)."""
     return (user(user_id), ALL_USERS)
+
+
+def shown_changed(user_id: uuid.UUID) -> tuple[str, ...]:
+    """How the user is shown changed (name, address, their inbox), not their rights: every cached answer of
+    theirs (a user's all depend on their tasks' tag, an admin's on every user's) and every admin's, without
+    the control tag that would close their sockets."""
+    return (tasks_of(user_id), ALL_USERS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,7 @@ async def verify_email(ctx: Context, *, token: str) -> UserRecord:
             user.updated_at = now
             db.add(user)
             await db.flush()
-            await ctx.record(db, cache_tags.user_changed(user.id))
+            await ctx.record(db, cache_tags.shown_changed(user.id))
     except IntegrityError:  # another account took the new address since it was asked for
         raise BadUserInput(
             "token: this address now belongs to another account.", field="token", reason="EMAIL_TAKEN"
@@ -180,7 +180,7 @@ async def update_profile(ctx: Context, *, values: Mapping[str, Any]) -> UserReco
         user.name = patch.name
         user.updated_at = now
         db.add(user)
-        await ctx.record(db, cache_tags.user_changed(user.id))
+        await ctx.record(db, cache_tags.shown_changed(user.id))
     record = UserRecord.of(user)
     ctx.loaders.users.clear(user.id).prime(user.id, record)
     return record

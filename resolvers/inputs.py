@@ -163,13 +163,12 @@ class UserSearch(Strict):
 
 Model = TypeVar("Model", bound=BaseModel)
 
+
 # GraphQL names of the Python field names, for error paths that match what the client sent.
-_GRAPHQL_NAMES = {
-    "due_at": "dueAt",
-    "due_before": "dueBefore",
-    "due_after": "dueAfter",
-    "is_active": "isActive",
-}
+def graphql_name(name: str) -> str:
+    """A field's GraphQL name (camelCase, as Strawberry names it) from its Python name."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def validate(model: type[Model], values: Mapping[str, Any], *, argument: str) -> Model:
@@ -178,7 +177,10 @@ def validate(model: type[Model], values: Mapping[str, Any], *, argument: str) ->
         return model.model_validate(dict(values))
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
-        path = [argument, *(_GRAPHQL_NAMES.get(str(part), str(part)) for part in first["loc"])]
+        path = [
+            argument,
+            *(graphql_name(part) if isinstance(part, str) else str(part) for part in first["loc"]),
+        ]
         field = ".".join(path)
         message = first["msg"].removeprefix("Value error, ")
         raise BadUserInput(f"{field}: {message}.", field=field) from None
