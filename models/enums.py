@@ -23,3 +23,15 @@ class TaskPriority(StrEnum):
     MEDIUM = "MEDIUM"
     HIGH = "HIGH"
     URGENT = "URGENT"
+
+
+class NotificationChannel(StrEnum):
+    EMAIL = "EMAIL"
+    IN_APP = "IN_APP"
+    WEBHOOK = "WEBHOOK"
+
+
+class NotificationKind(StrEnum):
+    TASK_DUE_SOON = "TASK_DUE_SOON"
+    TASK_OVERDUE_DIGEST = "TASK_OVERDUE_DIGEST"
+    WEBHOOK_DISABLED = "WEBHOOK_DISABLED"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import orjson
 from pgqueuer.db import AsyncpgDriver
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from resolvers.context import Context
 
 MAIL = "mail"  # send one account mail (taskql.jobs.mails)
+REMINDER = "reminder"  # remind a task's owner that it is due soon (taskql.jobs.reminders)
 CLEANUP = "cleanup"  # periodic: remove expired tokens, ended sessions, published outbox rows
 MAX_FAILED_JOBS = 100
 
@@ -38,6 +39,7 @@ MailKind = Literal[
     "email_change_requested",
     "data_export",
     "account_deleted",
+    "task_due_soon",
 ]
 
 
@@ -52,7 +54,9 @@ class MailJob:
     user_id: str | None = None
     name: str | None = None  # for mails about an account that will be gone when it is sent
     new_email: str | None = None
+    task_id: str | None = None  # for mails about a task
     message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    entrypoint: ClassVar[str] = MAIL
 
     def payload(self) -> bytes:
         return orjson.dumps({key: value for key, value in asdict(self).items() if value is not None})
@@ -63,11 +67,35 @@ class MailJob:
         return cls(**values)
 
 
-async def enqueue(db: AsyncSession, *jobs: MailJob) -> None:
-    """Add ``jobs`` to the queue in ``db``'s transaction (on its own connection)."""
+@dataclass(frozen=True, slots=True)
+class ReminderJob:
+    """Remind the owner of ``task_id`` that it is due at ``due_at``, ``remind_before`` minutes ahead. Runs at
+    that moment and does nothing if the task moved on since (done, deleted, another due date, another
+    setting): the job enqueued for the new state reminds instead."""
+
+    task_id: str
+    due_at: str  # ISO 8601, as stored
+    remind_before: int
+    entrypoint: ClassVar[str] = REMINDER
+
+    def payload(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def of(cls, payload: bytes) -> ReminderJob:
+        values: dict[str, Any] = orjson.loads(payload)
+        return cls(**values)
+
+
+Job = MailJob | ReminderJob
+
+
+async def enqueue(db: AsyncSession, *jobs: Job, after: timedelta | None = None) -> None:
+    """Add ``jobs`` to the queue in ``db``'s transaction (on its own connection), to run now or ``after``."""
     if jobs:
+        count = len(jobs)
         await (await _queries(db)).enqueue(
-            [MAIL] * len(jobs), [job.payload() for job in jobs], [0] * len(jobs)
+            [job.entrypoint for job in jobs], [job.payload() for job in jobs], [0] * count, [after] * count
         )
 
 

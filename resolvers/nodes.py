@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from core.errors import NotFound
 from core.ids import decode_id
 from models import TaskRecord, UserRecord
+from resolvers.notifications import NotificationRecord, get_notification
 from resolvers.tasks import get_task
 from resolvers.users import get_user
 
@@ -14,10 +15,12 @@ if TYPE_CHECKING:
     from resolvers.context import Context
 
 
-async def get_node(ctx: Context, *, global_id: str) -> TaskRecord | UserRecord:
+async def get_node(ctx: Context, *, global_id: str) -> TaskRecord | UserRecord | NotificationRecord:
     type_name, key = decode_id(global_id)
     if type_name == "Task":
         return await get_task(ctx, task_id=key)
     if type_name == "User":
         return await get_user(ctx, user_id=key)
+    if type_name == "Notification" and (notification := await get_notification(ctx, key)) is not None:
+        return notification
     raise NotFound(f"No object with id {global_id!r}.", id=global_id)

@@ -37,6 +37,7 @@ from models import TASK_COLUMNS, Task, TaskPriority, TaskRecord, TaskStatus, Use
 from models.task import SEARCH_COLUMN
 from resolvers.events import TaskEventKind, drafts_for_write
 from resolvers.inputs import TaskCreate, TaskPatch, TaskSearch, validate
+from resolvers.notifications import schedule_reminder
 from resolvers.pagination import (
     LIMIT,
     Listing,
@@ -262,6 +263,7 @@ async def create_task(ctx: Context, *, values: Mapping[str, Any]) -> TaskRecord:
             cache_tags.task_changed(task.owner_id),
             drafts_for_write(TaskEventKind.CREATED, task.id, record, task.owner_id, task.owner_id),
         )
+        await schedule_reminder(db, task, now)
     ctx.loaders.tasks.prime(task.id, record)
     ctx.loaders.forget_owner(task.owner_id)
     return record
@@ -298,6 +300,8 @@ async def update_task(
                 task.completed_at = None
         task.updated_at = now
         db.add(task)
+        if task.owner_id != previous_owner or {"due_at", "status"} & patch.model_fields_set:
+            await schedule_reminder(db, task, now)  # the one enqueued before will find it changed
         record = TaskRecord.of(task)
         await ctx.record(
             db,

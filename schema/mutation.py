@@ -4,7 +4,7 @@ import strawberry
 
 from core.errors import BadUserInput
 from models import Role
-from resolvers import accounts, jobs, tasks, users
+from resolvers import accounts, jobs, notifications, tasks, users
 from schema.directives.auth import Auth
 from schema.info import Info
 from schema.types.auth_payload import AuthPayload
@@ -19,6 +19,7 @@ from schema.types.inputs import (
     typed_key,
     user_key,
 )
+from schema.types.notification import NotificationSettings, NotificationSettingsInput
 from schema.types.task import Task
 from schema.types.user import User
 
@@ -180,3 +181,26 @@ class Mutation:
         if not (str(id).isdigit() and len(str(id)) <= 18):  # a bigint
             raise BadUserInput("id: not the id of a job.", field="id")
         return await jobs.retry_job(info.context, job_id=int(id))
+
+    @strawberry.mutation(
+        description="Change the viewer's notification settings; a new `remindBeforeMinutes` moves the "
+        "reminders of every open task.",
+        directives=[Auth()],
+    )
+    async def update_notification_settings(
+        self, info: Info, input: NotificationSettingsInput
+    ) -> NotificationSettings:
+        record = await notifications.update_settings(info.context, values=given(input))
+        return NotificationSettings.from_record(record)
+
+    @strawberry.mutation(
+        description="Mark notifications read: those of `ids` (at most 100), or with `all: true` every one. "
+        "Returns how many were unread; another user's ids count as none.",
+        directives=[Auth()],
+    )
+    async def mark_notifications_read(
+        self, info: Info, ids: list[strawberry.ID] | None = None, all: bool | None = False
+    ) -> int:
+        return await notifications.mark_read(
+            info.context, ids=[str(key) for key in ids] if ids is not None else None, everything=bool(all)
+        )

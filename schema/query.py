@@ -3,8 +3,9 @@ from __future__ import annotations
 import strawberry
 
 from models import Role, TaskRecord
-from resolvers import accounts, budget, jobs, nodes, stats, tasks, users
+from resolvers import accounts, budget, jobs, nodes, notifications, stats, tasks, users
 from resolvers.loaders import prefetch
+from resolvers.notifications import NotificationRecord
 from resolvers.pagination import PageRequest
 from schema.directives.auth import Auth
 from schema.directives.cache_control import PRIVATE
@@ -13,6 +14,7 @@ from schema.types.connections import Connection, connection, selects
 from schema.types.inputs import TaskFilter, TaskOrder, UserFilter, given, typed_key, user_key
 from schema.types.job import FailedJob
 from schema.types.node import Node
+from schema.types.notification import Notification, NotificationSettings
 from schema.types.rate_limit import RateLimit
 from schema.types.session import Session
 from schema.types.stats import TaskStats
@@ -42,12 +44,39 @@ class Query:
         records = await jobs.failed_jobs(info.context, first=first)
         return [FailedJob.from_record(record) for record in records]
 
+    @strawberry.field(description="The viewer's notification settings.", directives=[Auth()])
+    async def notification_settings(self, info: Info) -> NotificationSettings:
+        return NotificationSettings.from_record(await notifications.get_settings(info.context))
+
+    @strawberry.field(
+        description="The viewer's inbox, newest first (1 to 100 a page, default 20); with `unreadOnly`, the "
+        "unread entries only.",
+        directives=[Auth()],
+    )
+    async def notifications(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        unread_only: bool | None = False,
+    ) -> Connection[Notification]:
+        result = await notifications.list_notifications(
+            info.context, page=PageRequest(first, after), unread_only=bool(unread_only)
+        )
+        return connection(result.page, Notification.from_record, result.count)
+
+    @strawberry.field(description="How many of the viewer's notifications are unread.", directives=[Auth()])
+    async def unread_notification_count(self, info: Info) -> int:
+        return await notifications.unread_count(info.context)
+
     @strawberry.field(description="Any object by its global ID (Relay). Another user's is NOT_FOUND.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         found = await nodes.get_node(info.context, global_id=id)
         if isinstance(found, TaskRecord):
             await _with_owner(info, found)
             return Task.from_model(found)
+        if isinstance(found, NotificationRecord):
+            return Notification.from_record(found)
         return User.from_model(found)
 
     @strawberry.field(description="A task by ID. Another user's task is NOT_FOUND.", directives=[Auth()])

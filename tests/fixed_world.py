@@ -49,6 +49,15 @@ class Person:
     def refresh_token(self) -> str:
         return f"fixed-refresh-token-of-{self.name.lower()}"
 
+    @property
+    def notification(self) -> uuid.UUID:
+        """The one unread entry of their inbox."""
+        return uuid.UUID(int=self.key.int + 2)
+
+    @property
+    def notification_id(self) -> str:
+        return encode_id("Notification", self.notification)
+
 
 @dataclass(frozen=True)
 class FixedTask:
@@ -136,6 +145,11 @@ async def rebuild(connection: asyncpg.Connection, redis: Redis) -> None:
             for n, t in enumerate(TASKS)
         ],
     )  # fmt: skip
+    await connection.executemany(
+        "INSERT INTO notifications (id, user_id, kind, title, body, dedupe_key)"
+        " VALUES ($1, $2, 'TASK_DUE_SOON', $3, 'soon', $3)",
+        [(p.notification, p.key, f"for {p.name}") for p in PEOPLE],
+    )
     keys = [key async for key in redis.scan_iter(match="taskql:*", count=1000)]
     if keys:
         await redis.delete(*keys)
@@ -144,6 +158,15 @@ async def rebuild(connection: asyncpg.Connection, redis: Redis) -> None:
 async def snapshot(connection: asyncpg.Connection) -> list[list[asyncpg.Record]]:
     """Every row taskql keeps, in a fixed order: to tell whether a request wrote anything."""
     return [
-        await connection.fetch(f"SELECT * FROM {table} ORDER BY id")
-        for table in ("users", "auth_sessions", "refresh_tokens", "tasks", "account_tokens", "pgqueuer")
+        await connection.fetch(f"SELECT * FROM {table} ORDER BY 1")
+        for table in (
+            "users",
+            "auth_sessions",
+            "refresh_tokens",
+            "tasks",
+            "account_tokens",
+            "pgqueuer",
+            "notifications",
+            "notification_settings",
+        )
     ]

@@ -90,6 +90,13 @@ OPERATIONS: dict[str, Operation] = {
     "deleteAccount": lambda w, t: w.gql.run("DeleteAccount", {"password": WRONG}, token=t),
     "sendPasswordReset": lambda w, t: w.gql.run("SendPasswordReset", {"userId": w.other.id}, token=t),
     "retryJob": lambda w, t: w.gql.run("RetryJob", {"id": "900000000000001"}, token=t),
+    "notificationSettings": lambda w, t: w.gql.run("NotificationSettings", token=t),
+    "notifications": lambda w, t: w.gql.run("Notifications", token=t),
+    "unreadNotificationCount": lambda w, t: w.gql.query("{ unreadNotificationCount }", token=t),
+    "updateNotificationSettings": lambda w, t: w.gql.run(
+        "UpdateNotificationSettings", {"input": {"remindBeforeMinutes": 30}}, token=t
+    ),
+    "markNotificationsRead": lambda w, t: w.gql.run("MarkNotificationsRead", {"all": True}, token=t),
 }
 SIGNED_IN = {"anonymous": "UNAUTHENTICATED", "owner": "ok", "other": "ok", "admin": "ok"}
 ADMINS = {"anonymous": "UNAUTHENTICATED", "owner": "FORBIDDEN", "other": "FORBIDDEN", "admin": "ok"}
@@ -152,6 +159,11 @@ MATRIX: dict[str, dict[str, str]] = {
     "deleteAccount": everyone("BAD_USER_INPUT", anonymous="UNAUTHENTICATED"),
     "sendPasswordReset": ADMINS,
     "retryJob": {**ADMINS, "admin": "NOT_FOUND"},
+    "notificationSettings": SIGNED_IN,
+    "notifications": SIGNED_IN,
+    "unreadNotificationCount": SIGNED_IN,
+    "updateNotificationSettings": SIGNED_IN,
+    "markNotificationsRead": SIGNED_IN,
 }
 CASES = [(operation, who, expected) for operation, row in MATRIX.items() for who, expected in row.items()]
 

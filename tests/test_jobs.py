@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 
 from core.settings import Settings
-from resolvers.jobs import MailJob, enqueue
+from resolvers.jobs import Job, MailJob, enqueue
 from taskql.data.engine import Outage, create_engine, create_sessionmaker
 from taskql.jobs.cleanup import clean_up
 from taskql.jobs.worker import running
@@ -45,6 +45,7 @@ class Gate:
     released: threading.Event = field(default_factory=threading.Event)
     opened: threading.Event = field(default_factory=threading.Event)  # set: a message is waiting at DATA
     refusing: bool = False
+    delay: float = 0.0  # how long each message takes to be accepted
     accepted: list[EmailMessage] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -54,6 +55,7 @@ class Gate:
             await asyncio.to_thread(self.released.wait)
         if self.refusing:
             return "451 4.3.0 try again later"
+        await asyncio.sleep(self.delay)
         self.accepted.append(parsed(envelope.content))
         self.loop.call_soon_threadsafe(self.arrived.set)
         return "250 OK"
@@ -97,7 +99,7 @@ async def a_user(dsn: str, email: str = "jo@example.com") -> uuid.UUID:
         await connection.close()
 
 
-async def enqueued(settings: Settings, *jobs: MailJob, commit: bool = True) -> None:
+async def enqueued(settings: Settings, *jobs: Job, commit: bool = True) -> None:
     engine = create_engine(settings, Outage())
     try:
         async with create_sessionmaker(engine)() as db:
@@ -143,6 +145,13 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log.read_text()
+
+    async def started(self, timeout: float = 60) -> None:
+        """Until the worker says it runs (its log: a condition polled, the worker is another process)."""
+        async with asyncio.timeout(timeout):
+            while "job worker started" not in self.output():
+                assert self.process.poll() is None, self.output()
+                await asyncio.sleep(0.05)
 
     def done_jobs(self) -> list[int]:
         return [int(number) for number in re.findall(r"job (\d+) \(mail:[a-z_]+\) done", self.output())]
@@ -204,8 +213,11 @@ async def test_two_workers_share_the_jobs_and_never_run_one_twice(
     server, url = gate
     user = await a_user(database.dsn)
     jobs = [mail_for(user) for _ in range(60)]
+    server.delay = 0.05  # one worker alone holds 4 at a time: the other is sure to take some
     workers = [WorkerProcess(database, url, tmp_path, f"worker{n}", JOBS_CONCURRENCY="4") for n in (1, 2)]
     try:
+        for worker in workers:
+            await worker.started()
         await enqueued(settings, *jobs)
         delivered = await server.count(len(jobs))
         await until_no_jobs(database.dsn)

@@ -131,6 +131,13 @@ VARIABLES: dict[str, list[dict[str, Any]]] = {
     "DeleteAccount": [{"password": "not it"}],
     "SendPasswordReset": [{"userId": BOB.id}, {"userId": MISSING_USER}],
     "RetryJob": [{"id": "900000000000001"}, {"id": "x"}],
+    "NotificationSettings": [{}],
+    "UpdateNotificationSettings": [
+        {"input": {"remindBeforeMinutes": 30, "channels": ["IN_APP"], "timezone": "Europe/Paris"}},
+        {"input": {"timezone": "Mars/Olympus"}},
+    ],
+    "Notifications": [{}, {"first": 1}, {"unreadOnly": True}, {"first": 1, "after": "not a cursor"}],
+    "MarkNotificationsRead": [{"all": True}, {"ids": []}, {"ids": ["x"]}, {}],
     "Users": [
         {},
         {"first": 2},

@@ -73,6 +73,11 @@ def test_the_server_guards_exactly_the_fields_the_sdl_marks() -> None:
         "Mutation.deleteAccount": Role.USER,
         "Mutation.sendPasswordReset": Role.ADMIN,
         "Mutation.retryJob": Role.ADMIN,
+        "Query.notificationSettings": Role.USER,
+        "Query.notifications": Role.USER,
+        "Query.unreadNotificationCount": Role.USER,
+        "Mutation.updateNotificationSettings": Role.USER,
+        "Mutation.markNotificationsRead": Role.USER,
     }
 
 
@@ -80,6 +85,6 @@ def test_ids_are_opaque_global_ids() -> None:
     schema = graphql_schema_of(build_schema())
     node = schema.type_map["Node"]
     implementations = {impl.name for impl in schema.get_possible_types(node)}  # type: ignore[arg-type]
-    assert implementations == {"Task", "User"}
+    assert implementations == {"Notification", "Task", "User"}
     field: GraphQLField = schema.type_map["Task"].fields["id"]  # type: ignore[attr-defined]
     assert str(field.type) == "ID!"

@@ -115,6 +115,8 @@ def node_ids(viewer: str) -> dict[str, Any]:
         "own_user": me.id,
         "others_user": other.id,
         "missing_user": MISSING_USER,
+        "own_notification": me.notification_id,
+        "others_notification": other.notification_id,
     }
 
 
@@ -150,6 +152,17 @@ def session_ids(viewer: str) -> dict[str, Any]:
     }
 
 
+def notification_ids(viewer: str) -> dict[str, Any]:
+    me, other = VIEWERS[viewer], OTHERS[viewer]
+    return {
+        "own": me.notification_id,
+        "others": other.notification_id,
+        "missing": encode_id("Notification", uuid.UUID("dead0000-0000-4000-8000-000000000004")),
+        "wrong_type": own_task(me).id,
+        **MALFORMED,
+    }
+
+
 def job_ids(viewer: str) -> dict[str, Any]:
     """Jobs have numbers, not global IDs; none is failed in the world: every number is NOT_FOUND."""
     numbers = {"own": "900000000000001", "others": "900000000000002", "missing": "900000000000999"}
@@ -158,8 +171,18 @@ def job_ids(viewer: str) -> dict[str, Any]:
 
 OWN_ONLY = {"own": "ok", "others": "NOT_FOUND", "missing": "NOT_FOUND", "wrong_type": "NOT_FOUND"}
 ANY_OWNER = {**OWN_ONLY, "others": "ok"}
-NODE_USER = {**OWN_ONLY, "own_user": "ok", "others_user": "NOT_FOUND", "missing_user": "NOT_FOUND"}
-NODE_ADMIN = {**ANY_OWNER, "own_user": "ok", "others_user": "ok", "missing_user": "NOT_FOUND"}
+# An inbox is its owner's alone: an admin does not see another's notification either.
+NOTIFICATIONS = {"own_notification": "ok", "others_notification": "NOT_FOUND"}
+NODE_USER = {
+    **OWN_ONLY, "own_user": "ok", "others_user": "NOT_FOUND", "missing_user": "NOT_FOUND", **NOTIFICATIONS
+}  # fmt: skip
+NODE_ADMIN = {
+    **ANY_OWNER,
+    "own_user": "ok",
+    "others_user": "ok",
+    "missing_user": "NOT_FOUND",
+    **NOTIFICATIONS,
+}
 ANONYMOUS = {"others": "UNAUTHENTICATED", "missing": "UNAUTHENTICATED"}
 ADMINS_ONLY = dict.fromkeys((*OWN_ONLY, *MALFORMED), "FORBIDDEN")  # refused before the ID is read
 ON_OTHERS = {"own": "BAD_USER_INPUT", "others": "ok", "missing": "NOT_FOUND", "wrong_type": "NOT_FOUND"}
@@ -173,7 +196,8 @@ MATRIX: dict[str, Row] = {
         {"user": OWN_ONLY, "admin": ANY_OWNER, "anonymous": ANONYMOUS},
     ),
     "Query.node(id)": Row(
-        "query($id: ID!) { node(id: $id) { id ... on Task { title } ... on User { email name } } }",
+        "query($id: ID!) { node(id: $id) { id ... on Task { title } ... on User { email name }"
+        " ... on Notification { title } } }",
         node_ids,
         "id",
         {"user": NODE_USER, "admin": NODE_ADMIN, "anonymous": ANONYMOUS},
@@ -266,6 +290,18 @@ MATRIX: dict[str, Row] = {
                 **dict.fromkeys(("own", "others", "missing", "malformed:integer"), "NOT_FOUND"),
                 "wrong_type": "BAD_USER_INPUT",
             },
+            "anonymous": ANONYMOUS,
+        },
+        writes=True,
+    ),
+    "Mutation.markNotificationsRead(ids)": Row(
+        "mutation($id: ID!) { markNotificationsRead(ids: [$id]) }",
+        notification_ids,
+        "ids",
+        # Another's, a missing and a wrong type's entry are none of the viewer's: 0 marked, alike.
+        {
+            "user": dict.fromkeys(OWN_ONLY, "ok"),
+            "admin": dict.fromkeys(OWN_ONLY, "ok"),
             "anonymous": ANONYMOUS,
         },
         writes=True,

@@ -5,7 +5,7 @@ from enum import Enum
 import strawberry
 
 import schema.directives.auth  # noqa: F401  (registers Role: the directive's argument is typed with it)
-from models import Role, TaskPriority, TaskStatus
+from models import NotificationChannel, NotificationKind, Role, TaskPriority, TaskStatus
 from resolvers.tasks import TaskOrderField
 
 strawberry.enum(TaskStatus, description="Where a task stands.")
@@ -13,6 +13,14 @@ strawberry.enum(TaskPriority, description="How urgent a task is, from LOW to URG
 strawberry.enum(
     TaskOrderField,
     description="What a task list is sorted by. RELEVANCE ranks full-text matches and needs filter.search.",
+)
+strawberry.enum(
+    NotificationChannel, description="How a user is told: by email, in the app's inbox, by webhook."
+)
+strawberry.enum(
+    NotificationKind,
+    description="What a notification is about: a task due soon, the daily digest of overdue and due-today "
+    "tasks, a webhook disabled after failing.",
 )
 
 
@@ -22,4 +30,12 @@ class OrderDirection(Enum):
     DESC = "DESC"
 
 
-__all__ = ["OrderDirection", "Role", "TaskOrderField", "TaskPriority", "TaskStatus"]
+__all__ = [
+    "NotificationChannel",
+    "NotificationKind",
+    "OrderDirection",
+    "Role",
+    "TaskOrderField",
+    "TaskPriority",
+    "TaskStatus",
+]

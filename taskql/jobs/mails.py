@@ -20,9 +20,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth import account_tokens
-from models import TokenPurpose, User
+from models import Task, TaskStatus, TokenPurpose, User
 from models.columns import utcnow
 from resolvers.jobs import MailJob
+from resolvers.notifications import due_text, settings_of
 from taskql.mail.delivery import Mailer
 from taskql.mail.message import Mail, render
 
@@ -50,6 +51,18 @@ class Postman:
             context: dict[str, Any] = {"name": user.name if user else job.name or ""}
             if job.new_email:
                 context["new_email"] = job.new_email
+            if job.task_id is not None:  # a reminder: not if the task is gone or done since
+                assert user is not None
+                task = await db.get(Task, uuid.UUID(job.task_id))
+                if (
+                    task is None
+                    or task.owner_id != user.id
+                    or task.status is TaskStatus.DONE
+                    or task.due_at is None
+                ):
+                    return False
+                timezone = (await settings_of(db, user.id)).timezone
+                context |= {"task_title": task.title, "due": due_text(task.due_at, timezone)}
             if job.kind in LINKS:
                 assert user is not None
                 path, purpose = LINKS[job.kind]

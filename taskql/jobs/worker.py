@@ -34,10 +34,11 @@ from pgqueuer.models import Context, Job, Schedule
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from resolvers.jobs import CLEANUP, MAIL, MailJob
+from resolvers.jobs import CLEANUP, MAIL, REMINDER, MailJob, ReminderJob
 from taskql.data.engine import Outage, create_engine, create_sessionmaker
 from taskql.jobs.cleanup import clean_up
 from taskql.jobs.mails import Postman
+from taskql.jobs.reminders import Reminders
 from taskql.mail.delivery import mailer_for
 from taskql.ops import metrics
 
@@ -92,6 +93,7 @@ class Worker:
     pool: asyncpg.Pool
     engine: AsyncEngine
     postman: Postman
+    reminders: Reminders
     queue: PgQueuer = field(init=False)
 
     def __post_init__(self) -> None:
@@ -112,6 +114,11 @@ class Worker:
             mail = MailJob.of(job.payload)
             if not await self.postman.deliver(mail):
                 logger.info("mail %s (%s) not sent: no such account any more", job.id, mail.kind)
+
+        @self.queue.entrypoint(REMINDER, on_failure="hold", executor_factory=retrying, accepts_context=False)
+        async def remind(job: Job) -> None:
+            assert job.payload is not None
+            await self.reminders.remind(ReminderJob.of(job.payload))
 
         @self.queue.schedule(CLEANUP, CLEANUP_EVERY)
         async def cleanup(schedule: Schedule) -> None:
@@ -150,8 +157,9 @@ async def running(settings: Settings) -> AsyncIterator[Worker]:
     engine = create_engine(settings, Outage())
     mailbox = Path(settings.data_dir) / "mail"
     mailer = mailer_for(settings.smtp_url, mailbox)
-    postman = Postman(create_sessionmaker(engine), mailer, settings.mail_from, settings.public_url)
-    worker = Worker(settings, pool, engine, postman)
+    sessions = create_sessionmaker(engine)
+    postman = Postman(sessions, mailer, settings.mail_from, settings.public_url)
+    worker = Worker(settings, pool, engine, postman, Reminders(sessions))
     logger.info("job worker: %d at once, mail to %s", settings.jobs_concurrency, mailer.describe())
     runner = asyncio.create_task(worker.run(), name="taskql-jobs")
     sampler = asyncio.create_task(worker.sample(), name="taskql-jobs-metrics")
