@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 MAIL = "mail"  # send one account mail (taskql.jobs.mails)
 REMINDER = "reminder"  # remind a task's owner that it is due soon (taskql.jobs.reminders)
+DIGEST = "digest"  # periodic: the daily digest of users whose local time is 08:00 (taskql.jobs.digest)
 CLEANUP = "cleanup"  # periodic: remove expired tokens, ended sessions, published outbox rows
 MAX_FAILED_JOBS = 100
 
@@ -40,6 +41,7 @@ MailKind = Literal[
     "data_export",
     "account_deleted",
     "task_due_soon",
+    "daily_digest",
 ]
 
 
@@ -55,6 +57,7 @@ class MailJob:
     name: str | None = None  # for mails about an account that will be gone when it is sent
     new_email: str | None = None
     task_id: str | None = None  # for mails about a task
+    summary: str | None = None  # a digest's text, as the inbox shows it
     message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     entrypoint: ClassVar[str] = MAIL
 

@@ -281,7 +281,7 @@ async def update_task(
         task = await db.get(Task, task_id, with_for_update=True)
         if task is None or not viewer.can_see_owner(task.owner_id):
             raise NotFound.for_id("Task", encode_id("Task", task_id))
-        previous_owner = task.owner_id
+        previous_owner, was_done = task.owner_id, task.status is TaskStatus.DONE
         if new_owner_id is not None and new_owner_id != task.owner_id:
             # Checked in this transaction (FOR KEY SHARE, as the foreign key would), so the new owner cannot
             # vanish before commit.
@@ -300,8 +300,14 @@ async def update_task(
                 task.completed_at = None
         task.updated_at = now
         db.add(task)
-        if task.owner_id != previous_owner or {"due_at", "status"} & patch.model_fields_set:
-            await schedule_reminder(db, task, now)  # the one enqueued before will find it changed
+        # A new due date or owner, or a reopened task: a new reminder (the one before will find it changed).
+        # TODO <-> IN_PROGRESS leaves the pending one valid.
+        if (
+            task.owner_id != previous_owner
+            or "due_at" in patch.model_fields_set
+            or (was_done and task.status is not TaskStatus.DONE)
+        ):
+            await schedule_reminder(db, task, now)
         record = TaskRecord.of(task)
         await ctx.record(
             db,

@@ -35,6 +35,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "email_change_requested": {"name": "Eve", "new_email": "eve@new.example"},
     "data_export": {"name": "Eve", "link": LINK, "expires_hours": 48},
     "account_deleted": {"name": "Eve"},
+    "daily_digest": {"name": "Eve", "summary": "Your tasks: 1 overdue\n\nOverdue: Pay <the> rent"},
     "task_due_soon": {"name": "Eve", "task_title": "Pay <the> rent", "due": "Mon 06 Jan 2031, 09:00 (UTC)"},
 }
 
@@ -267,6 +268,7 @@ def test_the_link_of_every_kind_with_a_link_is_in_both_parts(kind: str) -> None:
         ("address_in_use", "already has a taskql account"),
         ("account_deleted", "were deleted"),
         ("task_due_soon", "is due Mon 06 Jan 2031, 09:00 (UTC)"),
+        ("daily_digest", "Your tasks: 1 overdue"),
     ],
 )
 def test_each_kind_tells_what_the_person_needs_to_know_in_both_parts(kind: str, says: str) -> None:

@@ -243,3 +243,24 @@ async def test_a_reminder_run_twice_or_on_a_killed_worker_notifies_once(
             await connection.close()
     # One mail job was enqueued with the one notification: one mail (the sink got no second reminder).
     assert [m for m in sink.received if "Due soon" in str(m["Subject"])] == []
+
+
+async def test_only_a_reopened_task_gets_a_new_reminder_among_status_changes(world: World) -> None:
+    hal = await register(world.gql, email="hal@example.com")
+    task = await world.task(hal, datetime.now(UTC) + timedelta(days=1))
+    assert await reminders_waiting(world.dsn) == 1
+    for status, reminders in (("IN_PROGRESS", 1), ("TODO", 1), ("DONE", 1), ("TODO", 2)):
+        (await world.gql.run("UpdateTask", {"id": task, "input": {"status": status}}, token=hal.token)).ok()
+        assert await reminders_waiting(world.dsn) == reminders, status
+
+
+async def reminders_waiting(dsn: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await connection.fetchval(
+                "SELECT count(*) FROM pgqueuer WHERE entrypoint = 'reminder' AND status = 'queued'"
+            )
+        )
+    finally:
+        await connection.close()

@@ -51,6 +51,8 @@ class Postman:
             context: dict[str, Any] = {"name": user.name if user else job.name or ""}
             if job.new_email:
                 context["new_email"] = job.new_email
+            if job.summary is not None:
+                context["summary"] = job.summary
             if job.task_id is not None:  # a reminder: not if the task is gone or done since
                 assert user is not None
                 task = await db.get(Task, uuid.UUID(job.task_id))

@@ -7,7 +7,8 @@
   ``JOBS_MAX_ATTEMPTS`` times in all, then it is held as ``failed`` (admins: ``failedJobs``, ``retryJob``).
 - **Drain**: on SIGTERM the worker takes no new job and lets its running ones finish for up to
   ``JOBS_DRAIN_SECONDS``; what is still running then is stopped and runs again elsewhere.
-- **Periodic**: ``cleanup`` every ten minutes, on one worker of all (pgqueuer's schedules are shared).
+- **Periodic**: ``cleanup`` every ten minutes and the daily ``digest`` every quarter of an hour, each on one
+  worker of all (pgqueuer's schedules are shared).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -34,9 +35,10 @@ from pgqueuer.models import Context, Job, Schedule
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from resolvers.jobs import CLEANUP, MAIL, REMINDER, MailJob, ReminderJob
+from resolvers.jobs import CLEANUP, DIGEST, MAIL, REMINDER, MailJob, ReminderJob
 from taskql.data.engine import Outage, create_engine, create_sessionmaker
 from taskql.jobs.cleanup import clean_up
+from taskql.jobs.digest import DIGEST_EVERY, Digests
 from taskql.jobs.mails import Postman
 from taskql.jobs.reminders import Reminders
 from taskql.mail.delivery import mailer_for
@@ -94,6 +96,7 @@ class Worker:
     engine: AsyncEngine
     postman: Postman
     reminders: Reminders
+    digests: Digests
     queue: PgQueuer = field(init=False)
 
     def __post_init__(self) -> None:
@@ -119,6 +122,11 @@ class Worker:
         async def remind(job: Job) -> None:
             assert job.payload is not None
             await self.reminders.remind(ReminderJob.of(job.payload))
+
+        @self.queue.schedule(DIGEST, DIGEST_EVERY)
+        async def digest(schedule: Schedule) -> None:
+            told = await self.digests.run(datetime.now(UTC))
+            logger.info("daily digest: %d users told", told)
 
         @self.queue.schedule(CLEANUP, CLEANUP_EVERY)
         async def cleanup(schedule: Schedule) -> None:
@@ -159,7 +167,7 @@ async def running(settings: Settings) -> AsyncIterator[Worker]:
     mailer = mailer_for(settings.smtp_url, mailbox)
     sessions = create_sessionmaker(engine)
     postman = Postman(sessions, mailer, settings.mail_from, settings.public_url)
-    worker = Worker(settings, pool, engine, postman, Reminders(sessions))
+    worker = Worker(settings, pool, engine, postman, Reminders(sessions), Digests(sessions))
     logger.info("job worker: %d at once, mail to %s", settings.jobs_concurrency, mailer.describe())
     runner = asyncio.create_task(worker.run(), name="taskql-jobs")
     sampler = asyncio.create_task(worker.sample(), name="taskql-jobs-metrics")
