@@ -134,9 +134,11 @@ async def update_settings(ctx: Context, *, values: Mapping[str, Any]) -> Setting
             raise BadUserInput(f"{field}: cannot be null.", field=field)
     now = ctx.now()
     async with ctx.transaction() as db:
-        row = await db.get(NotificationSettings, viewer.user_id, with_for_update=True)
-        if row is None:
-            row = NotificationSettings(user_id=viewer.user_id)
+        # The row with the defaults first, if there is none: two first changes at once then wait for each
+        # other on its lock instead of both inserting.
+        await db.exec(insert(NotificationSettings).values(user_id=viewer.user_id).on_conflict_do_nothing())
+        row = await db.get(NotificationSettings, viewer.user_id, with_for_update=True, populate_existing=True)
+        assert row is not None
         before = row.remind_before_minutes
         for name in patch.model_fields_set:
             value = getattr(patch, name)
