@@ -48,6 +48,7 @@ logger = logging.getLogger("taskql.jobs.worker")
 CLEANUP_EVERY = "*/10 * * * *"
 SAMPLE_SECONDS = 5.0
 QUEUE_CONNECTIONS = 3
+RESTART_SECONDS = (0.5, 10.0)  # the first and the longest wait before the queue runs again after a failure
 _DEPTH = "SELECT status::text AS status, count(*) AS jobs FROM pgqueuer GROUP BY status"
 _OLDEST = """SELECT coalesce(extract(epoch FROM now() - min(greatest(created, execute_after))), 0)
 FROM pgqueuer WHERE status = 'queued' AND execute_after <= now()"""
@@ -98,9 +99,15 @@ class Worker:
     reminders: Reminders
     digests: Digests
     queue: PgQueuer = field(init=False)
+    stopping: bool = False
 
     def __post_init__(self) -> None:
-        self.queue = PgQueuer.from_asyncpg_pool(self.pool)
+        self.queue = self._queue()
+
+    def _queue(self) -> PgQueuer:
+        """A queue with every entrypoint and schedule: made anew after a failure (its driver's listening
+        connection died with it)."""
+        queue = PgQueuer.from_asyncpg_pool(self.pool)
         settings = self.settings
 
         def retrying(parameters: EntrypointExecutorParameters) -> JitteredRetry:
@@ -111,37 +118,58 @@ class Worker:
                 max_delay=timedelta(seconds=settings.jobs_backoff_max_seconds),
             )
 
-        @self.queue.entrypoint(MAIL, on_failure="hold", executor_factory=retrying, accepts_context=False)
+        @queue.entrypoint(MAIL, on_failure="hold", executor_factory=retrying, accepts_context=False)
         async def send_mail(job: Job) -> None:
             assert job.payload is not None
             mail = MailJob.of(job.payload)
             if not await self.postman.deliver(mail):
                 logger.info("mail %s (%s) not sent: no such account any more", job.id, mail.kind)
 
-        @self.queue.entrypoint(REMINDER, on_failure="hold", executor_factory=retrying, accepts_context=False)
+        @queue.entrypoint(REMINDER, on_failure="hold", executor_factory=retrying, accepts_context=False)
         async def remind(job: Job) -> None:
             assert job.payload is not None
             await self.reminders.remind(ReminderJob.of(job.payload))
 
-        @self.queue.schedule(DIGEST, DIGEST_EVERY)
+        @queue.schedule(DIGEST, DIGEST_EVERY)
         async def digest(schedule: Schedule) -> None:
             told = await self.digests.run(datetime.now(UTC))
             logger.info("daily digest: %d users told", told)
 
-        @self.queue.schedule(CLEANUP, CLEANUP_EVERY)
+        @queue.schedule(CLEANUP, CLEANUP_EVERY)
         async def cleanup(schedule: Schedule) -> None:
             removed = await clean_up(self.pool, outbox_retention_seconds=settings.events_retention_seconds)
             logger.info("cleanup removed %s", ", ".join(f"{n} {table}" for table, n in removed.items()))
 
+        return queue
+
     async def run(self) -> None:
-        concurrency = self.settings.jobs_concurrency
-        await self.queue.run(
-            batch_size=max(1, concurrency // 2),
-            max_concurrent_tasks=concurrency,
-            heartbeat_timeout=timedelta(seconds=self.settings.jobs_heartbeat_seconds),
-            # Woken by NOTIFY when a job is enqueued; this bounds the wait for a retry's delay to pass.
-            dequeue_timeout=timedelta(seconds=1),
-        )
+        """Run the queue until ``stop``; when it fails (PostgreSQL restarted, failed over, unreachable), run
+        it again after a backoff: the jobs wait in PostgreSQL, and a job that was running is picked up again
+        after the heartbeat timeout."""
+        concurrency, backoff = self.settings.jobs_concurrency, RESTART_SECONDS[0]
+        while not self.stopping:
+            try:
+                await self.queue.run(
+                    batch_size=max(1, concurrency // 2),
+                    max_concurrent_tasks=concurrency,
+                    heartbeat_timeout=timedelta(seconds=self.settings.jobs_heartbeat_seconds),
+                    # Woken by NOTIFY when a job is enqueued; this bounds the wait for a retry's delay.
+                    dequeue_timeout=timedelta(seconds=1),
+                )
+                backoff = RESTART_SECONDS[0]
+            except Exception as error:
+                if self.stopping:
+                    return
+                logger.warning("job worker: the queue stopped (%s: %s); running it again in %.1f s",
+                               type(error).__name__, error, backoff)  # fmt: skip
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RESTART_SECONDS[1])
+            if not self.stopping:
+                self.queue = self._queue()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.queue.shutdown.set()
 
     async def sample(self) -> None:
         """Every few seconds, the queue's depth by status and its oldest due job's wait (metrics)."""
@@ -175,7 +203,7 @@ async def running(settings: Settings) -> AsyncIterator[Worker]:
         yield worker
     finally:
         sampler.cancel()
-        worker.queue.shutdown.set()
+        worker.stop()
         try:  # running jobs finish, for so long; the rest is cancelled and runs again elsewhere
             await asyncio.wait_for(asyncio.shield(runner), settings.jobs_drain_seconds)
         except TimeoutError:

