@@ -145,14 +145,14 @@ async def failed_jobs(ctx: Context, *, first: int) -> list[FailedJobRecord]:
         }
     return [
         FailedJobRecord(
-            int(job.id), _kind(job.entrypoint, job.payload), job.attempts, job.created, job.updated,
+            int(job.id), kind_of(job.entrypoint, job.payload), job.attempts, job.created, job.updated,
             errors.get(job.id),
         )
         for job in held
     ]  # fmt: skip
 
 
-def _kind(entrypoint: str, payload: bytes | None) -> str:
+def kind_of(entrypoint: str, payload: bytes | None) -> str:
     """What the job does, without its payload's addresses: ``mail:password_reset``, ``cleanup``."""
     if entrypoint == MAIL and payload:
         return f"{MAIL}:{MailJob.of(payload).kind}"

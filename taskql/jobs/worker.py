@@ -35,7 +35,7 @@ from pgqueuer.models import Context, Job, Schedule
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from resolvers.jobs import CLEANUP, DIGEST, MAIL, REMINDER, MailJob, ReminderJob
+from resolvers.jobs import CLEANUP, DIGEST, MAIL, REMINDER, MailJob, ReminderJob, kind_of
 from taskql.data.engine import Outage, create_engine, create_sessionmaker
 from taskql.jobs.cleanup import clean_up
 from taskql.jobs.digest import DIGEST_EVERY, Digests
@@ -63,7 +63,7 @@ class JitteredRetry(DatabaseRetryEntrypointExecutor):
 
     async def execute(self, job: Job, context: Context) -> None:
         started = time.perf_counter()
-        kind = _kind(job)
+        kind = kind_of(job.entrypoint, job.payload)
         try:
             await EntrypointExecutor.execute(self, job, context)
         except Exception as error:
@@ -82,12 +82,6 @@ class JitteredRetry(DatabaseRetryEntrypointExecutor):
         elapsed = time.perf_counter() - started
         metrics.job_ended(kind, "ok", elapsed)
         logger.info("job %s (%s) done in %.3f s", job.id, kind, elapsed)
-
-
-def _kind(job: Job) -> str:
-    if job.entrypoint == MAIL and job.payload:
-        return f"{MAIL}:{MailJob.of(job.payload).kind}"
-    return str(job.entrypoint)
 
 
 @dataclass
