@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Index, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
@@ -32,6 +32,11 @@ class NotificationSettings(SQLModel, table=True):
     daily_digest: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
     timezone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": text("'UTC'")})
     updated_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    # The number of the user's last notification: taking the next one locks this row, so a user's
+    # notifications are numbered in the order their transactions commit (the live inbox's cursor).
+    last_notification_seq: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
 
 
 class Notification(SQLModel, table=True):
@@ -43,6 +48,7 @@ class Notification(SQLModel, table=True):
         UniqueConstraint("user_id", "dedupe_key", name="notifications_user_id_dedupe_key_key"),
         Index("notifications_user_id_created_at_idx", "user_id", "created_at", "id"),
         Index("notifications_unread_idx", "user_id", postgresql_where=text("read_at IS NULL")),
+        Index("notifications_user_id_seq_key", "user_id", "seq", unique=True),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -56,6 +62,8 @@ class Notification(SQLModel, table=True):
         default=None, sa_column=Column(ForeignKey("tasks.id", ondelete="SET NULL"), nullable=True)
     )
     dedupe_key: str = Field(max_length=200)
+    # 1, 2, 3, ... per user, in commit order (see NotificationSettings.last_notification_seq).
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     read_at: datetime | None = Field(
         default=None, sa_column=timestamp_column(nullable=True, default_now=False)

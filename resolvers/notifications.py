@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, field_validator
-from sqlalchemy import Uuid, bindparam, func, update
+from sqlalchemy import Uuid, bindparam, exists, func, literal, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
@@ -54,10 +54,14 @@ from resolvers.pagination import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.sql.dml import ReturningInsert
+
     from resolvers.context import Context
 
 MAX_REMIND_BEFORE_MINUTES = 7 * 24 * 60
 MAX_MARKED = 100
+# Told the id of a user at the COMMIT of a transaction that added to their inbox (the live inbox listens).
+INBOX_CHANNEL = "taskql_inbox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,22 +199,54 @@ async def notify(
     dedupe_key: str,
     task_id: uuid.UUID | None = None,
 ) -> uuid.UUID | None:
-    """Add an entry to the user's inbox, once per ``dedupe_key``: its id, or None if it was there."""
-    inserted = await db.exec(
-        insert(Notification)
-        .values(
-            id=uuid.uuid4(),
-            user_id=user_id,
-            kind=kind,
-            title=title,
-            body=body,
-            task_id=task_id,
-            dedupe_key=dedupe_key,
+    """Add an entry to the user's inbox, once per ``dedupe_key``: its id, or None if it was there. Call it
+    inside a transaction: the entry takes the user's next number, and subscribers hear of it at COMMIT."""
+    inserted = await db.exec(_notify_statement(user_id, kind, title, body, dedupe_key, task_id))
+    made = inserted.scalar_one_or_none()
+    if made is not None:
+        await db.exec(select(func.pg_notify(INBOX_CHANNEL, str(user_id))))
+    return made
+
+
+def _notify_statement(
+    user_id: uuid.UUID,
+    kind: NotificationKind,
+    title: str,
+    body: str,
+    dedupe_key: str,
+    task_id: uuid.UUID | None,
+) -> ReturningInsert[uuid.UUID]:
+    # The user's settings row (made with the defaults if there is none) counts their notifications: the
+    # update locks it until COMMIT, so the user's notifying transactions take their numbers one after the
+    # other, in commit order, and a subscriber reading "seq > cursor" never misses one that commits later
+    # with a smaller number. An entry already there (the dedupe key) takes no number, but one inserted by a
+    # transaction that began before ours commits may: the insert then does nothing and leaves a gap.
+    last = col(NotificationSettings.last_notification_seq)
+    already = exists().where(col(Notification.user_id) == user_id, col(Notification.dedupe_key) == dedupe_key)
+    numbered = (
+        insert(NotificationSettings)
+        .values(user_id=user_id, last_notification_seq=1)
+        .on_conflict_do_update(
+            index_elements=[col(NotificationSettings.user_id)], set_={last: last + 1}, where=~already
         )
+        .returning(last)
+        .cte("numbered")
+    )
+    given = {
+        "id": uuid.uuid4(), "user_id": user_id, "kind": kind, "title": title, "body": body,
+        "task_id": task_id, "dedupe_key": dedupe_key,
+    }  # fmt: skip
+    table = Notification.__table__.c  # type: ignore[attr-defined]
+    values = select_columns(
+        *(literal(value, table[name].type) for name, value in given.items()), numbered.c.last_notification_seq
+    )
+    names = [*given, "seq"]
+    return (
+        insert(Notification)
+        .from_select(names, values)
         .on_conflict_do_nothing(constraint="notifications_user_id_dedupe_key_key")
         .returning(col(Notification.id))
     )
-    return inserted.scalar_one_or_none()
 
 
 # The inbox: newest first.

@@ -146,9 +146,13 @@ async def rebuild(connection: asyncpg.Connection, redis: Redis) -> None:
         ],
     )  # fmt: skip
     await connection.executemany(
-        "INSERT INTO notifications (id, user_id, kind, title, body, dedupe_key)"
-        " VALUES ($1, $2, 'TASK_DUE_SOON', $3, 'soon', $3)",
+        "INSERT INTO notifications (id, user_id, kind, title, body, dedupe_key, seq)"
+        " VALUES ($1, $2, 'TASK_DUE_SOON', $3, 'soon', $3, 1)",
         [(p.notification, p.key, f"for {p.name}") for p in PEOPLE],
+    )
+    await connection.executemany(
+        "INSERT INTO notification_settings (user_id, last_notification_seq) VALUES ($1, 1)",
+        [(p.key,) for p in PEOPLE],
     )
     keys = [key async for key in redis.scan_iter(match="taskql:*", count=1000)]
     if keys:
