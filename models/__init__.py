@@ -1,7 +1,15 @@
 """The database tables (SQLModel) and the enums they store. Imports nothing of ours but ``core``."""
 
 from models.account_token import AccountToken, TokenPurpose
-from models.enums import NotificationChannel, NotificationKind, Role, TaskPriority, TaskStatus
+from models.enums import (
+    DeliveryStatus,
+    NotificationChannel,
+    NotificationKind,
+    Role,
+    TaskPriority,
+    TaskStatus,
+    WebhookEventType,
+)
 from models.idempotency import IdempotencyKey
 from models.notification import Notification, NotificationSettings
 from models.outbox import OUTBOX, Outbox
@@ -9,6 +17,7 @@ from models.records import TASK_COLUMNS, USER_COLUMNS, TaskRecord, UserRecord
 from models.session import AuthSession, RefreshToken
 from models.task import Task
 from models.user import User
+from models.webhook import Webhook, WebhookDelivery
 
 __all__ = [
     "OUTBOX",
@@ -16,6 +25,7 @@ __all__ = [
     "USER_COLUMNS",
     "AccountToken",
     "AuthSession",
+    "DeliveryStatus",
     "IdempotencyKey",
     "Notification",
     "NotificationChannel",
@@ -31,4 +41,7 @@ __all__ = [
     "TokenPurpose",
     "User",
     "UserRecord",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookEventType",
 ]

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 MAIL = "mail"  # send one account mail (taskql.jobs.mails)
 REMINDER = "reminder"  # remind a task's owner that it is due soon (taskql.jobs.reminders)
 DIGEST = "digest"  # periodic: the daily digest of users whose local time is 08:00 (taskql.jobs.digest)
+WEBHOOK = "webhook"  # deliver a webhook's pending events, in order (taskql.jobs.webhooks)
 CLEANUP = "cleanup"  # periodic: remove expired tokens, ended sessions, published outbox rows
 MAX_FAILED_JOBS = 100
 
@@ -42,6 +43,7 @@ MailKind = Literal[
     "account_deleted",
     "task_due_soon",
     "daily_digest",
+    "webhook_disabled",
 ]
 
 
@@ -58,6 +60,7 @@ class MailJob:
     new_email: str | None = None
     task_id: str | None = None  # for mails about a task
     summary: str | None = None  # a digest's text, as the inbox shows it
+    webhook_id: str | None = None  # for mails about a webhook
     message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     entrypoint: ClassVar[str] = MAIL
 
@@ -90,7 +93,24 @@ class ReminderJob:
         return cls(**values)
 
 
-Job = MailJob | ReminderJob
+@dataclass(frozen=True, slots=True)
+class WebhookJob:
+    """Deliver the pending events of ``webhook_id``, oldest first. Enqueued with each write that adds one, and
+    for each retry; any number of them at once is fine: one delivers, the others find it busy."""
+
+    webhook_id: str
+    entrypoint: ClassVar[str] = WEBHOOK
+
+    def payload(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def of(cls, payload: bytes) -> WebhookJob:
+        values: dict[str, Any] = orjson.loads(payload)
+        return cls(**values)
+
+
+Job = MailJob | ReminderJob | WebhookJob
 
 
 async def enqueue(db: AsyncSession, *jobs: Job, after: timedelta | None = None) -> None:

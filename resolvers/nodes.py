@@ -10,12 +10,15 @@ from models import TaskRecord, UserRecord
 from resolvers.notifications import NotificationRecord, get_notification
 from resolvers.tasks import get_task
 from resolvers.users import get_user
+from resolvers.webhooks import WebhookRecord, get_webhook
 
 if TYPE_CHECKING:
     from resolvers.context import Context
 
 
-async def get_node(ctx: Context, *, global_id: str) -> TaskRecord | UserRecord | NotificationRecord:
+async def get_node(
+    ctx: Context, *, global_id: str
+) -> TaskRecord | UserRecord | NotificationRecord | WebhookRecord:
     type_name, key = decode_id(global_id)
     if type_name == "Task":
         return await get_task(ctx, task_id=key)
@@ -23,4 +26,6 @@ async def get_node(ctx: Context, *, global_id: str) -> TaskRecord | UserRecord |
         return await get_user(ctx, user_id=key)
     if type_name == "Notification" and (notification := await get_notification(ctx, key)) is not None:
         return notification
+    if type_name == "Webhook" and (webhook := await get_webhook(ctx, key)) is not None:
+        return webhook
     raise NotFound(f"No object with id {global_id!r}.", id=global_id)

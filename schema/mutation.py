@@ -4,7 +4,7 @@ import strawberry
 
 from core.errors import BadUserInput
 from models import Role
-from resolvers import accounts, jobs, notifications, tasks, users
+from resolvers import accounts, jobs, notifications, tasks, users, webhooks
 from schema.directives.auth import Auth
 from schema.info import Info
 from schema.types.auth_payload import AuthPayload
@@ -22,6 +22,13 @@ from schema.types.inputs import (
 from schema.types.notification import NotificationSettings, NotificationSettingsInput
 from schema.types.task import Task
 from schema.types.user import User
+from schema.types.webhook import (
+    CreateWebhookInput,
+    CreateWebhookPayload,
+    UpdateWebhookInput,
+    Webhook,
+    WebhookDelivery,
+)
 
 
 @strawberry.type(description="Writes. Each one is a single transaction: it happens whole or not at all.")
@@ -204,3 +211,53 @@ class Mutation:
         return await notifications.mark_read(
             info.context, ids=[str(key) for key in ids] if ids is not None else None, everything=bool(all)
         )
+
+    @strawberry.mutation(
+        description="Add a webhook (at most 10 per user). Its URL is checked now (scheme, host, every "
+        "address it resolves to) and at each delivery. The payload's `secret` is shown this once.",
+        directives=[Auth()],
+    )
+    async def create_webhook(self, info: Info, input: CreateWebhookInput) -> CreateWebhookPayload:
+        record, secret = await webhooks.create_webhook(info.context, values=given(input))
+        return CreateWebhookPayload(webhook=Webhook.from_record(record), secret=secret)
+
+    @strawberry.mutation(description="Change a webhook. Another user's is NOT_FOUND.", directives=[Auth()])
+    async def update_webhook(self, info: Info, id: strawberry.ID, input: UpdateWebhookInput) -> Webhook:
+        record = await webhooks.update_webhook(
+            info.context, webhook_id=typed_key(id, "Webhook"), values=given(input)
+        )
+        return Webhook.from_record(record)
+
+    @strawberry.mutation(
+        description="Delete a webhook and its delivery log; returns its id.", directives=[Auth()]
+    )
+    async def delete_webhook(self, info: Info, id: strawberry.ID) -> strawberry.ID:
+        await webhooks.delete_webhook(info.context, webhook_id=typed_key(id, "Webhook"))
+        return id
+
+    @strawberry.mutation(
+        description="A new signing secret, shown this once. Deliveries carry a signature by the previous one "
+        "too for 24 hours, so the receiver can switch over.",
+        directives=[Auth()],
+    )
+    async def rotate_webhook_secret(self, info: Info, id: strawberry.ID) -> CreateWebhookPayload:
+        record, secret = await webhooks.rotate_secret(info.context, webhook_id=typed_key(id, "Webhook"))
+        return CreateWebhookPayload(webhook=Webhook.from_record(record), secret=secret)
+
+    @strawberry.mutation(
+        description="POST a PING to the webhook now (a disabled one too) and answer how it went (at most "
+        "10 s). It is in the delivery log and never retried.",
+        directives=[Auth()],
+    )
+    async def test_webhook(self, info: Info, id: strawberry.ID) -> WebhookDelivery:
+        record = await webhooks.test_webhook(info.context, webhook_id=typed_key(id, "Webhook"))
+        return WebhookDelivery.from_record(record)
+
+    @strawberry.mutation(
+        description="Attempt a delivered or failed delivery once more, now, with the same webhook-id, and "
+        "answer how it went. Its webhook must be enabled (WEBHOOK_DISABLED).",
+        directives=[Auth()],
+    )
+    async def retry_webhook_delivery(self, info: Info, id: strawberry.ID) -> WebhookDelivery:
+        record = await webhooks.retry_delivery(info.context, delivery_id=typed_key(id, "WebhookDelivery"))
+        return WebhookDelivery.from_record(record)

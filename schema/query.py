@@ -3,10 +3,11 @@ from __future__ import annotations
 import strawberry
 
 from models import Role, TaskRecord
-from resolvers import accounts, budget, jobs, nodes, notifications, stats, tasks, users
+from resolvers import accounts, budget, jobs, nodes, notifications, stats, tasks, users, webhooks
 from resolvers.loaders import prefetch
 from resolvers.notifications import NotificationRecord
 from resolvers.pagination import PageRequest
+from resolvers.webhooks import WebhookRecord
 from schema.directives.auth import Auth
 from schema.directives.cache_control import PRIVATE
 from schema.info import Info
@@ -20,6 +21,7 @@ from schema.types.session import Session
 from schema.types.stats import TaskStats
 from schema.types.task import Task, task_connection
 from schema.types.user import User
+from schema.types.webhook import Webhook
 
 
 @strawberry.type(description="Reads.")
@@ -69,6 +71,15 @@ class Query:
     async def unread_notification_count(self, info: Info) -> int:
         return await notifications.unread_count(info.context)
 
+    @strawberry.field(
+        description="The viewer's webhooks, newest first (at most 10 per user).", directives=[Auth()]
+    )
+    async def webhooks(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Webhook]:
+        result = await webhooks.list_webhooks(info.context, page=PageRequest(first, after))
+        return connection(result.page, Webhook.from_record, result.count)
+
     @strawberry.field(description="Any object by its global ID (Relay). Another user's is NOT_FOUND.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         found = await nodes.get_node(info.context, global_id=id)
@@ -77,6 +88,8 @@ class Query:
             return Task.from_model(found)
         if isinstance(found, NotificationRecord):
             return Notification.from_record(found)
+        if isinstance(found, WebhookRecord):
+            return Webhook.from_record(found)
         return User.from_model(found)
 
     @strawberry.field(description="A task by ID. Another user's task is NOT_FOUND.", directives=[Auth()])

@@ -10,7 +10,7 @@ import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +19,8 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from taskql.webhooks.delivery import Attempt, deliver, new_secret
+from auth.webhook_secrets import new_salt, secret_of, signing_secrets
+from taskql.webhooks.delivery import Attempt, deliver
 from taskql.webhooks.ssrf import Resolver, UnsafeUrl, check_url, forbidden, resolve_public
 from tests.processes import free_port
 
@@ -567,10 +568,26 @@ def test_a_numeric_host_is_named_with_the_address_it_stands_for() -> None:
     )
 
 
-def test_a_new_secret_is_a_standard_webhooks_secret_of_32_random_bytes() -> None:
-    secret = new_secret()
+def new_secret() -> str:
+    return secret_of("a server secret of the tests, long enough", new_salt())
+
+
+def test_a_new_secret_is_a_standard_webhooks_secret_of_32_bytes_unique_to_its_salt_and_server() -> None:
+    salt = new_salt()
+    secret = secret_of("server one", salt)
 
     assert secret.startswith("whsec_")
     assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
-    assert secret != new_secret()
+    assert secret == secret_of("server one", salt)  # derived, never stored
+    assert secret != secret_of("server one", new_salt())
+    assert secret != secret_of("server two", salt)
     Webhook(secret)  # accepted by the library
+
+
+def test_after_a_rotation_the_previous_secret_signs_too_for_a_day() -> None:
+    rotated = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    during = signing_secrets("s", "new", "old", rotated, rotated + timedelta(hours=23))
+    after = signing_secrets("s", "new", "old", rotated, rotated + timedelta(hours=24, seconds=1))
+
+    assert during == [secret_of("s", "new"), secret_of("s", "old")]
+    assert after == [secret_of("s", "new")]

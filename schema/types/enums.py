@@ -5,7 +5,7 @@ from enum import Enum
 import strawberry
 
 import schema.directives.auth  # noqa: F401  (registers Role: the directive's argument is typed with it)
-from models import NotificationChannel, NotificationKind, Role, TaskPriority, TaskStatus
+from models import NotificationChannel, NotificationKind, Role, TaskPriority, TaskStatus, WebhookEventType
 from resolvers.tasks import TaskOrderField
 
 strawberry.enum(TaskStatus, description="Where a task stands.")
@@ -23,6 +23,13 @@ strawberry.enum(
     "tasks, a webhook disabled after failing.",
 )
 
+strawberry.enum(
+    WebhookEventType,
+    description="What a webhook is told of: a task created, changed or deleted (as its owner sees it: a task "
+    "given to another owner is DELETED for the previous one and CREATED for the new one), due soon (when "
+    "the owner's notification channels include WEBHOOK); PING is testWebhook's, not subscribed to.",
+)
+
 
 @strawberry.enum(description="Sort direction.")
 class OrderDirection(Enum):
@@ -38,4 +45,5 @@ __all__ = [
     "TaskOrderField",
     "TaskPriority",
     "TaskStatus",
+    "WebhookEventType",
 ]

@@ -20,7 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth import account_tokens
-from models import Task, TaskStatus, TokenPurpose, User
+from models import Task, TaskStatus, TokenPurpose, User, Webhook
 from models.columns import utcnow
 from resolvers.jobs import MailJob
 from resolvers.notifications import due_text, settings_of
@@ -65,6 +65,15 @@ class Postman:
                     return False
                 timezone = (await settings_of(db, user.id)).timezone
                 context |= {"task_title": task.title, "due": due_text(task.due_at, timezone)}
+            if job.webhook_id is not None:  # a webhook disabled: not if it is gone or enabled again since
+                webhook = await db.get(Webhook, uuid.UUID(job.webhook_id))
+                if webhook is None or user is None or webhook.owner_id != user.id or webhook.enabled:
+                    return False
+                context |= {
+                    "webhook_url": webhook.url,
+                    "failures": webhook.consecutive_failures,
+                    "reason": webhook.disabled_reason,
+                }
             if job.kind in LINKS:
                 assert user is not None
                 path, purpose = LINKS[job.kind]

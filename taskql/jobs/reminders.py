@@ -1,27 +1,31 @@
-"""The ``reminder`` job: tell a task's owner it is due soon, on their channels, once.
-
-It runs at ``due_at - remind_before_minutes`` (or at once, for a task created inside that window) and does
-nothing if the task moved on since it was enqueued: done, deleted, given another due date or owner, or the
-owner changed the setting. In-app, the entry is unique per task and due date, so a job that runs twice (its
-worker died after COMMIT) notifies once; the mail job is enqueued in the same transaction as that entry,
-so it is enqueued once too (and sent at least once, as every mail: ``taskql.jobs.mails``).
+"""The ``reminder`` job: tell a task's owner it is due soon, on their channels, once. It runs at ``due_at -
+remind_before_minutes`` (or at once, for a task created inside that window) and does nothing if the task
+moved on since it was enqueued: done, deleted, given another due date or owner, or the owner changed the
+setting. To webhooks (the WEBHOOK channel), a TASK_DUE_SOON event whose webhook-id is derived from the
+reminder, so a second run adds nothing. In-app, the entry is unique per task and due date, so a job that
+runs twice (its worker died after COMMIT) notifies once; the mail job is enqueued in the same transaction as
+that entry, so it is enqueued once too (and sent at least once, as every mail: ``taskql.jobs.mails``).
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import NotificationChannel, NotificationKind, Task, TaskStatus, User
+from models import NotificationChannel, NotificationKind, Task, TaskRecord, TaskStatus, User, WebhookEventType
 from resolvers import jobs
 from resolvers.jobs import MailJob, ReminderJob
 from resolvers.notifications import due_text, notify, reminder_key, settings_of
+from resolvers.webhooks import WebhookEvent, fan_out, payload_of
 
 # A mail's Message-ID from the reminder it belongs to: every attempt, and a second run, send the same one.
 MAIL_IDS = uuid.UUID("5f0c7a52-2d6b-4c57-9a43-1f2b7d1e8a10")
+# Its webhook-id likewise: a second run adds no second delivery.
+WEBHOOK_IDS = uuid.UUID("0b9d3f1e-8a43-4f6e-9c2d-6e5a7b1c4d20")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,4 +66,8 @@ class Reminders:
                     message_id=uuid.uuid5(MAIL_IDS, key).hex,
                 )
                 await jobs.enqueue(db, mail)
+            if NotificationChannel.WEBHOOK in settings.channels:
+                kind = WebhookEventType.TASK_DUE_SOON
+                payload = payload_of(kind, datetime.now(UTC), task.id, TaskRecord.of(task))
+                await fan_out(db, [WebhookEvent(owner.id, kind, payload, uuid.uuid5(WEBHOOK_IDS, key))])
             return made is not None or not in_app

@@ -7,6 +7,7 @@
   ``JOBS_MAX_ATTEMPTS`` times in all, then it is held as ``failed`` (admins: ``failedJobs``, ``retryJob``).
 - **Drain**: on SIGTERM the worker takes no new job and lets its running ones finish for up to
   ``JOBS_DRAIN_SECONDS``; what is still running then is stopped and runs again elsewhere.
+- **Webhooks**: one ``webhook`` job delivers an endpoint's events in order (``taskql.jobs.webhooks``).
 - **Periodic**: ``cleanup`` every ten minutes and the daily ``digest`` every quarter of an hour, each on one
   worker of all (pgqueuer's schedules are shared).
 """
@@ -35,14 +36,16 @@ from pgqueuer.models import Context, Job, Schedule
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from resolvers.jobs import CLEANUP, DIGEST, MAIL, REMINDER, MailJob, ReminderJob, kind_of
+from resolvers.jobs import CLEANUP, DIGEST, MAIL, REMINDER, WEBHOOK, MailJob, ReminderJob, WebhookJob, kind_of
 from taskql.data.engine import Outage, create_engine, create_sessionmaker
 from taskql.jobs.cleanup import clean_up
 from taskql.jobs.digest import DIGEST_EVERY, Digests
 from taskql.jobs.mails import Postman
 from taskql.jobs.reminders import Reminders
+from taskql.jobs.webhooks import Pump
 from taskql.mail.delivery import mailer_for
 from taskql.ops import metrics
+from taskql.webhooks.sender import Sender
 
 logger = logging.getLogger("taskql.jobs.worker")
 CLEANUP_EVERY = "*/10 * * * *"
@@ -92,6 +95,7 @@ class Worker:
     postman: Postman
     reminders: Reminders
     digests: Digests
+    pump: Pump
     queue: PgQueuer = field(init=False)
     stopping: bool = False
 
@@ -123,6 +127,11 @@ class Worker:
         async def remind(job: Job) -> None:
             assert job.payload is not None
             await self.reminders.remind(ReminderJob.of(job.payload))
+
+        @queue.entrypoint(WEBHOOK, on_failure="hold", executor_factory=retrying, accepts_context=False)
+        async def deliver_webhook(job: Job) -> None:
+            assert job.payload is not None
+            await self.pump.run(WebhookJob.of(job.payload))
 
         @queue.schedule(DIGEST, DIGEST_EVERY)
         async def digest(schedule: Schedule) -> None:
@@ -189,7 +198,12 @@ async def running(settings: Settings) -> AsyncIterator[Worker]:
     mailer = mailer_for(settings.smtp_url, mailbox)
     sessions = create_sessionmaker(engine)
     postman = Postman(sessions, mailer, settings.mail_from, settings.public_url)
-    worker = Worker(settings, pool, engine, postman, Reminders(sessions), Digests(sessions))
+    # A running webhook pump holds one connection for its endpoint's lock.
+    locks = await asyncpg.create_pool(
+        _dsn(settings.database_url), min_size=0, max_size=settings.jobs_concurrency
+    )
+    pump = Pump(settings, locks, sessions, Sender.of(settings))
+    worker = Worker(settings, pool, engine, postman, Reminders(sessions), Digests(sessions), pump)
     logger.info("job worker: %d at once, mail to %s", settings.jobs_concurrency, mailer.describe())
     runner = asyncio.create_task(worker.run(), name="taskql-jobs")
     sampler = asyncio.create_task(worker.sample(), name="taskql-jobs-metrics")
@@ -210,6 +224,7 @@ async def running(settings: Settings) -> AsyncIterator[Worker]:
         except Exception:
             logger.exception("job worker stopped")
         await pool.close()
+        await locks.close()
         await engine.dispose()
 
 

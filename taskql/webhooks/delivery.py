@@ -4,12 +4,10 @@ delivery, bounded in time and in what is read back. Failures are results (`Attem
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import errno
 import functools
 import math
-import secrets
 import ssl
 import time
 from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
@@ -27,11 +25,6 @@ CONNECT_TIMEOUT = 3.0  # seconds
 TOTAL_TIMEOUT = 10.0  # seconds, for the whole attempt: resolution, connection, request and answer
 MAX_BODY = 1024  # bytes of the answer kept; the rest is never read
 USER_AGENT = "taskql-webhooks/1"
-
-
-def new_secret() -> str:
-    """A signing secret in the Standard Webhooks format: "whsec_" and 32 random bytes in base64."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +48,7 @@ async def deliver(
     url: str,
     payload: bytes,
     *,
-    secret: str,
+    secret: str | Sequence[str],
     message_id: str,
     timestamp: datetime,
     production: bool,
@@ -102,7 +95,11 @@ async def deliver(
     )
 
 
-def signed_headers(payload: bytes, *, secret: str, message_id: str, timestamp: datetime) -> dict[str, str]:
+def signed_headers(
+    payload: bytes, *, secret: str | Sequence[str], message_id: str, timestamp: datetime
+) -> dict[str, str]:
+    """The headers of one attempt: signed with each of `secret` (several while a rotated secret's
+    predecessor is still honoured: the Standard Webhooks header lists one signature per secret)."""
     if timestamp.tzinfo is None:  # standardwebhooks reads a naive timestamp as UTC: so does the header
         timestamp = timestamp.replace(tzinfo=UTC)
     return {
@@ -111,7 +108,10 @@ def signed_headers(payload: bytes, *, secret: str, message_id: str, timestamp: d
         "accept-encoding": "identity",  # the body is read raw, and a compressed one would not be cut at 1 kB
         "webhook-id": message_id,
         "webhook-timestamp": str(math.floor(timestamp.timestamp())),
-        "webhook-signature": Webhook(secret).sign(message_id, timestamp, payload),
+        "webhook-signature": " ".join(
+            Webhook(one).sign(message_id, timestamp, payload)
+            for one in ([secret] if isinstance(secret, str) else secret)
+        ),
     }
 
 
