@@ -58,6 +58,19 @@ class Person:
     def notification_id(self) -> str:
         return encode_id("Notification", self.notification)
 
+    @property
+    def webhook(self) -> uuid.UUID:
+        """Their one webhook, with one failed delivery."""
+        return uuid.UUID(int=self.key.int + 3)
+
+    @property
+    def webhook_id(self) -> str:
+        return encode_id("Webhook", self.webhook)
+
+    @property
+    def delivery_id(self) -> str:
+        return encode_id("WebhookDelivery", uuid.UUID(int=self.key.int + 4))
+
 
 @dataclass(frozen=True)
 class FixedTask:
@@ -154,6 +167,20 @@ async def rebuild(connection: asyncpg.Connection, redis: Redis) -> None:
         "INSERT INTO notification_settings (user_id, last_notification_seq) VALUES ($1, 1)",
         [(p.key,) for p in PEOPLE],
     )
+    # To a closed local port, which the address rules refuse: an attempt fails at once, with no network.
+    await connection.executemany(
+        "INSERT INTO webhooks (id, owner_id, url, events, description, enabled, secret_salt, created_at,"
+        " updated_at) VALUES ($1, $2, $3, '{TASK_CREATED}', $4, true, 'salt', $5, $5)",
+        [
+            (p.webhook, p.key, f"http://127.0.0.1:9/hook-of-{p.name.lower()}", f"for {p.name}", BASE)
+            for p in PEOPLE
+        ],
+    )
+    await connection.executemany(
+        "INSERT INTO webhook_deliveries (id, webhook_id, message_id, event_type, payload, status, attempt,"
+        " created_at) VALUES ($1, $2, $1, 'TASK_CREATED', '{}', 'failed', 1, $3)",
+        [(uuid.UUID(int=p.key.int + 4), p.webhook, BASE) for p in PEOPLE],
+    )
     keys = [key async for key in redis.scan_iter(match="taskql:*", count=1000)]
     if keys:
         await redis.delete(*keys)
@@ -172,5 +199,7 @@ async def snapshot(connection: asyncpg.Connection) -> list[list[asyncpg.Record]]
             "pgqueuer",
             "notifications",
             "notification_settings",
+            "webhooks",
+            "webhook_deliveries",
         )
     ]

@@ -32,6 +32,8 @@ class World:
     other: Account
     admin: Account
     task_id: str
+    webhook_id: str
+    delivery_id: str
 
     def token(self, who: str) -> str | None:
         return {
@@ -43,9 +45,40 @@ class World:
 
 
 @pytest.fixture
-async def world(gql: GraphQLClient, alice: Account, bob: Account, admin: Account) -> World:
+async def world(
+    gql: GraphQLClient, alice: Account, bob: Account, admin: Account, database: Services
+) -> World:
     task = await create_task(gql, alice, title="Alice's secret plan", description="for Alice only")
-    return World(gql, alice, bob, admin, task["id"])
+    webhook_id, delivery_id = await _webhook_with_a_failed_delivery(database.dsn, alice)
+    return World(
+        gql, alice, bob, admin, task["id"], encode_id("Webhook", webhook_id),
+        encode_id("WebhookDelivery", delivery_id),
+    )  # fmt: skip
+
+
+async def _webhook_with_a_failed_delivery(dsn: str, owner: Account) -> tuple[uuid.UUID, uuid.UUID]:
+    """Alice's webhook, to a closed local port (refused by the address rules: an attempt fails at once, with
+    no network), and one failed delivery of hers."""
+    webhook_id, delivery_id = uuid.uuid4(), uuid.uuid4()
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            """INSERT INTO webhooks (id, owner_id, url, events, description, enabled, secret_salt)
+            SELECT $1, id, 'http://127.0.0.1:9/alice-secret-hook', '{TASK_CREATED}', 'secret plan', true, 'salt'
+            FROM users WHERE email = $2""",
+            webhook_id,
+            owner.email,
+        )
+        await connection.execute(
+            """INSERT INTO webhook_deliveries (id, webhook_id, message_id, event_type, payload, status, attempt)
+            VALUES ($1, $2, $3, 'TASK_CREATED', '{"type": "task.created"}', 'failed', 1)""",
+            delivery_id,
+            webhook_id,
+            uuid.uuid4(),
+        )
+    finally:
+        await connection.close()
+    return webhook_id, delivery_id
 
 
 Operation = Callable[[World, str | None], Awaitable[Response]]
@@ -97,9 +130,24 @@ OPERATIONS: dict[str, Operation] = {
         "UpdateNotificationSettings", {"input": {"remindBeforeMinutes": 30}}, token=t
     ),
     "markNotificationsRead": lambda w, t: w.gql.run("MarkNotificationsRead", {"all": True}, token=t),
+    "webhooks": lambda w, t: w.gql.run("Webhooks", token=t),
+    "node(webhook)": lambda w, t: w.gql.run("Node", {"id": w.webhook_id}, token=t),
+    "webhookDeliveries": lambda w, t: w.gql.run("WebhookDeliveries", {"id": w.webhook_id}, token=t),
+    "createWebhook": lambda w, t: w.gql.run(
+        "CreateWebhook", {"input": {"url": "https://93.184.215.14/hook", "events": ["TASK_CREATED"]}}, token=t
+    ),
+    "updateWebhook": lambda w, t: w.gql.run(
+        "UpdateWebhook", {"id": w.webhook_id, "input": {"description": "changed"}}, token=t
+    ),
+    "deleteWebhook": lambda w, t: w.gql.run("DeleteWebhook", {"id": w.webhook_id}, token=t),
+    "rotateWebhookSecret": lambda w, t: w.gql.run("RotateWebhookSecret", {"id": w.webhook_id}, token=t),
+    "testWebhook": lambda w, t: w.gql.run("TestWebhook", {"id": w.webhook_id}, token=t),
+    "retryWebhookDelivery": lambda w, t: w.gql.run("RetryWebhookDelivery", {"id": w.delivery_id}, token=t),
 }
 SIGNED_IN = {"anonymous": "UNAUTHENTICATED", "owner": "ok", "other": "ok", "admin": "ok"}
 ADMINS = {"anonymous": "UNAUTHENTICATED", "owner": "FORBIDDEN", "other": "FORBIDDEN", "admin": "ok"}
+# A webhook is its owner's alone: another user's, an admin's too, is NOT_FOUND.
+OWNER_ONLY = {"anonymous": "UNAUTHENTICATED", "owner": "ok", "other": "NOT_FOUND", "admin": "NOT_FOUND"}
 
 
 def everyone(outcome: str, *, anonymous: str | None = None) -> dict[str, str]:
@@ -164,6 +212,15 @@ MATRIX: dict[str, dict[str, str]] = {
     "unreadNotificationCount": SIGNED_IN,
     "updateNotificationSettings": SIGNED_IN,
     "markNotificationsRead": SIGNED_IN,
+    "webhooks": SIGNED_IN,
+    "node(webhook)": OWNER_ONLY,
+    "webhookDeliveries": OWNER_ONLY,
+    "createWebhook": SIGNED_IN,
+    "updateWebhook": OWNER_ONLY,
+    "deleteWebhook": OWNER_ONLY,
+    "rotateWebhookSecret": OWNER_ONLY,
+    "testWebhook": OWNER_ONLY,
+    "retryWebhookDelivery": OWNER_ONLY,
 }
 CASES = [(operation, who, expected) for operation, row in MATRIX.items() for who, expected in row.items()]
 
@@ -187,6 +244,7 @@ async def test_authorization(world: World, operation: str, who: str, expected: s
         # Nothing of the protected object leaks, in data or in the message.
         assert "secret plan" not in str(response.body)
         assert "alice@example.com" not in str(response.body)
+        assert "alice-secret-hook" not in str(response.body)
 
 
 async def test_another_users_task_is_indistinguishable_from_a_missing_one(world: World) -> None:

@@ -117,6 +117,8 @@ def node_ids(viewer: str) -> dict[str, Any]:
         "missing_user": MISSING_USER,
         "own_notification": me.notification_id,
         "others_notification": other.notification_id,
+        "own_webhook": me.webhook_id,
+        "others_webhook": other.webhook_id,
     }
 
 
@@ -163,6 +165,28 @@ def notification_ids(viewer: str) -> dict[str, Any]:
     }
 
 
+def webhook_ids(viewer: str) -> dict[str, Any]:
+    me, other = VIEWERS[viewer], OTHERS[viewer]
+    return {
+        "own": me.webhook_id,
+        "others": other.webhook_id,
+        "missing": encode_id("Webhook", uuid.UUID("dead0000-0000-4000-8000-000000000005")),
+        "wrong_type": own_task(me).id,
+        **MALFORMED,
+    }
+
+
+def delivery_ids(viewer: str) -> dict[str, Any]:
+    me, other = VIEWERS[viewer], OTHERS[viewer]
+    return {
+        "own": me.delivery_id,
+        "others": other.delivery_id,
+        "missing": encode_id("WebhookDelivery", uuid.UUID("dead0000-0000-4000-8000-000000000006")),
+        "wrong_type": me.webhook_id,
+        **MALFORMED,
+    }
+
+
 def job_ids(viewer: str) -> dict[str, Any]:
     """Jobs have numbers, not global IDs; none is failed in the world: every number is NOT_FOUND."""
     numbers = {"own": "900000000000001", "others": "900000000000002", "missing": "900000000000999"}
@@ -173,6 +197,8 @@ OWN_ONLY = {"own": "ok", "others": "NOT_FOUND", "missing": "NOT_FOUND", "wrong_t
 ANY_OWNER = {**OWN_ONLY, "others": "ok"}
 # An inbox is its owner's alone: an admin does not see another's notification either.
 NOTIFICATIONS = {"own_notification": "ok", "others_notification": "NOT_FOUND"}
+# So are a user's webhooks and their deliveries.
+NOTIFICATIONS |= {"own_webhook": "ok", "others_webhook": "NOT_FOUND"}
 NODE_USER = {
     **OWN_ONLY, "own_user": "ok", "others_user": "NOT_FOUND", "missing_user": "NOT_FOUND", **NOTIFICATIONS
 }  # fmt: skip
@@ -197,7 +223,7 @@ MATRIX: dict[str, Row] = {
     ),
     "Query.node(id)": Row(
         "query($id: ID!) { node(id: $id) { id ... on Task { title } ... on User { email name }"
-        " ... on Notification { title } } }",
+        " ... on Notification { title } ... on Webhook { url } } }",
         node_ids,
         "id",
         {"user": NODE_USER, "admin": NODE_ADMIN, "anonymous": ANONYMOUS},
@@ -304,6 +330,46 @@ MATRIX: dict[str, Row] = {
             "admin": dict.fromkeys(OWN_ONLY, "ok"),
             "anonymous": ANONYMOUS,
         },
+        writes=True,
+    ),
+    "Mutation.updateWebhook(id)": Row(
+        'mutation($id: ID!) { updateWebhook(id: $id, input: {description: "changed"}) { id url } }',
+        webhook_ids,
+        "id",
+        # A webhook is its owner's alone: an admin's rights do not reach it.
+        {"user": OWN_ONLY, "admin": OWN_ONLY, "anonymous": ANONYMOUS},
+        writes=True,
+    ),
+    "Mutation.deleteWebhook(id)": Row(
+        "mutation($id: ID!) { deleteWebhook(id: $id) }",
+        webhook_ids,
+        "id",
+        # A webhook is its owner's alone: an admin's rights do not reach it.
+        {"user": OWN_ONLY, "admin": OWN_ONLY, "anonymous": ANONYMOUS},
+        writes=True,
+    ),
+    "Mutation.rotateWebhookSecret(id)": Row(
+        "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret webhook { url } } }",
+        webhook_ids,
+        "id",
+        # A webhook is its owner's alone: an admin's rights do not reach it.
+        {"user": OWN_ONLY, "admin": OWN_ONLY, "anonymous": ANONYMOUS},
+        writes=True,
+    ),
+    "Mutation.testWebhook(id)": Row(
+        "mutation($id: ID!) { testWebhook(id: $id) { status error } }",
+        webhook_ids,
+        "id",
+        # A webhook is its owner's alone: an admin's rights do not reach it.
+        {"user": OWN_ONLY, "admin": OWN_ONLY, "anonymous": ANONYMOUS},
+        writes=True,
+    ),
+    "Mutation.retryWebhookDelivery(id)": Row(
+        "mutation($id: ID!) { retryWebhookDelivery(id: $id) { status error } }",
+        delivery_ids,
+        "id",
+        # A webhook is its owner's alone: an admin's rights do not reach it.
+        {"user": OWN_ONLY, "admin": OWN_ONLY, "anonymous": ANONYMOUS},
         writes=True,
     ),
     "Subscription.taskEvents(ownerId)": Row(
