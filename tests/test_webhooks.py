@@ -5,14 +5,18 @@ failing endpoint is retried with the same webhook-id, then disabled and its owne
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
 
 from core.settings import Settings
 from taskql.app import create_app
@@ -20,8 +24,9 @@ from tests.conftest import make_settings, served
 from tests.factories import Account, promote_to_admin, register
 from tests.graphql_client import GraphQLClient
 from tests.mailbox import Sink, smtp_sink, text_of
+from tests.processes import TEST_SECRET
 from tests.services import Services
-from tests.test_jobs import until_no_jobs
+from tests.test_jobs import WorkerProcess, until_no_jobs
 from tests.webhook_receiver import Receiver, receiving
 
 ALL_EVENTS = ["TASK_CREATED", "TASK_UPDATED", "TASK_DELETED", "TASK_DUE_SOON"]
@@ -333,3 +338,145 @@ async def test_a_reminder_reaches_webhooks_when_the_owner_chose_that_channel(wor
         assert len(receiver.received) == 1
         inbox = (await world.gql.run("Notifications", {}, token=alice.token)).ok()
         assert inbox["notifications"]["edges"] == []  # IN_APP was not chosen
+
+
+HOSTILE = [
+    "https://127.0.0.1/hook",
+    "https://[::1]/hook",
+    "https://169.254.169.254/latest/meta-data/",
+    "https://10.0.0.1/hook",
+    "https://192.168.1.10/hook",
+    "https://[::ffff:127.0.0.1]/hook",
+    "https://[fd00:ec2::254]/hook",
+    "https://0.0.0.0/hook",
+    "https://2130706433/hook",  # 127.0.0.1 as one decimal number
+    "https://0x7f.1/hook",  # and in hexadecimal, short form
+    "https://localhost/hook",  # a name that resolves to loopback
+    "http://example.com/hook",  # http:// in production
+    "https://example.com@127.0.0.1/hook",  # the userinfo trick: the host is 127.0.0.1
+    "ftp://example.com/hook",
+    "file:///etc/passwd",
+    "gopher://127.0.0.1:6379/_FLUSHALL",
+]
+
+
+async def test_hostile_urls_are_refused_in_production_and_nothing_is_written(database: Services) -> None:
+    settings = make_settings(database, environment="production", cors_origins=["https://app.example.com"])
+    application = create_app(settings)
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=served(application))
+        async with httpx.AsyncClient(transport=transport, base_url="https://taskql.test") as http:
+            gql = GraphQLClient(http)
+            alice = await register(gql, email="alice@example.com", name="Alice")
+            for url in HOSTILE:
+                given = {"input": {"url": url, "events": ["TASK_CREATED"]}}
+                answer = await gql.run("CreateWebhook", given, token=alice.token)
+                (error,) = answer.errors
+                assert error["extensions"]["code"] == "BAD_USER_INPUT", (url, error)
+                assert error["extensions"]["field"] == "input.url", url
+                assert error["message"].startswith("input.url: "), error["message"]
+            found = await gql.run("Webhooks", {}, token=alice.token)
+            assert found.ok()["webhooks"]["totalCount"] == 0
+
+
+async def test_a_redirect_is_a_failed_attempt_and_is_never_followed(world: World) -> None:
+    alice = await register(world.gql, email="alice@example.com", name="Alice")
+    async with receiving() as receiver:
+        receiver.status = 302
+        webhook_id = await world.webhook(alice, receiver)
+        await world.task(alice, "Redirected")
+        await receiver.until(2)  # the first attempt, then a retry: each a single request
+        (failed,) = await world.deliveries(alice, webhook_id)  # the first attempt's outcome is recorded
+        assert (failed["error"], failed["responseStatus"]) == ("redirect not followed (302)", 302)
+        receiver.status = 200
+        await until_no_jobs(world.dsn)
+
+        assert len({delivery.id for delivery in receiver.received}) == 1
+        assert all(delivery.headers["host"].startswith("127.0.0.1:") for delivery in receiver.received)
+        (entry,) = await world.deliveries(alice, webhook_id)
+        assert entry["status"] == "delivered"
+        assert entry["attempt"] == len(receiver.received)
+
+
+@pytest.fixture
+async def api(database: Services) -> AsyncIterator[World]:
+    """The API alone, with the secret the worker processes have (webhook secrets derive from it)."""
+    with smtp_sink() as (sink, url):
+        settings = make_settings(
+            database, smtp_url=url, jwt_secret=SecretStr(TEST_SECRET), webhooks_allow_private=True
+        )
+        application = create_app(settings)
+        async with LifespanManager(application):
+            transport = httpx.ASGITransport(app=served(application))
+            async with httpx.AsyncClient(transport=transport, base_url="http://taskql.test") as http:
+                yield World(GraphQLClient(http), sink, settings, database.dsn)
+
+
+def worker(api: World, database: Services, folder: Path, name: str) -> WorkerProcess:
+    assert api.settings.smtp_url is not None
+    return WorkerProcess(
+        database,
+        api.settings.smtp_url,
+        folder,
+        name,
+        JOBS_HEARTBEAT_SECONDS="2",
+        WEBHOOKS_ALLOW_PRIVATE="true",
+    )
+
+
+async def test_a_worker_killed_mid_delivery_leaves_it_to_another_with_the_same_webhook_id(
+    api: World, database: Services, tmp_path: Path
+) -> None:
+    alice = await register(api.gql, email="alice@example.com", name="Alice")
+    async with receiving() as receiver:
+        webhook_id = await api.webhook(alice, receiver)
+        receiver.hold = asyncio.Event()  # the first attempt gets no answer
+        task_id = await api.task(alice, "Delivered once")
+        first = worker(api, database, tmp_path, "first")
+        try:
+            await receiver.until(1, timeout=60)
+            first.process.send_signal(signal.SIGKILL)
+            first.process.wait(timeout=30)
+        finally:
+            first.stop()
+        receiver.hold.set()
+        receiver.hold = None
+        second = worker(api, database, tmp_path, "second")
+        try:
+            killed, delivered = await receiver.until(2, timeout=60)
+            await until_no_jobs(api.dsn)
+        finally:
+            assert second.stop() == 0
+
+        assert (
+            killed.id == delivered.id
+        )  # the same webhook-id: a receiver keeps the first and drops the other
+        assert killed.body == delivered.body
+        assert delivered.event["data"]["id"] == task_id
+        assert delivered.verified_by == receiver.secrets
+        assert len(receiver.received) == 2
+        (entry,) = await api.deliveries(alice, webhook_id)
+        assert (entry["status"], entry["messageId"]) == ("delivered", delivered.id)
+
+
+async def test_two_workers_deliver_each_event_once_and_in_order(
+    api: World, database: Services, tmp_path: Path
+) -> None:
+    alice = await register(api.gql, email="alice@example.com", name="Alice")
+    async with receiving() as receiver:
+        await api.webhook(alice, receiver, events=["TASK_CREATED"])
+        workers = [worker(api, database, tmp_path, name) for name in ("one", "two")]
+        try:
+            titles = [f"Task {n}" for n in range(40)]
+            for title in titles:
+                await api.task(alice, title)
+            await receiver.until(len(titles), timeout=60)
+            await until_no_jobs(api.dsn)
+        finally:
+            for process in workers:
+                assert process.stop() == 0
+
+        assert [delivery.event["data"]["title"] for delivery in receiver.received] == titles
+        assert len({delivery.id for delivery in receiver.received}) == len(titles)
+        assert all(delivery.verified_by for delivery in receiver.received)
+        assert all("Traceback" not in process.output() for process in workers)

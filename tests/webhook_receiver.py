@@ -68,6 +68,8 @@ class Receiver:
                     await self.hold.wait()
                 body = b'{"ok":true}' if 200 <= self.status < 300 else b"not now"
                 headers = [("content-length", str(len(body))), ("content-type", "application/json")]
+                if 300 <= self.status < 400:  # onwards to an internal address: never to be followed
+                    headers.append(("location", "http://10.0.0.1/admin"))
                 writer.write(http.send(h11.Response(status_code=self.status, headers=headers)) or b"")
                 writer.write(http.send(h11.Data(data=body)) or b"")
                 writer.write(http.send(h11.EndOfMessage()) or b"")
