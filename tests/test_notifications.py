@@ -24,6 +24,7 @@ from tests.conftest import make_settings, served
 from tests.factories import Account, register
 from tests.graphql_client import GraphQLClient
 from tests.mailbox import Sink, smtp_sink, text_of
+from tests.queue_clock import QueueClock
 from tests.services import Services
 from tests.test_jobs import WorkerProcess, enqueued, jobs_left, until_no_jobs
 
@@ -264,3 +265,68 @@ async def reminders_waiting(dsn: str) -> int:
         )
     finally:
         await connection.close()
+
+
+# -- With the queue's clock set by the test (tests.queue_clock): the minute, to the minute.
+
+
+async def test_on_the_queues_clock_a_reminder_comes_at_its_minute_not_one_before(world: World) -> None:
+    clock = QueueClock(world.dsn)
+    fay = await register(world.gql, email="fay@example.com", name="Fay")
+    await world.sink.next("fay@example.com")  # the verification mail
+    due_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=3)
+    await world.task(fay, due_at, title="Renew the passport")  # reminded an hour ahead: in two hours
+    await clock.settled()
+    (moment,) = await clock.moments("reminder")
+    assert abs(moment - (due_at - timedelta(hours=1))) < timedelta(seconds=2)
+
+    await clock.advance(timedelta(hours=1, minutes=59))
+    assert (await world.inbox(fay))["notifications"]["edges"] == []  # a minute before: nothing
+    await clock.advance(timedelta(minutes=1))
+    (notification,) = (await world.inbox(fay))["notifications"]["edges"]  # at its minute
+    assert notification["node"]["title"] == "Due soon: Renew the passport"
+    assert (await world.sink.next("fay@example.com"))["Subject"] == "Due soon: Renew the passport"
+    await clock.advance(timedelta(hours=2))
+    assert len((await world.inbox(fay))["notifications"]["edges"]) == 1  # once
+    assert await clock.moments("reminder") == []
+
+
+async def test_on_the_queues_clock_a_rescheduled_reminder_comes_at_its_new_minute_only(world: World) -> None:
+    clock = QueueClock(world.dsn)
+    gus = await register(world.gql, email="gus@example.com", name="Gus")
+    due_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=3)
+    task_id = await world.task(gus, due_at, title="Moved twice")
+    later = due_at + timedelta(hours=5)
+    (
+        await world.gql.run(
+            "UpdateTask", {"id": task_id, "input": {"dueAt": later.isoformat()}}, token=gus.token
+        )
+    ).ok()
+    await remind_before(world, gus, 30)  # and the setting: half an hour ahead
+    await clock.settled()
+
+    await clock.advance(timedelta(hours=2, minutes=1))  # past the first moment: the old job does nothing
+    assert (await world.inbox(gus))["notifications"]["edges"] == []
+    await clock.advance(timedelta(hours=5, minutes=28))  # 7 h 29 min: a minute before the new moment
+    assert (await world.inbox(gus))["notifications"]["edges"] == []
+    await clock.advance(timedelta(minutes=1))
+    (notification,) = (await world.inbox(gus))["notifications"]["edges"]
+    assert notification["node"]["task"]["id"] == task_id
+
+
+async def test_on_the_queues_clock_a_done_or_deleted_task_is_never_reminded(world: World) -> None:
+    clock = QueueClock(world.dsn)
+    hal = await register(world.gql, email="hal@example.com", name="Hal")
+    due_at = datetime.now(UTC) + timedelta(hours=2)
+    done = await world.task(hal, due_at, title="Done early")
+    deleted = await world.task(hal, due_at, title="Dropped")
+    (await world.gql.run("UpdateTask", {"id": done, "input": {"status": "DONE"}}, token=hal.token)).ok()
+    (await world.gql.run("DeleteTask", {"id": deleted}, token=hal.token)).ok()
+    await clock.settled()
+
+    await clock.advance(timedelta(hours=3))
+    assert (await world.inbox(hal))["notifications"]["edges"] == []
+    assert await clock.moments("reminder") == []
+    assert [
+        m for m in world.sink.received if m["To"] == "hal@example.com" and "Due soon" in m["Subject"]
+    ] == []
