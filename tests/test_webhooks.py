@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -480,3 +481,26 @@ async def test_two_workers_deliver_each_event_once_and_in_order(
         assert len({delivery.id for delivery in receiver.received}) == len(titles)
         assert all(delivery.verified_by for delivery in receiver.received)
         assert all("Traceback" not in process.output() for process in workers)
+
+
+async def test_what_the_worker_changes_is_never_served_from_the_response_cache(world: World) -> None:
+    alice = await register(world.gql, email="alice@example.com", name="Alice")
+    async with receiving() as receiver:
+        webhook_id = await world.webhook(alice, receiver)
+        document = "query($id: ID!) { node(id: $id) { id ... on Webhook { enabled disabledReason } } }"
+        shown = await world.gql.query(document, {"id": webhook_id}, token=alice.token)
+        assert shown.ok()["node"]["enabled"] is True
+        connection = await asyncpg.connect(world.dsn)
+        try:  # as the worker disables it: no write of the API, no tag bumped
+            await connection.execute(
+                "UPDATE webhooks SET enabled = false, disabled_reason = 'HTTP status 500'"
+            )
+        finally:
+            await connection.close()
+
+        again = await world.gql.query(document, {"id": webhook_id}, token=alice.token)
+        assert again.ok()["node"] == {"id": webhook_id, "enabled": False, "disabledReason": "HTTP status 500"}
+        assert again.headers["x-cache"] == "MISS"
+        notification = await world.gql.query("query($id: ID!) { node(id: $id) { id } }", {"id": webhook_id},
+                                             token=alice.token)  # fmt: skip
+        assert notification.ok()["node"]["id"] == webhook_id  # the id alone may be cached: it never changes

@@ -47,6 +47,8 @@ class CacheControl:
 
 PRIVATE = CacheControl(max_age=DEFAULT_MAX_AGE, scope=CacheControlScope.PRIVATE)
 INHERIT = CacheControl(inherit_max_age=True)
+# Never cached: what changes without a write that bumps the viewer's tags (the worker's doing).
+NEVER = CacheControl(max_age=0)
 
 
 def hint_of(definition: Any) -> CacheControl | None:

@@ -12,6 +12,7 @@ from core.ids import encode_id
 from resolvers import webhooks
 from resolvers.pagination import PageRequest
 from resolvers.webhooks import DeliveryRecord, WebhookRecord
+from schema.directives.cache_control import NEVER
 from schema.info import Info
 from schema.types.connections import Connection, connection
 from schema.types.enums import WebhookEventType
@@ -56,20 +57,30 @@ class WebhookDelivery:
         )
 
 
-@strawberry.type(description="An endpoint the viewer's events are POSTed to, signed (Standard Webhooks).")
+@strawberry.type(
+    description="An endpoint the viewer's events are POSTed to, signed (Standard Webhooks). Never cached: the "
+    "worker changes it (a disabled endpoint, its deliveries)."
+)
 class Webhook(Node):
-    url: str = strawberry.field(description="Where events go (https:// in production).")
-    events: list[WebhookEventType] = strawberry.field(description="The events it is sent.")
-    description: str | None = strawberry.field(description="The owner's note.")
-    enabled: bool = strawberry.field(
-        description="Whether events are sent; false once disabled by its owner or after 20 failed attempts "
-        "in a row."
+    url: str = strawberry.field(directives=[NEVER], description="Where events go (https:// in production).")
+    events: list[WebhookEventType] = strawberry.field(
+        directives=[NEVER], description="The events it is sent."
     )
-    disabled_reason: str | None = strawberry.field(description="Why it was disabled, while it is.")
-    created_at: datetime = strawberry.field(description="When it was made.")
+    description: str | None = strawberry.field(directives=[NEVER], description="The owner's note.")
+    enabled: bool = strawberry.field(
+        directives=[NEVER],
+        description="Whether events are sent; false once disabled by its owner or after 20 failed attempts "
+        "in a row.",
+    )
+    disabled_reason: str | None = strawberry.field(
+        directives=[NEVER], description="Why it was disabled, while it is."
+    )
+    created_at: datetime = strawberry.field(directives=[NEVER], description="When it was made.")
     key: strawberry.Private[uuid.UUID]
 
-    @strawberry.field(description="Its deliveries, newest first (1 to 100 a page, default 20).")
+    @strawberry.field(
+        description="Its deliveries, newest first (1 to 100 a page, default 20).", directives=[NEVER]
+    )
     async def deliveries(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[WebhookDelivery]:
