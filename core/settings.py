@@ -100,6 +100,14 @@ class Settings(BaseSettings):
         description="How often every open WebSocket's session, account and role are checked again in "
         "PostgreSQL (one statement per instance).",
     )
+    inbox_recheck_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="How often the live inbox (notificationEvents) checks again, in one statement per "
+        "instance, whether its subscribers' inboxes moved: the most a notification waits when its wake-up "
+        "was lost.",
+    )
     events_max_per_stream: int = Field(
         default=10_000, ge=100, description="Events kept per owner (and for admins), at most."
     )

@@ -27,6 +27,7 @@ from core.hooks import AfterWrites, RouteReads
 from core.reader import Reader
 from models import Role
 from resolvers.events import EventDraft, EventSource
+from resolvers.inbox import InboxSource
 from resolvers.loaders import Loaders
 from resolvers.writes import Written, record
 
@@ -160,6 +161,7 @@ class Hooks:
     route_reads: RouteReads[Context] | None = None
     budget: Budget | None = None
     event_source: EventSource | None = None  # where subscriptions read events from
+    inbox_source: InboxSource | None = None  # where notificationEvents reads the inbox from
 
 
 class Context:

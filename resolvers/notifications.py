@@ -95,6 +95,7 @@ class NotificationRecord:
     task_id: uuid.UUID | None
     created_at: datetime
     read_at: datetime | None
+    seq: int  # its number in the user's inbox: the live inbox's cursor (resolvers.inbox)
 
 
 def _timezone(value: str) -> str:
@@ -257,9 +258,9 @@ NOTIFICATION_ORDER = SortKey(
     from_json=from_iso,
     to_json=iso,
 )
-_COLUMNS = (
+COLUMNS = (
     col(Notification.id), col(Notification.kind), col(Notification.title), col(Notification.body),
-    col(Notification.task_id), col(Notification.created_at), col(Notification.read_at),
+    col(Notification.task_id), col(Notification.created_at), col(Notification.read_at), col(Notification.seq),
 )  # fmt: skip
 
 
@@ -274,7 +275,7 @@ def _page_sql(unread_only: bool, walk_descending: bool, cursor: bool) -> Sql:
     mine = col(Notification.user_id) == _USER
     if unread_only:
         where.append(col(Notification.read_at).is_(None))
-    statement = select_columns(*_COLUMNS).where(mine, *where).order_by(*order_by).limit(LIMIT)
+    statement = select_columns(*COLUMNS).where(mine, *where).order_by(*order_by).limit(LIMIT)
     return compile_sql(statement, constants=False)
 
 
@@ -288,10 +289,11 @@ def _count_sql(unread_only: bool) -> Sql:
     return compile_sql(statement, constants=False)
 
 
-def _record(row: Sequence[Any]) -> NotificationRecord:
-    notification_id, kind, title, body, task_id, created_at, read_at = row
+def record_of(row: Sequence[Any]) -> NotificationRecord:
+    """A row of ``COLUMNS`` as a record."""
+    notification_id, kind, title, body, task_id, created_at, read_at, seq = row
     return NotificationRecord(
-        notification_id, NotificationKind(kind), title, body, task_id, created_at, read_at
+        notification_id, NotificationKind(kind), title, body, task_id, created_at, read_at, seq
     )
 
 
@@ -303,7 +305,7 @@ async def list_notifications(
     sql = _page_sql(unread_only, window.walk_descending, window.cursor is not None)
     values = {"user_id": viewer.user_id}
     # The primary: the worker writes the inbox, and what it wrote must show at once.
-    rows = [_record(row) for row in await ctx.reads.primary.fetch(sql, {**values, **window.params()})]
+    rows = [record_of(row) for row in await ctx.reads.primary.fetch(sql, {**values, **window.params()})]
     count = _count_sql(unread_only)
     return Listing(
         make_page(rows, NOTIFICATION_ORDER, page, window), lambda: ctx.reads.primary.fetchval(count, values)
@@ -345,11 +347,11 @@ async def mark_read(ctx: Context, *, ids: Sequence[str] | None, everything: bool
 async def get_notification(ctx: Context, notification_id: uuid.UUID) -> NotificationRecord | None:
     viewer = ctx.require_viewer()
     row = await ctx.reads.primary.fetchrow(_BY_ID, {"id": notification_id, "user_id": viewer.user_id})
-    return None if row is None else _record(row)
+    return None if row is None else record_of(row)
 
 
 _BY_ID = compile_sql(
-    select_columns(*_COLUMNS).where(
+    select_columns(*COLUMNS).where(
         col(Notification.id) == bindparam("id", type_=Uuid()), col(Notification.user_id) == _USER
     )
 )

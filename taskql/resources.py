@@ -21,8 +21,8 @@ from schema.extensions.query_limits import Limits, limit_rules
 from schema.planning.strawberry_compat import graphql_schema_of
 from taskql.cache.express import LANE, Lane
 from taskql.cache.store import ResponseCache
-from taskql.data.engine import Outage, create_engine, create_sessionmaker
-from taskql.data.readers import PRIMARY, REPLICA, create_reader
+from taskql.data.engine import Bounds, Outage, create_engine, create_sessionmaker
+from taskql.data.readers import PRIMARY, REPLICA, asyncpg_dsn, create_reader
 from taskql.data.routing import ReadRouting
 from taskql.http.compression import Compression
 from taskql.jobs import worker as jobs_worker
@@ -34,6 +34,7 @@ from taskql.policy.idempotency import IdempotencyKeys
 from taskql.policy.persisted import PersistedQueries, load_manifest
 from taskql.policy.rate_limits import RateLimits
 from taskql.realtime.hub import EventHub
+from taskql.realtime.inbox import Inbox
 from taskql.realtime.sockets import Sockets, recheck_sessions
 from taskql.redis.client import RedisGuard, create_redis, greeted, greeting
 from taskql.redis.pipeline import PipelinedRedis
@@ -57,6 +58,7 @@ class Resources:
     cache: ResponseCache | None  # None when RESPONSE_CACHE is off
     limits: RateLimits | None  # None when RATE_LIMITS is off
     events: EventHub
+    inbox: Inbox  # notificationEvents' wake-ups
     outbox: Outbox
     sockets: Sockets
     after_writes: AfterWrites
@@ -153,6 +155,13 @@ async def opened(
         cache=cache,
         limits=rate_limits,
         events=hub,
+        inbox=Inbox(
+            asyncpg_dsn(settings.database_url),
+            reads.primary,
+            recheck_seconds=settings.inbox_recheck_seconds,
+            connect_timeout=Bounds.of(settings).connect,
+            server_settings=Bounds.of(settings).server_settings,
+        ),
         outbox=outbox,
         sockets=Sockets(tokens, reads.primary, hub),
         after_writes=AfterWrites(reads, outbox, cache),
@@ -174,6 +183,7 @@ async def _running(resources: Resources) -> AsyncIterator[None]:
     settings, reads = resources.settings, resources.reads
     reads.start()
     await resources.events.start()
+    await resources.inbox.start()  # the live inbox's LISTEN
     resources.outbox.start()
     pools = {PRIMARY: reads.primary.pool} | ({REPLICA: reads.replica.pool} if reads.replica else {})
     tasks = [
@@ -197,6 +207,7 @@ async def _running(resources: Resources) -> AsyncIterator[None]:
             task.cancel()
         await resources.events.close_all(1001, "Server shutting down")
         await resources.events.stop()
+        await resources.inbox.stop()
         await resources.outbox.stop()
 
 

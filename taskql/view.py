@@ -40,7 +40,7 @@ from taskql.ops import access_log
 from taskql.policy import idempotency
 from taskql.policy.persisted import PersistedQueryError
 from taskql.policy.rate_limits import response_headers, split_cost
-from taskql.realtime.sockets import LegacyWSHandler, SocketEvents, TransportWSHandler
+from taskql.realtime.sockets import LegacyWSHandler, SocketEvents, SocketInbox, TransportWSHandler
 from taskql.resources import RESOURCES, Resources
 
 
@@ -120,6 +120,7 @@ class GraphQLView(GraphQL[Context, None]):
             context = _context(resources, request)
             context.origin.connection = request
             context.hooks.event_source = SocketEvents(resources.events, request)
+            context.hooks.inbox_source = SocketInbox(resources.inbox, request)
             return context
         viewer: Viewer | None = None
         auth_error: Unauthenticated | None = None

@@ -62,6 +62,7 @@ def test_the_server_guards_exactly_the_fields_the_sdl_marks() -> None:
         "Mutation.setUserRole": Role.ADMIN,
         "Mutation.setUserActive": Role.ADMIN,
         "Subscription.taskEvents": Role.USER,
+        "Subscription.notificationEvents": Role.USER,
         "Query.sessions": Role.USER,
         "Query.failedJobs": Role.ADMIN,
         "Mutation.resendVerificationEmail": Role.USER,

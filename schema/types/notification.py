@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types.unset import UNSET
 
 from core.ids import encode_id
-from resolvers import notifications
+from resolvers import inbox, notifications
 from resolvers.notifications import NotificationRecord, SettingsRecord
 from schema.info import Info
 from schema.types.enums import NotificationChannel, NotificationKind
@@ -59,6 +59,10 @@ class Notification(Node):
     body: str = strawberry.field(description="The text.")
     created_at: datetime = strawberry.field(description="When it was made.")
     read_at: datetime | None = strawberry.field(description="When it was marked read; null while unread.")
+    cursor: str = strawberry.field(
+        description="Its place in the viewer's inbox, in the order notifications were made: pass the last "
+        "one received (or the greatest seen in `notifications`) as `notificationEvents(after:)` to resume."
+    )
     task_key: strawberry.Private[uuid.UUID | None]
 
     @strawberry.field(description="The task it is about, while the viewer may see it (null once deleted).")
@@ -77,5 +81,6 @@ class Notification(Node):
             body=record.body,
             created_at=record.created_at,
             read_at=record.read_at,
+            cursor=inbox.encode_cursor(record.seq),
             task_key=record.task_id,
         )

@@ -95,6 +95,9 @@ WEBSOCKETS = Gauge(
 )
 SUBSCRIPTIONS = Gauge("taskql_subscriptions_active", "Subscriptions running.", multiprocess_mode="livesum")
 EVENTS = Counter("taskql_events_delivered", "Task events delivered to subscriptions.")
+NOTIFICATIONS = Counter(
+    "taskql_notifications_delivered", "Notifications delivered to notificationEvents subscriptions."
+)
 OUTBOX_RELAYED = Counter(
     "taskql_outbox_relayed",
     "Outbox rows the relay took: published by it (their request could not: a crash after COMMIT, Redis "
@@ -301,12 +304,13 @@ def websocket_closed() -> None:
     WEBSOCKETS.dec()
 
 
-async def delivered(stream: AsyncIterator[T]) -> AsyncGenerator[T, None]:
-    """``stream``, counted: one running subscription while it lasts, one delivered event per item."""
+async def delivered(stream: AsyncIterator[T], counter: Counter = EVENTS) -> AsyncGenerator[T, None]:
+    """``stream``, counted: one running subscription while it lasts, one delivered item (on ``counter``:
+    task events by default) per item."""
     SUBSCRIPTIONS.inc()
     try:
         async for item in stream:
-            EVENTS.inc()
+            counter.inc()
             yield item
     finally:
         SUBSCRIPTIONS.dec()

@@ -21,9 +21,10 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.exceptions import ConnectionRejectionError
@@ -38,8 +39,10 @@ from core.reader import Reader
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from resolvers.context import Context
 from resolvers.events import TaskEvent
+from resolvers.notifications import NotificationRecord
 from taskql.ops import metrics
 from taskql.realtime.hub import TOO_FAR_BEHIND, Connection, EventHub
+from taskql.realtime.inbox import Inbox
 from taskql.state import StateKey
 
 logger = logging.getLogger("taskql.realtime.sockets")
@@ -50,6 +53,7 @@ INIT_TIMEOUT_SECONDS = 10
 TRY_AGAIN_LATER = 1013  # RFC 6455's code for "come back later", which clients reconnect on
 EXPIRED_REASON = "Forbidden: the access token expired"
 UNAVAILABLE_REASON = "Try again later: the database is unavailable"
+T = TypeVar("T")
 
 
 def token_of(payload: Mapping[str, Any] | None, handshake_authorization: str | None) -> str | None:
@@ -64,6 +68,21 @@ def token_of(payload: Mapping[str, Any] | None, handshake_authorization: str | N
     return next((value for value in candidates if isinstance(value, str) and value.strip()), None)
 
 
+async def _while_allowed(websocket: WebSocket, items: AsyncIterator[T]) -> AsyncIterator[T]:
+    """Each item is sent only while the socket's session and rights are still the ones it was opened with
+    (``Connection.revoked``: set by a control message or the periodic recheck, as soon as known)."""
+    connection = CONNECTION.get(websocket.scope)
+    async for item in items:
+        if connection is None:
+            return
+        if connection.revoked:
+            # Its socket is being closed (4403), which cancels this operation. Ending the stream here
+            # instead would have Strawberry send `complete` while that close forgets the operation: a
+            # KeyError in its worker task, logged with a traceback (seen by bench.fault_run).
+            await asyncio.Future()
+        yield item
+
+
 @dataclass(eq=False)
 class SocketEvents:
     """The event source of one socket: a subscriber that falls behind closes it."""
@@ -74,21 +93,7 @@ class SocketEvents:
 
     def stream(self, audience: str, after: str | None) -> AsyncIterator[TaskEvent]:
         events = self.hub.stream(audience, after, on_overflow=self._too_far_behind)
-        return metrics.delivered(self._while_allowed(events))
-
-    async def _while_allowed(self, events: AsyncIterator[TaskEvent]) -> AsyncIterator[TaskEvent]:
-        """Each event is sent only while the socket's session and rights are still the ones it was opened
-        with (``Connection.revoked``: set by a control message or the periodic recheck, as soon as known)."""
-        connection = CONNECTION.get(self.websocket.scope)
-        async for event in events:
-            if connection is None:
-                return
-            if connection.revoked:
-                # Its socket is being closed (4403), which cancels this operation. Ending the stream here
-                # instead would have Strawberry send `complete` while that close forgets the operation: a
-                # KeyError in its worker task, logged with a traceback (seen by bench.fault_run).
-                await asyncio.Future()
-            yield event
+        return metrics.delivered(_while_allowed(self.websocket, events))
 
     def _too_far_behind(self) -> None:
         task = asyncio.create_task(
@@ -96,6 +101,18 @@ class SocketEvents:
         )
         self.closing.add(task)
         task.add_done_callback(self.closing.discard)
+
+
+@dataclass(eq=False, frozen=True, slots=True)
+class SocketInbox:
+    """The live inbox of one socket. (Nothing queues: a slow client reads its inbox at its own pace.)"""
+
+    inbox: Inbox
+    websocket: WebSocket
+
+    def stream(self, user_id: uuid.UUID, after: int | None) -> AsyncIterator[NotificationRecord]:
+        notifications = self.inbox.stream(user_id, after)
+        return metrics.delivered(_while_allowed(self.websocket, notifications), metrics.NOTIFICATIONS)
 
 
 CLOSE_TIMEOUT_SECONDS = 5.0
