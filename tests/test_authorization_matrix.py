@@ -236,6 +236,17 @@ def test_the_matrix_covers_every_query_and_mutation() -> None:
     assert roots - covered == {"register", "login", "refreshToken", "logout"}
 
 
+def test_every_subscription_is_covered_over_websocket() -> None:
+    """Subscriptions run over WebSocket only, where test_security_matrix covers them: taskEvents per owner
+    (its ownerId row), notificationEvents per viewer (anonymous closed, each one's own inbox only)."""
+    from schema.build import build_schema
+    from schema.planning.strawberry_compat import graphql_schema_of
+
+    subscription = graphql_schema_of(build_schema()).subscription_type
+    assert subscription is not None
+    assert set(subscription.fields) == {"taskEvents", "notificationEvents"}
+
+
 @pytest.mark.parametrize(("operation", "who", "expected"), CASES)
 async def test_authorization(world: World, operation: str, who: str, expected: str) -> None:
     response = await OPERATIONS[operation](world, world.token(who))

@@ -33,13 +33,19 @@ import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth.tokens import TokenConfig
 from core.ids import encode_id
 from core.settings import Settings
 from graphql import GraphQLInputObjectType, GraphQLInputType, GraphQLObjectType, GraphQLSchema, get_named_type
+from models import NotificationKind
+from resolvers.inbox import encode_cursor as encode_inbox_cursor
+from resolvers.notifications import notify
 from schema.build import build_schema
 from schema.planning.strawberry_compat import graphql_schema_of
+from taskql.data.engine import async_url
 from tests.fixed_world import (
     ALICE,
     BOB,
@@ -57,7 +63,7 @@ from tests.fixed_world import (
 )
 from tests.processes import TEST_SECRET, servers_on
 from tests.services import Services
-from tests.ws_client import Closed, Subscriber
+from tests.ws_client import Closed, Subscriber, refused
 
 VIEWERS = {"user": ALICE, "admin": ROOT}
 # Whose objects count as "someone else's": another user's (for an admin too: admins may see them).
@@ -630,6 +636,47 @@ async def test_an_admin_subscribed_to_one_owner_receives_that_owners_events_only
         assert await subscriber.silent_for(0.3)
     finally:
         await subscriber.close()
+
+
+NOTIFICATION_EVENTS = "subscription($after: String) { notificationEvents(after: $after) { title cursor } }"
+
+
+async def _notify(database: Services, person: Person, title: str) -> None:
+    """An entry in ``person``'s inbox, committed, as the worker makes one."""
+    engine = create_async_engine(async_url(database.database_url))
+    try:
+        async with AsyncSession(engine) as db, db.begin():
+            await notify(
+                db, person.key, NotificationKind.TASK_DUE_SOON, title=title, body="", dedupe_key=title
+            )
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("viewer", ["user", "admin"])
+async def test_a_subscriber_receives_their_own_notifications_only_an_admin_too(
+    world: World, live: Live, database: Services, viewer: str
+) -> None:
+    me, other = VIEWERS[viewer], OTHERS[viewer]
+    subscriber = await Subscriber.open(live.ws, {"authorization": f"Bearer {access_token(live.tokens, me)}"})
+    try:
+        await subscriber.subscribe({"after": encode_inbox_cursor(0)}, query=NOTIFICATION_EVENTS)
+        first = await subscriber.receive()
+        assert first["payload"]["data"]["notificationEvents"]["title"] == f"for {me.name}", first
+        await _notify(database, other, f"{other.name}'s, not {me.name}'s")
+        await _notify(database, me, "mine")
+        mine = await subscriber.receive()  # another's would have come first
+        assert mine["payload"]["data"]["notificationEvents"] == {
+            "title": "mine",
+            "cursor": encode_inbox_cursor(2),
+        }
+        assert await subscriber.silent_for(0.3)
+    finally:
+        await subscriber.close()
+
+
+async def test_an_anonymous_socket_gets_no_inbox(live: Live) -> None:
+    assert (await refused(live.ws, None)).code == 4403
 
 
 async def test_a_deactivated_accounts_id_is_no_way_in(world: World) -> None:
