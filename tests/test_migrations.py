@@ -80,3 +80,50 @@ async def test_upgrade_matches_the_models_and_downgrade_removes_everything(scrat
     assert await schema_objects(scratch_database) == {"alembic_version", "alembic_version_pkc"}
     await asyncio.to_thread(migrate.upgrade, scratch_database)  # and up again, from nothing
     assert "tasks" in await schema_objects(scratch_database)
+
+
+async def test_0006_numbers_each_users_notifications_in_the_order_they_were_made(
+    scratch_database: str,
+) -> None:
+    await asyncio.to_thread(migrate.upgrade, scratch_database, "0005")
+    dsn = make_url(scratch_database).set(drivername="postgresql").render_as_string(False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            """
+            INSERT INTO users (id, email, name, password_hash, is_active, created_at, updated_at) VALUES
+              ('00000000-0000-4000-8000-00000000000a', 'a@example.com', 'A', 'x', true, now(), now()),
+              ('00000000-0000-4000-8000-00000000000b', 'b@example.com', 'B', 'x', true, now(), now()),
+              ('00000000-0000-4000-8000-00000000000c', 'c@example.com', 'C', 'x', true, now(), now());
+            -- b has settings of their own; c has settings and no notification
+            INSERT INTO notification_settings (user_id, daily_digest) VALUES
+              ('00000000-0000-4000-8000-00000000000b', true), ('00000000-0000-4000-8000-00000000000c', true);
+            INSERT INTO notifications (id, user_id, title, body, dedupe_key, created_at) VALUES
+              (gen_random_uuid(), '00000000-0000-4000-8000-00000000000a', 'a3', '', 'a3', '2026-01-03'),
+              (gen_random_uuid(), '00000000-0000-4000-8000-00000000000a', 'a1', '', 'a1', '2026-01-01'),
+              (gen_random_uuid(), '00000000-0000-4000-8000-00000000000b', 'b1', '', 'b1', '2026-01-02'),
+              (gen_random_uuid(), '00000000-0000-4000-8000-00000000000a', 'a2', '', 'a2', '2026-01-02');
+            """
+        )
+        await asyncio.to_thread(migrate.upgrade, scratch_database, "0006")
+        numbered = await connection.fetch("SELECT title, seq FROM notifications ORDER BY title")
+        assert [(row["title"], row["seq"]) for row in numbered] == [
+            ("a1", 1),
+            ("a2", 2),
+            ("a3", 3),
+            ("b1", 1),
+        ]
+        settings = await connection.fetch(
+            "SELECT u.name, s.daily_digest, s.last_notification_seq"
+            " FROM notification_settings s JOIN users u ON u.id = s.user_id ORDER BY u.name"
+        )
+        assert [tuple(row) for row in settings] == [("A", False, 3), ("B", True, 1), ("C", True, 0)]
+        await asyncio.to_thread(migrate.downgrade, scratch_database, "0005")
+        columns = await connection.fetchval(
+            "SELECT count(*) FROM information_schema.columns"
+            " WHERE column_name IN ('seq', 'last_notification_seq')"
+        )
+        assert columns == 0
+        assert await connection.fetchval("SELECT count(*) FROM notifications") == 4
+    finally:
+        await connection.close()
