@@ -427,8 +427,8 @@ def events_of_write(drafts: Sequence[EventDraft], at: datetime) -> list[WebhookE
     return events
 
 
-# One statement per write: each event, for each of its owner's enabled webhooks subscribed to it, in the
-# write's order; the webhooks it reached (a pump job each).
+# One statement per write: each event, for each of its owner's enabled webhooks subscribed to it (a
+# deactivated account's are not), in the write's order; the webhooks it reached (a pump job each).
 _FAN_OUT = text(
     """
 WITH event AS (
@@ -439,7 +439,8 @@ WITH event AS (
     INSERT INTO webhook_deliveries (id, webhook_id, message_id, event_type, payload, status)
     SELECT gen_random_uuid(), w.id, event.message_id, event.event_type, event.payload, 'pending'
     FROM event JOIN webhooks AS w ON w.owner_id = event.owner_id
-    WHERE w.enabled AND event.event_type = ANY(w.events)
+    JOIN users AS owner ON owner.id = w.owner_id
+    WHERE w.enabled AND owner.is_active AND event.event_type = ANY(w.events)
     ORDER BY event.n, w.id
     ON CONFLICT (webhook_id, message_id) DO NOTHING
     RETURNING webhook_id

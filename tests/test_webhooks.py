@@ -504,3 +504,36 @@ async def test_what_the_worker_changes_is_never_served_from_the_response_cache(w
         notification = await world.gql.query("query($id: ID!) { node(id: $id) { id } }", {"id": webhook_id},
                                              token=alice.token)  # fmt: skip
         assert notification.ok()["node"]["id"] == webhook_id  # the id alone may be cached: it never changes
+
+
+async def test_a_task_given_to_another_owner_leaves_the_first_owners_webhooks_with_its_id_only(
+    world: World,
+) -> None:
+    alice = await register(world.gql, email="alice@example.com", name="Alice")
+    bob = await register(world.gql, email="bob@example.com", name="Bob")
+    carol = await register(world.gql, email="carol@example.com", name="Carol")
+    admin = await register(world.gql, email="admin@example.com", name="Admin")
+    await promote_to_admin(world.dsn, admin)
+    admin = await register_again(world, admin)
+    async with receiving() as alices, receiving() as bobs, receiving() as carols:
+        await world.webhook(alice, alices)
+        await world.webhook(bob, bobs)
+        await world.webhook(carol, carols)
+        task_id = await world.task(alice, "Moving house", description="the new address")
+        await world.update(admin, task_id, ownerId=bob.id)
+        carols_task = await world.task(carol, "Carol's")
+        deactivate = {"userId": carol.id, "active": False}
+        (await world.gql.run("SetUserActive", deactivate, token=admin.token)).ok()
+        await world.update(admin, carols_task, title="Changed while Carol is away")
+        await alices.until(2)
+        await bobs.until(1)
+        await until_no_jobs(world.dsn)
+
+        assert [d.event["type"] for d in alices.received] == ["task.created", "task.deleted"]
+        assert alices.received[1].event["data"] == {"id": task_id}  # nothing of it once it is Bob's
+        (given,) = bobs.received
+        assert (given.event["type"], given.event["data"]["description"]) == (
+            "task.created",
+            "the new address",
+        )
+        assert [d.event["data"]["title"] for d in carols.received] == ["Carol's"]  # not after deactivation

@@ -41,12 +41,14 @@ logger = logging.getLogger("taskql.jobs.webhooks")
 LOCKS = 0x7E6B  # the advisory locks' first key: webhooks (the second is the webhook id's hash)
 _LOCK = "SELECT pg_try_advisory_lock($1, hashtext($2))"
 _UNLOCK = "SELECT pg_advisory_unlock($1, hashtext($2))"
-# The endpoint's head: its oldest undelivered event, and whether it is due.
+# The endpoint's head: its oldest undelivered event, and whether it is due (a deactivated account's webhooks
+# wait, as disabled ones do).
 _HEAD = """
-SELECT w.url, w.enabled, w.secret_salt, w.previous_secret_salt, w.rotated_at,
+SELECT w.url, w.enabled AND owner.is_active AS enabled, w.secret_salt, w.previous_secret_salt, w.rotated_at,
        d.id, d.message_id, d.event_type, d.payload::text AS payload, d.attempt,
        coalesce(d.next_attempt_at <= now(), true) AS due
 FROM webhooks AS w
+JOIN users AS owner ON owner.id = w.owner_id
 JOIN LATERAL (SELECT * FROM webhook_deliveries WHERE webhook_id = w.id AND status IN ('pending', 'retrying')
               ORDER BY seq LIMIT 1) AS d ON true
 WHERE w.id = $1
