@@ -311,6 +311,28 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000",
         description="The address people reach taskql at: the base of every link in a mail.",
     )
+    # Webhooks, delivered by the worker (taskql/webhooks, taskql/jobs/webhooks.py).
+    webhooks_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks reach loopback, private, link-local and other internal addresses, and "
+        "(in production) plain http:// URLs: for development and tests only.",
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="Delay before a failed delivery's first retry (then doubled)."
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=9000.0,
+        gt=0,
+        le=86_400,
+        description="The longest delay between two attempts of a delivery. With the defaults, the 20 "
+        "attempts that disable an endpoint span about a day.",
+    )
+    webhook_max_failures: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="Consecutive failed attempts after which an endpoint is disabled and its owner told.",
+    )
     require_verified_email: bool = Field(
         default=False,
         description="Refuse logins of accounts whose address is not verified (EMAIL_NOT_VERIFIED); register "

@@ -29,6 +29,7 @@ from models import Role
 from resolvers.events import EventDraft, EventSource
 from resolvers.inbox import InboxSource
 from resolvers.loaders import Loaders
+from resolvers.webhooks import WebhookSender, events_of_write, fan_out
 from resolvers.writes import Written, record
 
 
@@ -162,6 +163,7 @@ class Hooks:
     budget: Budget | None = None
     event_source: EventSource | None = None  # where subscriptions read events from
     inbox_source: InboxSource | None = None  # where notificationEvents reads the inbox from
+    webhooks: WebhookSender | None = None  # checks webhook URLs, sends testWebhook's and retries
 
 
 class Context:
@@ -218,8 +220,12 @@ class Context:
 
     async def record(self, db: AsyncSession, tags: Iterable[str], events: Sequence[EventDraft] = ()) -> None:
         """The one call each write makes, in its transaction, before it ends: the cache tags it changed and
-        the events it tells (one per audience; they share one cursor), kept in the outbox with the data."""
-        await self.writes.record(db, tags, events, self.now())
+        the events it tells (one per audience; they share one cursor), kept in the outbox with the data, and
+        sent to the webhooks subscribed to them."""
+        at = self.now()
+        await self.writes.record(db, tags, events, at)
+        if events:
+            await fan_out(db, events_of_write(events, at))
 
     @staticmethod
     def now() -> datetime:

@@ -39,6 +39,7 @@ from taskql.realtime.sockets import Sockets, recheck_sessions
 from taskql.redis.client import RedisGuard, create_redis, greeted, greeting
 from taskql.redis.pipeline import PipelinedRedis
 from taskql.state import StateKey
+from taskql.webhooks.sender import Sender
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +66,7 @@ class Resources:
     readiness: Readiness
     lane: Lane | None  # the express lane's; None when RESPONSE_CACHE is off
     compression: Compression | None  # None when COMPRESSION is off
+    webhooks: Sender  # checks webhook URLs; testWebhook's and retryWebhookDelivery's attempts
 
     def state(self) -> dict[str, Any]:
         """What the lifespan yields: the entries each room reads from a request's state."""
@@ -168,6 +170,7 @@ async def opened(
         readiness=Readiness(engine, redis, guard),
         lane=Lane(cache, tokens, rate_limits) if cache is not None else None,
         compression=compression,
+        webhooks=Sender.of(settings),
     )
     try:
         async with _running(resources):

@@ -292,4 +292,5 @@ def _context(
     if resources.reads.replica is not None:
         context.hooks.route_reads = resources.reads.route
     context.hooks.budget = resources.limits
+    context.hooks.webhooks = resources.webhooks
     return context

@@ -64,13 +64,15 @@ async def _webhook_with_a_failed_delivery(dsn: str, owner: Account) -> tuple[uui
     try:
         await connection.execute(
             """INSERT INTO webhooks (id, owner_id, url, events, description, enabled, secret_salt)
-            SELECT $1, id, 'http://127.0.0.1:9/alice-secret-hook', '{TASK_CREATED}', 'secret plan', true, 'salt'
+            SELECT $1, id, 'http://127.0.0.1:9/alice-secret-hook', '{TASK_CREATED}', 'secret plan', true,
+                   'salt'
             FROM users WHERE email = $2""",
             webhook_id,
             owner.email,
         )
         await connection.execute(
-            """INSERT INTO webhook_deliveries (id, webhook_id, message_id, event_type, payload, status, attempt)
+            """INSERT INTO webhook_deliveries
+                (id, webhook_id, message_id, event_type, payload, status, attempt)
             VALUES ($1, $2, $3, 'TASK_CREATED', '{"type": "task.created"}', 'failed', 1)""",
             delivery_id,
             webhook_id,

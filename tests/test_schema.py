@@ -79,6 +79,13 @@ def test_the_server_guards_exactly_the_fields_the_sdl_marks() -> None:
         "Query.unreadNotificationCount": Role.USER,
         "Mutation.updateNotificationSettings": Role.USER,
         "Mutation.markNotificationsRead": Role.USER,
+        "Query.webhooks": Role.USER,
+        "Mutation.createWebhook": Role.USER,
+        "Mutation.updateWebhook": Role.USER,
+        "Mutation.deleteWebhook": Role.USER,
+        "Mutation.rotateWebhookSecret": Role.USER,
+        "Mutation.testWebhook": Role.USER,
+        "Mutation.retryWebhookDelivery": Role.USER,
     }
 
 
@@ -86,6 +93,6 @@ def test_ids_are_opaque_global_ids() -> None:
     schema = graphql_schema_of(build_schema())
     node = schema.type_map["Node"]
     implementations = {impl.name for impl in schema.get_possible_types(node)}  # type: ignore[arg-type]
-    assert implementations == {"Notification", "Task", "User"}
+    assert implementations == {"Notification", "Task", "User", "Webhook"}
     field: GraphQLField = schema.type_map["Task"].fields["id"]  # type: ignore[attr-defined]
     assert str(field.type) == "ID!"

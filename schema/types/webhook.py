@@ -58,8 +58,8 @@ class WebhookDelivery:
 
 
 @strawberry.type(
-    description="An endpoint the viewer's events are POSTed to, signed (Standard Webhooks). Never cached: the "
-    "worker changes it (a disabled endpoint, its deliveries)."
+    description="An endpoint the viewer's events are POSTed to, signed (Standard Webhooks). Never cached: "
+    "the worker changes it (a disabled endpoint, its deliveries)."
 )
 class Webhook(Node):
     url: str = strawberry.field(directives=[NEVER], description="Where events go (https:// in production).")
@@ -105,7 +105,7 @@ class Webhook(Node):
 
 @strawberry.type(description="A webhook and its signing secret, shown this once.")
 class CreateWebhookPayload:
-    webhook: Webhook
+    webhook: Webhook = strawberry.field(description="The webhook.")
     secret: str = strawberry.field(
         description='"whsec_" and 32 bytes in base64: verify deliveries with it (any Standard Webhooks '
         "library)."

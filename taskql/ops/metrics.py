@@ -121,6 +121,19 @@ JOB_DURATION = Histogram(
     ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "taskql_webhook_attempts",
+    "Webhook delivery attempts by the worker, by event type and outcome (delivered, failed).",
+    ["event_type", "outcome"],
+)
+WEBHOOK_DURATION = Histogram(
+    "taskql_webhook_attempt_duration_seconds",
+    "How long a webhook delivery attempt took, to the answer's end or the failure.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+WEBHOOKS_DISABLED = Counter(
+    "taskql_webhooks_disabled", "Webhooks disabled after WEBHOOK_MAX_FAILURES failed attempts in a row."
+)
 # The queue is one table in PostgreSQL: the workers sample it (the largest reading of the live ones).
 QUEUE_DEPTH = Gauge(
     "taskql_job_queue_depth",
@@ -279,6 +292,15 @@ def rate_limited(limit: str) -> None:
 
 def outbox_relayed(rows: int) -> None:
     OUTBOX_RELAYED.inc(rows)
+
+
+def webhook_attempted(event_type: str, ok: bool, seconds: float) -> None:
+    WEBHOOK_ATTEMPTS.labels(event_type, "delivered" if ok else "failed").inc()
+    WEBHOOK_DURATION.observe(seconds)
+
+
+def webhook_disabled() -> None:
+    WEBHOOKS_DISABLED.inc()
 
 
 def job_ended(kind: str, outcome: str, seconds: float) -> None:
