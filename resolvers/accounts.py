@@ -27,10 +27,23 @@ from auth.sessions import TokenPair
 from core import cache_tags
 from core.errors import BadUserInput, NotFound
 from core.ids import encode_id
-from models import AuthSession, RefreshToken, Role, Task, TokenPurpose, User, UserRecord
+from models import (
+    AuthSession,
+    Notification,
+    RefreshToken,
+    Role,
+    Task,
+    TaskRecord,
+    TokenPurpose,
+    User,
+    UserRecord,
+    Webhook,
+)
 from resolvers import jobs
 from resolvers.inputs import Email, Password, ProfilePatch, validate, validate_argument
 from resolvers.jobs import MailJob
+from resolvers.notifications import settings_of
+from resolvers.webhooks import task_document
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -278,11 +291,23 @@ async def delete_account(ctx: Context, *, password: str) -> bool:
 
 
 async def export_account(ctx: Context, *, token: str) -> dict[str, Any]:
-    """The account and every task of the owner of a data export link (spent by this call)."""
+    """Everything of the owner of a data export link (spent by this call): the account, every task, the
+    notification settings and inbox, and the webhooks (their secrets are never shown again)."""
     async with ctx.transaction() as db:
         _, user = await account_tokens.use(db, token, TokenPurpose.DATA_EXPORT, ctx.now())
         tasks = (
             await db.exec(select(Task).where(Task.owner_id == user.id).order_by(col(Task.created_at)))
+        ).all()
+        settings = await settings_of(db, user.id)
+        inbox = (
+            await db.exec(
+                select(Notification).where(Notification.user_id == user.id).order_by(col(Notification.seq))
+            )
+        ).all()
+        hooks = (
+            await db.exec(
+                select(Webhook).where(Webhook.owner_id == user.id).order_by(col(Webhook.created_at))
+            )
         ).all()
     return {
         "exportedAt": ctx.now().isoformat(),
@@ -294,19 +319,33 @@ async def export_account(ctx: Context, *, token: str) -> dict[str, Any]:
             "emailVerified": user.email_verified_at is not None,
             "createdAt": user.created_at.isoformat(),
         },
-        "tasks": [
+        "tasks": [task_document(TaskRecord.of(task)) for task in tasks],
+        "notificationSettings": {
+            "remindBeforeMinutes": settings.remind_before_minutes,
+            "channels": [channel.value for channel in settings.channels],
+            "dailyDigest": settings.daily_digest,
+            "timezone": settings.timezone,
+        },
+        "notifications": [
             {
-                "id": encode_id("Task", task.id),
-                "title": task.title,
-                "description": task.description,
-                "status": task.status.value,
-                "priority": task.priority.value,
-                "dueAt": task.due_at.isoformat() if task.due_at else None,
-                "tags": list(task.tags),
-                "createdAt": task.created_at.isoformat(),
-                "updatedAt": task.updated_at.isoformat(),
-                "completedAt": task.completed_at.isoformat() if task.completed_at else None,
+                "id": encode_id("Notification", entry.id),
+                "kind": entry.kind.value,
+                "title": entry.title,
+                "body": entry.body,
+                "createdAt": entry.created_at.isoformat(),
+                "readAt": entry.read_at.isoformat() if entry.read_at else None,
             }
-            for task in tasks
+            for entry in inbox
+        ],
+        "webhooks": [
+            {
+                "id": encode_id("Webhook", hook.id),
+                "url": hook.url,
+                "events": list(hook.events),
+                "description": hook.description,
+                "enabled": hook.enabled,
+                "createdAt": hook.created_at.isoformat(),
+            }
+            for hook in hooks
         ],
     }

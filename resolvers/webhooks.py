@@ -390,7 +390,9 @@ WHERE id = :id
 # -- Fan-out
 
 
-def _task_data(task: TaskRecord) -> dict[str, Any]:
+def task_document(task: TaskRecord) -> dict[str, Any]:
+    """A task as JSON for people and integrations (a webhook's data, a data export): the API's names and
+    global ids."""
     return {
         "id": encode_id("Task", task.id),
         "ownerId": encode_id("User", task.owner_id),
@@ -410,7 +412,7 @@ def payload_of(
     event_type: WebhookEventType, at: datetime, task_id: uuid.UUID, task: TaskRecord | None
 ) -> dict[str, Any]:
     """An event as a receiver gets it: ``{"type", "timestamp", "data"}`` (the Standard Webhooks shape)."""
-    data = _task_data(task) if task is not None else {"id": encode_id("Task", task_id)}
+    data = task_document(task) if task is not None else {"id": encode_id("Task", task_id)}
     return {"type": EVENT_NAMES[event_type], "timestamp": at.isoformat(), "data": data}
 
 

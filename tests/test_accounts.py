@@ -207,12 +207,17 @@ async def test_changing_the_email_mails_both_addresses_and_takes_effect_when_ver
     assert old_login.codes == ["UNAUTHENTICATED"]
 
 
-async def test_the_export_link_downloads_the_account_and_every_task_once(live: Live) -> None:
+async def test_the_export_link_downloads_the_account_and_everything_of_it_once(live: Live) -> None:
     account = await live.register("exa@example.com", "Exa")
     await live.sink.next("exa@example.com")
     titles = {f"task {n}" for n in range(3)}
     for title in titles:
         (await live.gql.run("CreateTask", {"input": {"title": title}}, token=account["accessToken"])).ok()
+    hook = {"input": {"url": "https://93.184.215.14/exa", "events": ["TASK_DELETED"], "description": "CI"}}
+    created = await live.gql.run("CreateWebhook", hook, token=account["accessToken"])
+    secret = created.ok()["createWebhook"]["secret"]
+    zone = {"input": {"timezone": "Europe/Paris"}}
+    (await live.gql.run("UpdateNotificationSettings", zone, token=account["accessToken"])).ok()
     assert (await live.gql.run("RequestDataExport", token=account["accessToken"])).ok() == {
         "requestDataExport": True
     }
@@ -228,6 +233,12 @@ async def test_the_export_link_downloads_the_account_and_every_task_once(live: L
     assert export["account"]["email"] == "exa@example.com"
     assert export["account"]["id"] == account["id"]
     assert {task["title"] for task in export["tasks"]} == titles
+    assert export["notificationSettings"]["timezone"] == "Europe/Paris"
+    (webhook,) = export["webhooks"]
+    assert (webhook["url"], webhook["events"], webhook["description"]) == (
+        "https://93.184.215.14/exa", ["TASK_DELETED"], "CI",
+    )  # fmt: skip
+    assert secret not in download.text  # a secret is shown once, at creation
     again = await live.http.post("/export", data={"token": token_in(mail)})
     assert again.status_code == 400
     assert "exa@example.com" not in again.text
