@@ -317,6 +317,13 @@ class Settings(BaseSettings):
         description="Let webhooks reach loopback, private, link-local and other internal addresses, and "
         "(in production) plain http:// URLs: for development and tests only.",
     )
+    webhook_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="Endpoints one worker delivers to at once (each holds a PostgreSQL connection for its "
+        "lock while it delivers); more endpoints wait their turn.",
+    )
     webhook_retry_base_seconds: float = Field(
         default=5.0, gt=0, le=3600, description="Delay before a failed delivery's first retry (then doubled)."
     )

@@ -51,8 +51,15 @@ DOCKER_COMPOSE = shutil.which("docker-compose")
 # PostgreSQL's default max_connections, of which 3 are kept for superusers.
 MAX_CONNECTIONS = 100 - 3
 # A worker's PostgreSQL connections besides its pools as an API pod's are counted (two; a worker has one):
-# the queue's own pool (pgqueuer's LISTEN and queries).
+# the queue's own pool (pgqueuer's LISTEN and queries), and one per endpoint its webhook pumps deliver to
+# at once (each holds its endpoint's lock).
 QUEUE_CONNECTIONS = WORKER_QUEUE_CONNECTIONS
+# An API process's besides its pools: the live inbox's LISTEN (taskql.realtime.inbox).
+INBOX_CONNECTIONS = 1
+
+
+def webhook_locks(environment: dict[str, Any]) -> int:
+    return int(environment.get("WEBHOOK_CONCURRENCY", Settings.model_fields["webhook_concurrency"].default))
 
 
 # Reading the files ------------------------------------------------------------------------------------
@@ -294,7 +301,7 @@ def test_the_replicas_and_workers_fit_in_postgresqls_connections() -> None:
     for name in [*REPLICAS, *WORKERS]:
         environment = defined[name]["environment"]
         used += 2 * (int(environment["DB_POOL_SIZE"]) + int(environment["DB_MAX_OVERFLOW"]))
-        used += QUEUE_CONNECTIONS if name in WORKERS else 0
+        used += QUEUE_CONNECTIONS + webhook_locks(environment) if name in WORKERS else INBOX_CONNECTIONS
     assert used <= MAX_CONNECTIONS  # the migration has ended before any of them starts
 
 
@@ -662,10 +669,11 @@ def test_at_most_replicas_postgresql_keeps_room_for_the_workers_the_migration_an
         return 2 * (int(environment["DB_POOL_SIZE"]) + int(environment["DB_MAX_OVERFLOW"]))
 
     per_pod = connections(config)
-    most = k8s("HorizontalPodAutoscaler", API)["spec"]["maxReplicas"] * per_pod
+    most = k8s("HorizontalPodAutoscaler", API)["spec"]["maxReplicas"] * (per_pod + INBOX_CONNECTIONS)
     workers = k8s("Deployment", WORKER)["spec"]
     (worker,) = workers["template"]["spec"]["containers"]
-    per_worker = connections({**config, **container_env(worker)}) + QUEUE_CONNECTIONS
+    environment = {**config, **container_env(worker)}
+    per_worker = connections(environment) + QUEUE_CONNECTIONS + webhook_locks(environment)
     # Never more than `replicas` worker pods: a rollout replaces them without a surge.
     assert workers["strategy"]["rollingUpdate"]["maxSurge"] == 0
     assert most + workers["replicas"] * per_worker + per_pod <= MAX_CONNECTIONS

@@ -198,9 +198,9 @@ async def running(settings: Settings) -> AsyncIterator[Worker]:
     mailer = mailer_for(settings.smtp_url, mailbox)
     sessions = create_sessionmaker(engine)
     postman = Postman(sessions, mailer, settings.mail_from, settings.public_url)
-    # A running webhook pump holds one connection for its endpoint's lock.
+    # A running webhook pump holds one connection for its endpoint's lock: WEBHOOK_CONCURRENCY at most.
     locks = await asyncpg.create_pool(
-        _dsn(settings.database_url), min_size=0, max_size=settings.jobs_concurrency
+        _dsn(settings.database_url), min_size=0, max_size=settings.webhook_concurrency
     )
     pump = Pump(settings, locks, sessions, Sender.of(settings))
     worker = Worker(settings, pool, engine, postman, Reminders(sessions), Digests(sessions), pump)
