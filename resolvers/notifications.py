@@ -42,7 +42,6 @@ from resolvers import jobs
 from resolvers.inputs import Strict, graphql_name, validate
 from resolvers.jobs import ReminderJob
 from resolvers.pagination import (
-    LIMIT,
     Listing,
     PageRequest,
     SortKey,
@@ -50,7 +49,7 @@ from resolvers.pagination import (
     iso,
     keyset,
     make_page,
-    page_clauses,
+    page_sql,
 )
 
 if TYPE_CHECKING:
@@ -269,14 +268,17 @@ _USER = bindparam("user_id", type_=Uuid())
 
 @functools.cache  # bounded: 2 x 2 x 2
 def _page_sql(unread_only: bool, walk_descending: bool, cursor: bool) -> Sql:
-    where, order_by = page_clauses(
-        NOTIFICATION_ORDER, col(Notification.id), walk_descending=walk_descending, cursor=cursor
-    )
-    mine = col(Notification.user_id) == _USER
+    where = [col(Notification.user_id) == _USER]
     if unread_only:
         where.append(col(Notification.read_at).is_(None))
-    statement = select_columns(*COLUMNS).where(mine, *where).order_by(*order_by).limit(LIMIT)
-    return compile_sql(statement, constants=False)
+    return page_sql(
+        NOTIFICATION_ORDER,
+        col(Notification.id),
+        COLUMNS,
+        where,
+        walk_descending=walk_descending,
+        cursor=cursor,
+    )
 
 
 @functools.cache

@@ -19,9 +19,10 @@ from enum import Enum
 from json.encoder import encode_basestring_ascii
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Integer, Uuid, bindparam, tuple_
+from sqlalchemy import ColumnElement, Integer, Uuid, bindparam, select, tuple_
 
 from core.errors import BadUserInput
+from core.sql import Sql, compile_sql
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -209,6 +210,22 @@ def page_clauses(
 
 
 LIMIT = bindparam("limit", type_=Integer())  # every page's LIMIT (Keyset.params)
+
+
+def page_sql(
+    key: SortKey,
+    id_column: Any,
+    columns: Sequence[Any],
+    where: Sequence[ColumnElement[bool]],
+    *,
+    walk_descending: bool,
+    cursor: bool,
+) -> Sql:
+    """A page's statement: ``columns`` of the rows ``where`` holds, after the cursor's row when there is one,
+    in the key's order (compile it once per shape: ``functools.cache``)."""
+    after, order_by = page_clauses(key, id_column, walk_descending=walk_descending, cursor=cursor)
+    statement = select(*columns).where(*where, *after).order_by(*order_by).limit(LIMIT)
+    return compile_sql(statement, constants=False)
 
 
 def keyset(key: SortKey, request: PageRequest, *, descending: bool, query: str = "") -> Keyset:

@@ -34,8 +34,7 @@ from models import DeliveryStatus, TaskRecord, Webhook, WebhookDelivery, Webhook
 from resolvers import jobs
 from resolvers.events import EVERYONE, EventDraft, TaskEventKind
 from resolvers.inputs import NO_NUL, Strict, validate
-from resolvers.pagination import LIMIT, Listing, PageRequest, SortKey, from_iso, iso, keyset, make_page
-from resolvers.pagination import page_clauses as _page_clauses
+from resolvers.pagination import Listing, PageRequest, SortKey, from_iso, iso, keyset, make_page, page_sql
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -520,37 +519,30 @@ def _delivery_record(row: Sequence[Any]) -> DeliveryRecord:
      created_at, attempted_at, next_attempt_at) = row  # fmt: skip
     return DeliveryRecord(
         delivery_id, seq, message_id, WebhookEventType(event_type), attempt, DeliveryStatus(status),
-        response_status,
-        duration_ms, body, error, created_at, attempted_at, next_attempt_at,
+        response_status, duration_ms, body, error, created_at, attempted_at, next_attempt_at,
     )  # fmt: skip
 
 
 @functools.cache  # bounded: 2 x 2
 def _webhooks_sql(walk_descending: bool, cursor: bool) -> Sql:
-    where, order_by = _page_clauses(
-        WEBHOOK_ORDER, col(Webhook.id), walk_descending=walk_descending, cursor=cursor
+    where = [col(Webhook.owner_id) == _OWNER]
+    return page_sql(
+        WEBHOOK_ORDER,
+        col(Webhook.id),
+        _WEBHOOK_COLUMNS,
+        where,
+        walk_descending=walk_descending,
+        cursor=cursor,
     )
-    statement = (
-        select_columns(*_WEBHOOK_COLUMNS)
-        .where(col(Webhook.owner_id) == _OWNER, *where)
-        .order_by(*order_by)
-        .limit(LIMIT)
-    )
-    return compile_sql(statement, constants=False)
 
 
 @functools.cache
 def _deliveries_sql(walk_descending: bool, cursor: bool) -> Sql:
-    where, order_by = _page_clauses(
-        DELIVERY_ORDER, col(WebhookDelivery.id), walk_descending=walk_descending, cursor=cursor
-    )
-    statement = (
-        select_columns(*_DELIVERY_COLUMNS)
-        .where(col(WebhookDelivery.webhook_id) == _WEBHOOK, *where)
-        .order_by(*order_by)
-        .limit(LIMIT)
-    )
-    return compile_sql(statement, constants=False)
+    where = [col(WebhookDelivery.webhook_id) == _WEBHOOK]
+    return page_sql(
+        DELIVERY_ORDER, col(WebhookDelivery.id), _DELIVERY_COLUMNS, where, walk_descending=walk_descending,
+        cursor=cursor,
+    )  # fmt: skip
 
 
 _COUNT_WEBHOOKS = compile_sql(
