@@ -23,6 +23,7 @@ from auth.webhook_secrets import new_salt, secret_of, signing_secrets
 from taskql.webhooks.delivery import Attempt, deliver
 from taskql.webhooks.ssrf import Resolver, UnsafeUrl, check_url, forbidden, resolve_public
 from tests.processes import free_port
+from tests.webhook_receiver import read_request
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 PAYLOAD = b'{"type":"task.created","data":{"id":"42","title":"caf\xc3\xa9"}}'
@@ -94,27 +95,16 @@ class Receiver:
         await writer.drain()
 
     async def read_request(self, http: h11.Connection, reader: asyncio.StreamReader) -> Received | None:
-        request: h11.Request | None = None
-        body = bytearray()
-        while True:
-            event = http.next_event()
-            if event is h11.NEED_DATA:
-                http.receive_data(await reader.read(65536))
-            elif isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage) and request is not None:
-                break
-            else:
-                return None
-        headers = {name.decode().lower(): value.decode() for name, value in request.headers}
+        read = await read_request(http, reader)
+        if read is None:
+            return None
+        target, headers, body = read
         try:
-            Webhook(SECRET).verify(bytes(body), headers)
+            Webhook(SECRET).verify(body, headers)
             verified = True
         except WebhookVerificationError:
             verified = False
-        received = Received(request.target.decode(), headers, bytes(body), verified)
+        received = Received(target, headers, body, verified)
         self.received.append(received)
         return received
 

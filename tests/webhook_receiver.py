@@ -83,30 +83,42 @@ class Receiver:
             writer.close()
 
     async def _request(self, http: h11.Connection, reader: asyncio.StreamReader) -> Delivery | None:
-        request: h11.Request | None = None
-        body = bytearray()
-        while True:
-            event = http.next_event()
-            if event is h11.NEED_DATA:
-                data = await reader.read(65536)
-                if not data:
-                    return None
-                http.receive_data(data)
-            elif isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage) and request is not None:
-                break
-            else:
-                return None
-        headers = {name.decode().lower(): value.decode() for name, value in request.headers}
+        read = await read_request(http, reader)
+        if read is None:
+            return None
+        _, headers, body = read
         verified = []
         for secret in self.secrets:
             with contextlib.suppress(WebhookVerificationError):
-                Webhook(secret).verify(bytes(body), headers)
+                Webhook(secret).verify(body, headers)
                 verified.append(secret)
-        return Delivery(headers, bytes(body), verified)
+        return Delivery(headers, body, verified)
+
+
+async def read_request(
+    http: h11.Connection, reader: asyncio.StreamReader
+) -> tuple[str, dict[str, str], bytes] | None:
+    """The next request on the connection (its target, headers in lower case, body); None when the client
+    closed or sent something else."""
+    request: h11.Request | None = None
+    body = bytearray()
+    while True:
+        event = http.next_event()
+        if event is h11.NEED_DATA:
+            data = await reader.read(65536)
+            if not data:
+                return None
+            http.receive_data(data)
+        elif isinstance(event, h11.Request):
+            request = event
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage) and request is not None:
+            break
+        else:
+            return None
+    headers = {name.decode().lower(): value.decode() for name, value in request.headers}
+    return request.target.decode(), headers, bytes(body)
 
 
 @contextlib.asynccontextmanager
