@@ -27,6 +27,7 @@ from tests.mailbox import Sink, smtp_sink, text_of
 from tests.queue_clock import QueueClock
 from tests.services import Services
 from tests.test_jobs import WorkerProcess, enqueued, jobs_left, until_no_jobs
+from tests.webhook_receiver import Receiver, receiving
 
 SETTINGS = (
     "mutation($i: NotificationSettingsInput!)"
@@ -194,6 +195,13 @@ async def test_bad_settings_are_refused_naming_the_field_and_change_nothing(worl
 async def test_a_reminder_run_twice_or_on_a_killed_worker_notifies_once(
     database: Services, tmp_path: Path
 ) -> None:
+    async with receiving() as receiver:
+        await _reminded_once(database, tmp_path, receiver)
+    # In-app once (above), and to the webhook once: one delivery, one POST.
+    assert [delivery.event["type"] for delivery in receiver.received] == ["task.due_soon"]
+
+
+async def _reminded_once(database: Services, tmp_path: Path, receiver: Receiver) -> None:
     with smtp_sink() as (sink, url):
         settings = make_settings(database, smtp_url=url)
         application = create_app(settings)
@@ -209,6 +217,15 @@ async def test_a_reminder_run_twice_or_on_a_killed_worker_notifies_once(
         try:
             stored = await connection.fetchval("SELECT due_at FROM tasks")
             await connection.execute("DELETE FROM pgqueuer")  # only the copies below
+            await connection.execute(  # every channel, and a webhook for the reminder
+                "INSERT INTO notification_settings (user_id, channels)"
+                " SELECT owner_id, '{IN_APP,EMAIL,WEBHOOK}' FROM tasks"
+            )
+            await connection.execute(
+                "INSERT INTO webhooks (id, owner_id, url, events, enabled, secret_salt)"
+                " SELECT gen_random_uuid(), owner_id, $1, '{TASK_DUE_SOON}', true, 's' FROM tasks",
+                receiver.url,
+            )
             job = ReminderJob(str(await connection.fetchval("SELECT id FROM tasks")), stored.isoformat(), 60)
             # The job twice (as a retry after a crash would run it), and a worker killed while it holds one.
             holder = await asyncpg.connect(database.dsn)
@@ -225,9 +242,12 @@ async def test_a_reminder_run_twice_or_on_a_killed_worker_notifies_once(
             await transaction.rollback()
             await holder.close()
             survivors = [
-                WorkerProcess(database, url, tmp_path, f"survivor{n}", JOBS_HEARTBEAT_SECONDS="2")
+                WorkerProcess(
+                    database, url, tmp_path, f"survivor{n}", JOBS_HEARTBEAT_SECONDS="2",
+                    WEBHOOKS_ALLOW_PRIVATE="true",
+                )
                 for n in (1, 2)
-            ]
+            ]  # fmt: skip
             try:
                 await until_no_jobs(database.dsn)
                 for worker in survivors:
@@ -236,6 +256,7 @@ async def test_a_reminder_run_twice_or_on_a_killed_worker_notifies_once(
                 for worker in survivors:
                     assert worker.stop() == 0
             assert await connection.fetchval("SELECT count(*) FROM notifications") == 1
+            assert await connection.fetchval("SELECT count(*) FROM webhook_deliveries") == 1
             mail = await sink.next("gus@example.com")
             while "Due soon" not in mail["Subject"]:
                 mail = await sink.next("gus@example.com")
