@@ -37,6 +37,12 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "account_deleted": {"name": "Eve"},
     "daily_digest": {"name": "Eve", "summary": "Your tasks: 1 overdue\n\nOverdue: Pay <the> rent"},
     "task_due_soon": {"name": "Eve", "task_title": "Pay <the> rent", "due": "Mon 06 Jan 2031, 09:00 (UTC)"},
+    "webhook_disabled": {
+        "name": "Eve",
+        "webhook_url": "https://hooks.example.com/<eve>",
+        "failures": 20,
+        "reason": "HTTP status 500",
+    },
 }
 
 
@@ -269,6 +275,8 @@ def test_the_link_of_every_kind_with_a_link_is_in_both_parts(kind: str) -> None:
         ("account_deleted", "were deleted"),
         ("task_due_soon", "is due Mon 06 Jan 2031, 09:00 (UTC)"),
         ("daily_digest", "Your tasks: 1 overdue"),
+        ("webhook_disabled", "disabled after 20 failed deliveries in a row"),
+        ("webhook_disabled", "The last one: HTTP status 500."),
     ],
 )
 def test_each_kind_tells_what_the_person_needs_to_know_in_both_parts(kind: str, says: str) -> None:
