@@ -21,7 +21,7 @@ from core.errors import BadUserInput, EmailNotVerified, NotFound, Unauthenticate
 from core.ids import encode_id
 from core.sql import Sql, compile_sql
 from models import USER_COLUMNS, Role, User, UserRecord
-from resolvers import jobs
+from resolvers import jobs, webhooks
 from resolvers.inputs import Credentials, Registration, UserSearch, validate
 from resolvers.jobs import MailJob
 from resolvers.pagination import (
@@ -261,6 +261,8 @@ async def _change_user(ctx: Context, user_id: uuid.UUID, field: str, **changes: 
         if not user.is_active:
             # Deactivation ends every session: reactivating later must not revive stolen tokens.
             await auth_sessions.revoke_all_sessions(db, user_id, user.updated_at)
+        elif changes.get("is_active"):  # what its webhooks held back while it was deactivated goes now
+            await webhooks.resume_owner(db, user_id)
         await ctx.record(db, cache_tags.user_changed(user_id))
     record = UserRecord.of(user)
     ctx.loaders.users.clear(user_id).prime(user_id, record)

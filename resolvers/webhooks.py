@@ -471,6 +471,19 @@ async def fan_out(db: AsyncSession, events: Sequence[WebhookEvent]) -> int:
     return len(webhook_ids)
 
 
+_WAITING = text(
+    """SELECT DISTINCT w.id FROM webhooks AS w JOIN webhook_deliveries AS d ON d.webhook_id = w.id
+WHERE w.owner_id = :owner_id AND w.enabled AND d.status IN ('pending', 'retrying')"""
+)
+
+
+async def resume_owner(db: AsyncSession, owner_id: uuid.UUID) -> None:
+    """A reactivated account's webhooks deliver what waited while it was deactivated (in ``db``'s
+    transaction)."""
+    waiting = await run(db, _WAITING, {"owner_id": owner_id})
+    await jobs.enqueue(db, *(jobs.WebhookJob(str(row[0])) for row in waiting))
+
+
 # -- Reads
 
 

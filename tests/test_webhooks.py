@@ -27,7 +27,7 @@ from tests.graphql_client import GraphQLClient
 from tests.mailbox import Sink, smtp_sink, text_of
 from tests.processes import TEST_SECRET
 from tests.services import Services
-from tests.test_jobs import WorkerProcess, until_no_jobs
+from tests.test_jobs import WorkerProcess, jobs_left, until_no_jobs
 from tests.webhook_receiver import Receiver, receiving
 
 ALL_EVENTS = ["TASK_CREATED", "TASK_UPDATED", "TASK_DELETED", "TASK_DUE_SOON"]
@@ -537,3 +537,63 @@ async def test_a_task_given_to_another_owner_leaves_the_first_owners_webhooks_wi
             "the new address",
         )
         assert [d.event["data"]["title"] for d in carols.received] == ["Carol's"]  # not after deactivation
+
+
+async def test_a_deactivated_accounts_deliveries_wait_and_go_once_it_is_reactivated(world: World) -> None:
+    carol = await register(world.gql, email="carol@example.com", name="Carol")
+    admin = await register(world.gql, email="admin@example.com", name="Admin")
+    await promote_to_admin(world.dsn, admin)
+    admin = await register_again(world, admin)
+    async with receiving() as receiver:
+        receiver.status = 503
+        webhook_id = await world.webhook(carol, receiver)
+        await world.task(carol, "Held back")
+        await receiver.until(2)  # failing: retried
+        deactivate = {"userId": carol.id, "active": False}
+        (await world.gql.run("SetUserActive", deactivate, token=admin.token)).ok()
+        await until_no_jobs(world.dsn)  # its retry ran, and sent nothing to a deactivated account's endpoint
+        tried = len(receiver.received)
+        receiver.status = 200
+        (await world.gql.run("SetUserActive", {**deactivate, "active": True}, token=admin.token)).ok()
+        await receiver.until(tried + 1)
+        await until_no_jobs(world.dsn)
+
+        assert len(receiver.received) == tried + 1
+        assert len({delivery.id for delivery in receiver.received}) == 1
+        carol = await register_again(world, carol)  # deactivation ended the account's sessions
+        (entry,) = await world.deliveries(carol, webhook_id)
+        assert (entry["status"], entry["attempt"]) == ("delivered", tried + 1)
+
+
+async def test_a_later_event_waits_for_the_heads_retry_without_keeping_a_worker_busy(
+    database: Services,
+) -> None:
+    with smtp_sink() as (sink, url):
+        settings = make_settings(
+            database, smtp_url=url, jobs_embedded_worker=True, webhooks_allow_private=True,
+            webhook_retry_base_seconds=30,
+        )  # fmt: skip
+        application = create_app(settings)
+        async with LifespanManager(application):
+            transport = httpx.ASGITransport(app=served(application))
+            async with httpx.AsyncClient(transport=transport, base_url="http://taskql.test") as http:
+                world = World(GraphQLClient(http), sink, settings, database.dsn)
+                alice = await register(world.gql, email="alice@example.com", name="Alice")
+                async with receiving() as receiver:
+                    receiver.status = 503
+                    webhook_id = await world.webhook(alice, receiver)
+                    await world.task(alice, "First")
+                    await receiver.until(1)
+                    await world.task(alice, "Second")  # behind the first, which retries in 22 to 38 s
+                    await until_jobs(world.dsn, {"queued": 1})  # that retry only: nothing spins meanwhile
+
+                    assert len(receiver.received) == 1
+                    first, second = reversed(await world.deliveries(alice, webhook_id))
+                    assert (first["status"], first["attempt"]) == ("retrying", 1)
+                    assert (second["status"], second["attempt"]) == ("pending", 0)
+
+
+async def until_jobs(dsn: str, expected: dict[str, int], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while await jobs_left(dsn) != expected:  # noqa: ASYNC110 (a condition in PostgreSQL, polled)
+            await asyncio.sleep(0.05)
