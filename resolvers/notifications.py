@@ -48,8 +48,8 @@ from resolvers.pagination import (
     from_iso,
     iso,
     keyset,
-    make_page,
     page_sql,
+    read_page,
 )
 
 if TYPE_CHECKING:
@@ -307,11 +307,8 @@ async def list_notifications(
     sql = _page_sql(unread_only, window.walk_descending, window.cursor is not None)
     values = {"user_id": viewer.user_id}
     # The primary: the worker writes the inbox, and what it wrote must show at once.
-    rows = [record_of(row) for row in await ctx.reads.primary.fetch(sql, {**values, **window.params()})]
     count = _count_sql(unread_only)
-    return Listing(
-        make_page(rows, NOTIFICATION_ORDER, page, window), lambda: ctx.reads.primary.fetchval(count, values)
-    )
+    return await read_page(ctx.reads.primary, NOTIFICATION_ORDER, page, window, sql, count, values, record_of)
 
 
 async def unread_count(ctx: Context) -> int:

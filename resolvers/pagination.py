@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, Integer, Uuid, bindparam, select, tuple_
 
 from core.errors import BadUserInput
+from core.reader import Reader
 from core.sql import Sql, compile_sql
 
 MAX_PAGE_SIZE = 100
@@ -259,3 +260,19 @@ def make_page(rows: Sequence[Item], key: SortKey, request: PageRequest, page: Ke
         has_next_page=has_more if not backwards else request.before is not None,
         has_previous_page=has_more if backwards else request.after is not None,
     )
+
+
+async def read_page(
+    reader: Reader,
+    key: SortKey,
+    request: PageRequest,
+    window: Keyset,
+    sql: Sql,
+    count: Sql,
+    values: Mapping[str, Any],
+    record: Callable[[Any], Item],
+) -> Listing[Item]:
+    """A page read with ``sql`` (``page_sql``'s, with ``values``) on ``reader``, each row made a record, and
+    its whole list counted with ``count`` only if the client asks."""
+    rows = [record(row) for row in await reader.fetch(sql, {**values, **window.params()})]
+    return Listing(make_page(rows, key, request, window), lambda: reader.fetchval(count, values))

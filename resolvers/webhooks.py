@@ -34,7 +34,7 @@ from models import DeliveryStatus, TaskRecord, Webhook, WebhookDelivery, Webhook
 from resolvers import jobs
 from resolvers.events import EVERYONE, EventDraft, TaskEventKind
 from resolvers.inputs import NO_NUL, Strict, validate
-from resolvers.pagination import Listing, PageRequest, SortKey, from_iso, iso, keyset, make_page, page_sql
+from resolvers.pagination import Listing, PageRequest, SortKey, from_iso, iso, keyset, page_sql, read_page
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -585,10 +585,8 @@ async def list_webhooks(ctx: Context, *, page: PageRequest) -> Listing[WebhookRe
     window = keyset(WEBHOOK_ORDER, page, descending=True)
     sql = _webhooks_sql(window.walk_descending, window.cursor is not None)
     values = {"owner_id": viewer.user_id}
-    rows = [_webhook_record(row) for row in await ctx.reads.primary.fetch(sql, {**values, **window.params()})]
-    return Listing(
-        make_page(rows, WEBHOOK_ORDER, page, window),
-        lambda: ctx.reads.primary.fetchval(_COUNT_WEBHOOKS, values),
+    return await read_page(
+        ctx.reads.primary, WEBHOOK_ORDER, page, window, sql, _COUNT_WEBHOOKS, values, _webhook_record
     )
 
 
@@ -605,12 +603,8 @@ async def list_deliveries(
     window = keyset(DELIVERY_ORDER, page, descending=True, query=str(webhook_id))
     sql = _deliveries_sql(window.walk_descending, window.cursor is not None)
     values = {"webhook_id": webhook_id}
-    rows = [
-        _delivery_record(row) for row in await ctx.reads.primary.fetch(sql, {**values, **window.params()})
-    ]
-    return Listing(
-        make_page(rows, DELIVERY_ORDER, page, window),
-        lambda: ctx.reads.primary.fetchval(_COUNT_DELIVERIES, values),
+    return await read_page(
+        ctx.reads.primary, DELIVERY_ORDER, page, window, sql, _COUNT_DELIVERIES, values, _delivery_record
     )
 
 
