@@ -149,48 +149,29 @@ class Row:
         return value
 
 
-def session_ids(viewer: str) -> dict[str, Any]:
-    me, other = VIEWERS[viewer], OTHERS[viewer]
-    return {
-        "own": encode_id("Session", me.session),
-        "others": encode_id("Session", other.session),
-        "missing": encode_id("Session", uuid.UUID("dead0000-0000-4000-8000-000000000003")),
-        "wrong_type": me.id,
-        **MALFORMED,
-    }
+def owned_ids(
+    type_name: str, of: Callable[[Person], str], missing: int, wrong_type: Callable[[Person], str]
+) -> Callable[[str], dict[str, Any]]:
+    """The IDs to try on a path that takes one of a person's own objects of ``type_name``: the viewer's
+    (``of``), another person's, a missing one, another type's (``wrong_type``) and malformed ones."""
+
+    def ids(viewer: str) -> dict[str, Any]:
+        me, other = VIEWERS[viewer], OTHERS[viewer]
+        return {
+            "own": of(me),
+            "others": of(other),
+            "missing": encode_id(type_name, uuid.UUID(f"dead0000-0000-4000-8000-{missing:012d}")),
+            "wrong_type": wrong_type(me),
+            **MALFORMED,
+        }
+
+    return ids
 
 
-def notification_ids(viewer: str) -> dict[str, Any]:
-    me, other = VIEWERS[viewer], OTHERS[viewer]
-    return {
-        "own": me.notification_id,
-        "others": other.notification_id,
-        "missing": encode_id("Notification", uuid.UUID("dead0000-0000-4000-8000-000000000004")),
-        "wrong_type": own_task(me).id,
-        **MALFORMED,
-    }
-
-
-def webhook_ids(viewer: str) -> dict[str, Any]:
-    me, other = VIEWERS[viewer], OTHERS[viewer]
-    return {
-        "own": me.webhook_id,
-        "others": other.webhook_id,
-        "missing": encode_id("Webhook", uuid.UUID("dead0000-0000-4000-8000-000000000005")),
-        "wrong_type": own_task(me).id,
-        **MALFORMED,
-    }
-
-
-def delivery_ids(viewer: str) -> dict[str, Any]:
-    me, other = VIEWERS[viewer], OTHERS[viewer]
-    return {
-        "own": me.delivery_id,
-        "others": other.delivery_id,
-        "missing": encode_id("WebhookDelivery", uuid.UUID("dead0000-0000-4000-8000-000000000006")),
-        "wrong_type": me.webhook_id,
-        **MALFORMED,
-    }
+session_ids = owned_ids("Session", lambda p: encode_id("Session", p.session), 3, lambda p: p.id)
+notification_ids = owned_ids("Notification", lambda p: p.notification_id, 4, lambda p: own_task(p).id)
+webhook_ids = owned_ids("Webhook", lambda p: p.webhook_id, 5, lambda p: own_task(p).id)
+delivery_ids = owned_ids("WebhookDelivery", lambda p: p.delivery_id, 6, lambda p: p.webhook_id)
 
 
 def job_ids(viewer: str) -> dict[str, Any]:
