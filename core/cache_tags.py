@@ -2,12 +2,16 @@
 
 A response cached for a viewer depends on a few tags (see ``viewer_tags``); every write names the tags it
 changed, and their versions are bumped after commit, before the write is acknowledged. The mapping rests on
-one invariant of the API: a USER sees only their own account and their own tasks; an ADMIN sees all.
+one invariant of the API: a USER sees their own account and tasks, and what their projects hold (tasks,
+members, comments, history); an ADMIN sees all. So a write bumps ``tasks_of`` of everyone who may see what
+it changed (a project's members read in the write's transaction, the project locked against membership
+changes), and a membership change bumps ``tasks_of`` of the members it concerns.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 EPOCH = "epoch"  # everything: bumped by migrations, seeding and `taskql cache flush`
@@ -21,7 +25,7 @@ def user(user_id: uuid.UUID) -> str:
 
 
 def tasks_of(owner_id: uuid.UUID) -> str:
-    """The tasks one user owns (their lists, their statistics)."""
+    """Everything of tasks and projects one user sees (their lists, their statistics, their projects)."""
     return f"tasks-of:{owner_id}"
 
 
@@ -39,6 +43,11 @@ def viewer_tags(user_id: uuid.UUID, *, is_admin: bool) -> tuple[str, ...]:
 
 def task_changed(owner_id: uuid.UUID) -> tuple[str, ...]:
     return (tasks_of(owner_id), ALL_TASKS)
+
+
+def seen_by(users: Iterable[uuid.UUID]) -> tuple[str, ...]:
+    """A task or project changed: what everyone who sees it (and every admin) has cached of it."""
+    return (*(tasks_of(user) for user in sorted(set(users))), ALL_TASKS)
 
 
 def user_changed(user_id: uuid.UUID) -> tuple[str, ...]:

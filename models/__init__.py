@@ -5,6 +5,7 @@ from models.enums import (
     DeliveryStatus,
     NotificationChannel,
     NotificationKind,
+    ProjectRole,
     Role,
     TaskPriority,
     TaskStatus,
@@ -13,18 +14,35 @@ from models.enums import (
 from models.idempotency import IdempotencyKey
 from models.notification import Notification, NotificationSettings
 from models.outbox import OUTBOX, Outbox
-from models.records import TASK_COLUMNS, USER_COLUMNS, TaskRecord, UserRecord
+from models.project import INVITATION_DAYS, Comment, Project, ProjectInvitation, ProjectMember, TaskActivity
+from models.records import (
+    COMMENT_COLUMNS,
+    PROJECT_COLUMNS,
+    PROJECT_ROLE,
+    TASK_COLUMNS,
+    USER_COLUMNS,
+    CommentRecord,
+    ProjectRecord,
+    TaskRecord,
+    UserRecord,
+)
 from models.session import AuthSession, RefreshToken
 from models.task import Task
 from models.user import User
 from models.webhook import Webhook, WebhookDelivery
 
 __all__ = [
+    "COMMENT_COLUMNS",
+    "INVITATION_DAYS",
     "OUTBOX",
+    "PROJECT_COLUMNS",
+    "PROJECT_ROLE",
     "TASK_COLUMNS",
     "USER_COLUMNS",
     "AccountToken",
     "AuthSession",
+    "Comment",
+    "CommentRecord",
     "DeliveryStatus",
     "IdempotencyKey",
     "Notification",
@@ -32,9 +50,15 @@ __all__ = [
     "NotificationKind",
     "NotificationSettings",
     "Outbox",
+    "Project",
+    "ProjectInvitation",
+    "ProjectMember",
+    "ProjectRecord",
+    "ProjectRole",
     "RefreshToken",
     "Role",
     "Task",
+    "TaskActivity",
     "TaskPriority",
     "TaskRecord",
     "TaskStatus",

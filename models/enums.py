@@ -25,6 +25,18 @@ class TaskPriority(StrEnum):
     URGENT = "URGENT"
 
 
+class ProjectRole(StrEnum):
+    """Declared from the most to the least rights."""
+
+    OWNER = "OWNER"  # manages the project, its members and invitations
+    EDITOR = "EDITOR"  # creates, changes, assigns and deletes the project's tasks
+    VIEWER = "VIEWER"  # reads and comments
+
+    def at_least(self, required: "ProjectRole") -> bool:
+        order = (ProjectRole.VIEWER, ProjectRole.EDITOR, ProjectRole.OWNER)
+        return order.index(self) >= order.index(required)
+
+
 class NotificationChannel(StrEnum):
     EMAIL = "EMAIL"
     IN_APP = "IN_APP"
@@ -35,6 +47,9 @@ class NotificationKind(StrEnum):
     TASK_DUE_SOON = "TASK_DUE_SOON"
     TASK_OVERDUE_DIGEST = "TASK_OVERDUE_DIGEST"
     WEBHOOK_DISABLED = "WEBHOOK_DISABLED"
+    PROJECT_INVITATION = "PROJECT_INVITATION"
+    TASK_ASSIGNED = "TASK_ASSIGNED"
+    MENTIONED = "MENTIONED"
 
 
 class WebhookEventType(StrEnum):
@@ -42,6 +57,9 @@ class WebhookEventType(StrEnum):
     TASK_UPDATED = "TASK_UPDATED"
     TASK_DELETED = "TASK_DELETED"
     TASK_DUE_SOON = "TASK_DUE_SOON"
+    COMMENT_CREATED = "COMMENT_CREATED"
+    COMMENT_UPDATED = "COMMENT_UPDATED"
+    COMMENT_DELETED = "COMMENT_DELETED"
     PING = "PING"  # testWebhook's
 
 

@@ -17,7 +17,8 @@ from typing import Any, Self
 from sqlalchemy import Column
 from sqlmodel import SQLModel
 
-from models.enums import Role, TaskPriority, TaskStatus
+from models.enums import ProjectRole, Role, TaskPriority, TaskStatus
+from models.project import Comment, Project
 from models.task import Task
 from models.user import User
 
@@ -52,12 +53,15 @@ class TaskRecord(Record):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    project_id: uuid.UUID | None = None
+    assignee_id: uuid.UUID | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Self:
-        (task_id, owner, title, description, status, priority, due_at, tags, created, updated, completed) = (
-            row
-        )
+        (
+            task_id, owner, title, description, status, priority, due_at, tags, created, updated, completed,
+            project, assignee,
+        ) = row  # fmt: skip
         return cls(
             task_id,
             owner,
@@ -70,6 +74,8 @@ class TaskRecord(Record):
             created,
             updated,
             completed,
+            project,
+            assignee,
         )
 
 
@@ -89,8 +95,38 @@ class UserRecord(Record):
         return cls(user_id, email, name, ROLE[role], is_active, created_at, email_verified_at)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProjectRecord(Record):
+    id: uuid.UUID
+    name: str
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Self:
+        return cls(*row)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CommentRecord(Record):
+    id: uuid.UUID
+    task_id: uuid.UUID
+    author_id: uuid.UUID | None
+    body: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Self:
+        return cls(*row)
+
+
+PROJECT_ROLE: dict[str, ProjectRole] = {role.value: role for role in ProjectRole}
+
 FIELDS: dict[type, tuple[str, ...]] = {
-    record: tuple(field.name for field in dataclasses.fields(record)) for record in (TaskRecord, UserRecord)
+    record: tuple(field.name for field in dataclasses.fields(record))
+    for record in (TaskRecord, UserRecord, ProjectRecord, CommentRecord)
 }
 
 
@@ -102,3 +138,5 @@ def columns(record: type, model: Any) -> list[Column[Any]]:
 
 TASK_COLUMNS = columns(TaskRecord, Task)
 USER_COLUMNS = columns(UserRecord, User)
+PROJECT_COLUMNS = columns(ProjectRecord, Project)
+COMMENT_COLUMNS = columns(CommentRecord, Comment)

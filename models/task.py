@@ -37,6 +37,10 @@ class Task(SQLModel, table=True):
         # Serves the status filter, and the stats aggregate as an index-only scan (no heap fetches).
         Index("tasks_owner_stats_idx", "owner_id", "status", "priority", "due_at"),
         Index("tasks_tags_idx", "tags", postgresql_using="gin"),
+        # A project's tasks, newest first (its lists and, with status, its statistics).
+        Index("tasks_project_created_at_idx", "project_id", "created_at", "id"),
+        Index("tasks_project_stats_idx", "project_id", "status", "priority", "due_at"),
+        Index("tasks_assignee_idx", "assignee_id"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -63,6 +67,13 @@ class Task(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     completed_at: datetime | None = Field(
         default=None, sa_column=timestamp_column(nullable=True, default_now=False)
+    )
+    # None: a personal task, seen by its owner alone (and admins). Deleting a project deletes its tasks.
+    project_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(ForeignKey("projects.id", ondelete="CASCADE"), nullable=True)
+    )
+    assignee_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     )
 
 

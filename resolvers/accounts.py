@@ -40,9 +40,11 @@ from models import (
     Webhook,
 )
 from resolvers import jobs
+from resolvers.audiences import co_members
 from resolvers.inputs import Email, Password, ProfilePatch, validate, validate_argument
 from resolvers.jobs import MailJob
 from resolvers.notifications import settings_of
+from resolvers.projects import delete_sole_projects, hand_over_tasks, owned_shared_projects
 from resolvers.webhooks import task_document
 
 if TYPE_CHECKING:
@@ -102,7 +104,9 @@ async def verify_email(ctx: Context, *, token: str) -> UserRecord:
             user.updated_at = now
             db.add(user)
             await db.flush()
-            await ctx.record(db, cache_tags.shown_changed(user.id))
+            await ctx.record(
+                db, (*cache_tags.shown_changed(user.id), *cache_tags.seen_by(await co_members(db, user.id)))
+            )
     except IntegrityError:  # another account took the new address since it was asked for
         raise BadUserInput(
             "token: this address now belongs to another account.", field="token", reason="EMAIL_TAKEN"
@@ -193,7 +197,9 @@ async def update_profile(ctx: Context, *, values: Mapping[str, Any]) -> UserReco
         user.name = patch.name
         user.updated_at = now
         db.add(user)
-        await ctx.record(db, cache_tags.shown_changed(user.id))
+        await ctx.record(
+            db, (*cache_tags.shown_changed(user.id), *cache_tags.seen_by(await co_members(db, user.id)))
+        )
     record = UserRecord.of(user)
     ctx.loaders.users.clear(user.id).prime(user.id, record)
     return record
@@ -282,9 +288,26 @@ async def delete_account(ctx: Context, *, password: str) -> bool:
                     field="password",
                     reason="LAST_ADMIN",
                 )
-        await db.exec(delete(Task).where(col(Task.owner_id) == current.id))
+        if await owned_shared_projects(db, current.id):
+            raise BadUserInput(
+                "password: you own projects with other members: make one of them the OWNER of each (or "
+                "delete the projects) first.",
+                field="password",
+                reason="OWNS_PROJECTS",
+            )
+        await delete_sole_projects(db, current.id)
+        shared_with = await co_members(db, current.id)
+        await db.exec(delete(Task).where(col(Task.owner_id) == current.id, col(Task.project_id).is_(None)))
+        await hand_over_tasks(db, current.id)
         await db.delete(current)  # sessions, refresh and mailed tokens go with it (ON DELETE CASCADE)
-        await ctx.record(db, (*cache_tags.user_changed(current.id), *cache_tags.task_changed(current.id)))
+        await ctx.record(
+            db,
+            (
+                *cache_tags.user_changed(current.id),
+                *cache_tags.task_changed(current.id),
+                *cache_tags.seen_by(shared_with),
+            ),
+        )
         await jobs.enqueue(db, MailJob("account_deleted", to=current.email, name=current.name))
     ctx.loaders.users.clear(current.id)
     return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -151,6 +152,9 @@ class TaskSearch(Strict):
     due_before: AwareDatetime | None = None
     due_after: AwareDatetime | None = None
     search: SearchText | None = None
+    project_id: uuid.UUID | None = None
+    assignee_id: uuid.UUID | None = None
+    assigned_to_me: bool | None = None
 
 
 class UserSearch(Strict):

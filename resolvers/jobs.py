@@ -44,6 +44,7 @@ MailKind = Literal[
     "task_due_soon",
     "daily_digest",
     "webhook_disabled",
+    "project_invitation",
 ]
 
 
@@ -61,6 +62,7 @@ class MailJob:
     task_id: str | None = None  # for mails about a task
     summary: str | None = None  # a digest's text, as the inbox shows it
     webhook_id: str | None = None  # for mails about a webhook
+    invitation_id: str | None = None  # for an invitation to a project
     message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     entrypoint: ClassVar[str] = MAIL
 

@@ -16,10 +16,20 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from core import tracing
 from core.reader import Reader
 from core.sql import compile_sql
-from models import TASK_COLUMNS, USER_COLUMNS, TaskRecord, UserRecord
-from resolvers.stats import TaskStatsData, load_stats_by_owner
+from models import (
+    PROJECT_COLUMNS,
+    PROJECT_ROLE,
+    TASK_COLUMNS,
+    USER_COLUMNS,
+    ProjectMember,
+    ProjectRecord,
+    ProjectRole,
+    TaskRecord,
+    UserRecord,
+)
+from resolvers.stats import TaskStatsData, load_stats_by_owner, load_stats_by_project
 
-Record = TypeVar("Record", TaskRecord, UserRecord)
+Record = TypeVar("Record", TaskRecord, UserRecord, ProjectRecord)
 Key = TypeVar("Key", bound=Hashable)
 Value = TypeVar("Value")
 MAX_BATCH = 500
@@ -107,6 +117,43 @@ def _by_id(
 # Made once (with their statements), not per request.
 _load_users = _by_id(UserRecord, USER_COLUMNS)
 _load_tasks = _by_id(TaskRecord, TASK_COLUMNS)
+_load_projects = _by_id(ProjectRecord, PROJECT_COLUMNS)
+
+_MEMBER = ProjectMember.__table__.c  # type: ignore[attr-defined]
+_ROLES_SQL = compile_sql(
+    select(_MEMBER.user_id, _MEMBER.project_id, _MEMBER.role).where(
+        _MEMBER.user_id == any_(bindparam("keys", type_=ARRAY(_MEMBER.user_id.type)))
+    )
+)
+_SHARED = ProjectMember.__table__.alias("shared")  # type: ignore[attr-defined]
+# Each user who shares a project with the viewer, with the viewer's highest role among the projects shared.
+_CO_MEMBERS_SQL = compile_sql(
+    select(_MEMBER.user_id, _SHARED.c.user_id, _SHARED.c.role)
+    .join_from(ProjectMember.__table__, _SHARED, _SHARED.c.project_id == _MEMBER.project_id)  # type: ignore[attr-defined]
+    .where(_MEMBER.user_id == any_(bindparam("keys", type_=ARRAY(_MEMBER.user_id.type))))
+)
+
+Roles = dict[uuid.UUID, ProjectRole]  # project id -> role
+
+
+async def _load_roles(reader: Reader, user_ids: Sequence[uuid.UUID]) -> list[Roles]:
+    found: dict[uuid.UUID, Roles] = {user_id: {} for user_id in user_ids}
+    for user_id, project_id, role in await reader.fetch(_ROLES_SQL, {"keys": user_ids}):
+        found[user_id][project_id] = PROJECT_ROLE[role]
+    return [found[user_id] for user_id in user_ids]
+
+
+async def _load_co_members(reader: Reader, user_ids: Sequence[uuid.UUID]) -> list[Roles]:
+    """Per user: everyone sharing a project with them -> the user's own highest role in the projects shared
+    (OWNER: the user owns a project the other is in)."""
+    found: dict[uuid.UUID, Roles] = {user_id: {} for user_id in user_ids}
+    for user_id, other, role in await reader.fetch(_CO_MEMBERS_SQL, {"keys": user_ids}):
+        shared, mine = found[user_id], PROJECT_ROLE[role]
+        if other == user_id:
+            continue
+        if other not in shared or mine.at_least(shared[other]):
+            shared[other] = mine
+    return [found[user_id] for user_id in user_ids]
 
 
 class Loaders:
@@ -141,6 +188,23 @@ class Loaders:
         self._task_cache.prime_all({task.id: task for task in tasks})
 
     @functools.cached_property
+    def projects(self) -> DataLoader[uuid.UUID, ProjectRecord | None]:
+        return _loader(self._source, _load_projects, "projects")
+
+    @functools.cached_property
+    def roles(self) -> DataLoader[uuid.UUID, Roles]:
+        """A user's projects and role in each (read once per request: a removal counts at once)."""
+        return _loader(self._source, _load_roles, "roles")
+
+    @functools.cached_property
+    def co_members(self) -> DataLoader[uuid.UUID, Roles]:
+        return _loader(self._source, _load_co_members, "co_members")
+
+    @functools.cached_property
+    def project_stats(self) -> DataLoader[uuid.UUID, TaskStatsData]:
+        return _loader(self._source, load_stats_by_project, "project_stats")
+
+    @functools.cached_property
     def stats(self) -> DataLoader[uuid.UUID, TaskStatsData]:
         return _loader(self._source, load_stats_by_owner, "stats")
 
@@ -148,6 +212,20 @@ class Loaders:
         """After a write, drop what this request cached about an owner's tasks."""
         if "stats" in self.__dict__:
             self.stats.clear(owner_id)
+
+    def forget_project(self, project_id: uuid.UUID | None) -> None:
+        """After a write, drop what this request cached about a project and its tasks."""
+        if project_id is None:
+            return
+        if "project_stats" in self.__dict__:
+            self.project_stats.clear(project_id)
+        if "projects" in self.__dict__:
+            self.projects.clear(project_id)
+
+    def forget_memberships(self) -> None:
+        """After a membership changed: read the roles again."""
+        for name in ("roles", "co_members"):
+            self.__dict__.pop(name, None)
 
 
 async def prefetch(loader: DataLoader[Key, Value], keys: Iterable[Key]) -> None:

@@ -16,7 +16,7 @@ from sqlmodel import col
 from core.reader import Reader
 from core.sql import compile_sql
 from models import Task, TaskPriority, TaskStatus
-from resolvers.visibility import visible_owner
+from resolvers.visibility import visible_owner, visible_project
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -75,6 +75,22 @@ STATS_BY_OWNER = compile_sql(
 )
 
 
+STATS_BY_PROJECT = compile_sql(
+    _stats_query()
+    .add_columns(col(Task.project_id))
+    .where(col(Task.project_id) == any_(bindparam("projects", type_=ARRAY(Uuid()))))
+    .group_by(col(Task.project_id))
+)
+
+
+async def load_stats_by_project(reader: Reader, project_ids: Sequence[uuid.UUID]) -> list[TaskStatsData]:
+    found = {
+        row[-1]: TaskStatsData.of(row)
+        for row in await reader.fetch(STATS_BY_PROJECT, {"projects": project_ids})
+    }
+    return [found.get(project_id) or TaskStatsData() for project_id in project_ids]
+
+
 async def load_stats_by_owner(reader: Reader, owner_ids: Sequence[uuid.UUID]) -> list[TaskStatsData]:
     found = {
         row[-1]: TaskStatsData.of(row) for row in await reader.fetch(STATS_BY_OWNER, {"owners": owner_ids})
@@ -110,6 +126,17 @@ async def task_stats(ctx: Context, *, owner_id: uuid.UUID | None) -> TaskStatsDa
     else:
         owner = viewer.user_id if owner_id is None else await visible_owner(ctx, viewer, owner_id)
         stats = await ctx.loaders.stats.load(owner)
+    if stats.next_due_at is not None:
+        ctx.caching.holds_until(stats.next_due_at)
+    return stats
+
+
+async def project_task_stats(
+    ctx: Context, *, project_id: uuid.UUID, field: str | None = None
+) -> TaskStatsData:
+    """A project's statistics, for its members and admins (NOT_FOUND for anyone else)."""
+    await visible_project(ctx, ctx.require_viewer(), project_id, field=field)
+    stats = await ctx.loaders.project_stats.load(project_id)
     if stats.next_due_at is not None:
         ctx.caching.holds_until(stats.next_due_at)
     return stats

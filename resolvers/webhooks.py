@@ -30,7 +30,7 @@ from auth.webhook_secrets import new_salt, secret_of, signing_secrets
 from core.errors import AppError, BadUserInput, NotFound
 from core.ids import encode_id
 from core.sql import Sql, compile_sql
-from models import DeliveryStatus, TaskRecord, Webhook, WebhookDelivery, WebhookEventType
+from models import CommentRecord, DeliveryStatus, TaskRecord, Webhook, WebhookDelivery, WebhookEventType
 from resolvers import jobs
 from resolvers.events import EVERYONE, EventDraft, TaskEventKind
 from resolvers.inputs import NO_NUL, Strict, validate
@@ -46,12 +46,18 @@ EVENT_NAMES = {  # the payload's "type", the Standard Webhooks way
     WebhookEventType.TASK_UPDATED: "task.updated",
     WebhookEventType.TASK_DELETED: "task.deleted",
     WebhookEventType.TASK_DUE_SOON: "task.due_soon",
+    WebhookEventType.COMMENT_CREATED: "comment.created",
+    WebhookEventType.COMMENT_UPDATED: "comment.updated",
+    WebhookEventType.COMMENT_DELETED: "comment.deleted",
     WebhookEventType.PING: "webhook.ping",
 }
 _OF_KIND = {
     TaskEventKind.CREATED: WebhookEventType.TASK_CREATED,
     TaskEventKind.UPDATED: WebhookEventType.TASK_UPDATED,
     TaskEventKind.DELETED: WebhookEventType.TASK_DELETED,
+    TaskEventKind.COMMENT_ADDED: WebhookEventType.COMMENT_CREATED,
+    TaskEventKind.COMMENT_UPDATED: WebhookEventType.COMMENT_UPDATED,
+    TaskEventKind.COMMENT_DELETED: WebhookEventType.COMMENT_DELETED,
 }
 
 
@@ -404,14 +410,37 @@ def task_document(task: TaskRecord) -> dict[str, Any]:
         "createdAt": iso(task.created_at),
         "updatedAt": iso(task.updated_at),
         "completedAt": iso(task.completed_at),
+        "projectId": encode_id("Project", task.project_id) if task.project_id is not None else None,
+        "assigneeId": encode_id("User", task.assignee_id) if task.assignee_id is not None else None,
+    }
+
+
+def comment_document(comment: CommentRecord, task: TaskRecord | None) -> dict[str, Any]:
+    """A comment as JSON for integrations, with the task it is on."""
+    return {
+        "id": encode_id("Comment", comment.id),
+        "taskId": encode_id("Task", comment.task_id),
+        "authorId": encode_id("User", comment.author_id) if comment.author_id is not None else None,
+        "body": comment.body,
+        "createdAt": iso(comment.created_at),
+        "updatedAt": iso(comment.updated_at),
+        "projectId": task_document(task)["projectId"] if task is not None else None,
+        "task": task_document(task) if task is not None else None,
     }
 
 
 def payload_of(
-    event_type: WebhookEventType, at: datetime, task_id: uuid.UUID, task: TaskRecord | None
+    event_type: WebhookEventType,
+    at: datetime,
+    task_id: uuid.UUID,
+    task: TaskRecord | None,
+    comment: CommentRecord | None = None,
 ) -> dict[str, Any]:
     """An event as a receiver gets it: ``{"type", "timestamp", "data"}`` (the Standard Webhooks shape)."""
-    data = task_document(task) if task is not None else {"id": encode_id("Task", task_id)}
+    if comment is not None:
+        data = comment_document(comment, task)
+    else:
+        data = task_document(task) if task is not None else {"id": encode_id("Task", task_id)}
     return {"type": EVENT_NAMES[event_type], "timestamp": at.isoformat(), "data": data}
 
 
@@ -423,7 +452,7 @@ def events_of_write(drafts: Sequence[EventDraft], at: datetime) -> list[WebhookE
         if draft.audience == EVERYONE:
             continue
         kind = _OF_KIND[draft.kind]
-        payload = payload_of(kind, at, draft.task_id, draft.task)
+        payload = payload_of(kind, at, draft.task_id, draft.task, draft.comment)
         events.append(WebhookEvent(uuid.UUID(draft.audience), kind, payload, uuid.uuid4()))
     return events
 

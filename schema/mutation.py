@@ -3,11 +3,12 @@ from __future__ import annotations
 import strawberry
 
 from core.errors import BadUserInput
-from models import Role
-from resolvers import accounts, jobs, notifications, tasks, users, webhooks
+from models import ProjectRole, Role
+from resolvers import accounts, comments, jobs, notifications, projects, tasks, users, webhooks
 from schema.directives.auth import Auth
 from schema.info import Info
 from schema.types.auth_payload import AuthPayload
+from schema.types.comment import Comment
 from schema.types.inputs import (
     CreateTaskInput,
     LoginInput,
@@ -16,10 +17,18 @@ from schema.types.inputs import (
     UpdateTaskInput,
     given,
     is_given,
+    placement,
     typed_key,
     user_key,
 )
 from schema.types.notification import NotificationSettings, NotificationSettingsInput
+from schema.types.project import (
+    CreateProjectInput,
+    Project,
+    ProjectInvitation,
+    ProjectMember,
+    UpdateProjectInput,
+)
 from schema.types.task import Task
 from schema.types.user import User
 from schema.types.webhook import (
@@ -29,6 +38,8 @@ from schema.types.webhook import (
     Webhook,
     WebhookDelivery,
 )
+
+PLACEMENT = ("project_id", "assignee_id")
 
 
 @strawberry.type(description="Writes. Each one is a single transaction: it happens whole or not at all.")
@@ -59,11 +70,21 @@ class Mutation:
     ) -> bool:
         return await users.logout(info.context, refresh_token=refresh_token, everywhere=bool(everywhere))
 
-    @strawberry.mutation(description="Create a task owned by the viewer.", directives=[Auth()])
+    @strawberry.mutation(
+        description="Create a task owned by the viewer: personal, or in a project (EDITOR or OWNER).",
+        directives=[Auth()],
+    )
     async def create_task(self, info: Info, input: CreateTaskInput) -> Task:
-        return Task.from_model(await tasks.create_task(info.context, values=given(input)))
+        values = given(input, skip=PLACEMENT)
+        return Task.from_model(
+            await tasks.create_task(info.context, values=values, placement=placement(input))
+        )
 
-    @strawberry.mutation(description="Change a task. Another user's task is NOT_FOUND.", directives=[Auth()])
+    @strawberry.mutation(
+        description="Change a task (its owner, or an EDITOR or OWNER of its project). One the viewer may not "
+        "see is NOT_FOUND; a VIEWER's attempt FORBIDDEN.",
+        directives=[Auth()],
+    )
     async def update_task(self, info: Info, id: strawberry.ID, input: UpdateTaskInput) -> Task:
         if input.owner_id is None:
             raise BadUserInput("input.ownerId: cannot be null.", field="input.ownerId")
@@ -71,14 +92,123 @@ class Mutation:
         task = await tasks.update_task(
             info.context,
             task_id=typed_key(id, "Task"),
-            values=given(input, skip=("owner_id",)),
+            values=given(input, skip=("owner_id", *PLACEMENT)),
             new_owner_id=owner,
+            placement=placement(input),
         )
         return Task.from_model(task)
 
     @strawberry.mutation(description="Delete a task; returns its ID.", directives=[Auth()])
     async def delete_task(self, info: Info, id: strawberry.ID) -> strawberry.ID:
         await tasks.delete_task(info.context, task_id=typed_key(id, "Task"))
+        return id
+
+    @strawberry.mutation(description="Create a project; the viewer is its OWNER.", directives=[Auth()])
+    async def create_project(self, info: Info, input: CreateProjectInput) -> Project:
+        return Project.from_record(await projects.create_project(info.context, values=given(input)))
+
+    @strawberry.mutation(
+        description="Change a project's name or description (its OWNER).", directives=[Auth()]
+    )
+    async def update_project(self, info: Info, id: strawberry.ID, input: UpdateProjectInput) -> Project:
+        key = typed_key(id, "Project")
+        return Project.from_record(
+            await projects.update_project(info.context, project_id=key, values=given(input))
+        )
+
+    @strawberry.mutation(
+        description="Delete a project and its tasks (its OWNER); returns its ID.", directives=[Auth()]
+    )
+    async def delete_project(self, info: Info, id: strawberry.ID) -> strawberry.ID:
+        await projects.delete_project(info.context, project_id=typed_key(id, "Project"))
+        return id
+
+    @strawberry.mutation(
+        description="Invite an address to a project as EDITOR or VIEWER (its OWNER). It expires after 7 "
+        "days. The answer is the same whether or not the address has an account: one is told in the app "
+        "and by mail, anyone else by mail, and the invitation waits for the account they register.",
+        directives=[Auth()],
+    )
+    async def invite_to_project(
+        self, info: Info, project_id: strawberry.ID, email: str, role: ProjectRole
+    ) -> ProjectInvitation:
+        key = typed_key(project_id, "Project", field="projectId")
+        invitation = await projects.invite(info.context, project_id=key, email=email, role=role)
+        return ProjectInvitation.from_record(invitation)
+
+    @strawberry.mutation(
+        description="Join a project by an invitation to the viewer's verified address (EMAIL_NOT_VERIFIED "
+        "until it is verified).",
+        directives=[Auth()],
+    )
+    async def accept_invitation(self, info: Info, id: strawberry.ID) -> Project:
+        key = typed_key(id, "ProjectInvitation")
+        return Project.from_record(await projects.accept_invitation(info.context, invitation_id=key))
+
+    @strawberry.mutation(description="Decline an invitation to the viewer's address.", directives=[Auth()])
+    async def decline_invitation(self, info: Info, id: strawberry.ID) -> bool:
+        return await projects.decline_invitation(
+            info.context, invitation_id=typed_key(id, "ProjectInvitation")
+        )
+
+    @strawberry.mutation(
+        description="Withdraw a pending invitation (the project's OWNER).", directives=[Auth()]
+    )
+    async def revoke_invitation(self, info: Info, id: strawberry.ID) -> bool:
+        return await projects.revoke_invitation(
+            info.context, invitation_id=typed_key(id, "ProjectInvitation")
+        )
+
+    @strawberry.mutation(
+        description="Change a member's role (the project's OWNER). Making a member the OWNER hands the "
+        "project over: the OWNER before becomes an EDITOR.",
+        directives=[Auth()],
+    )
+    async def set_project_member_role(
+        self, info: Info, project_id: strawberry.ID, user_id: strawberry.ID, role: ProjectRole
+    ) -> ProjectMember:
+        member = await projects.set_member_role(
+            info.context,
+            project_id=typed_key(project_id, "Project", field="projectId"),
+            user_id=user_key(user_id, field="userId"),
+            role=role,
+        )
+        return ProjectMember.from_record(member)
+
+    @strawberry.mutation(
+        description="Remove a member (the project's OWNER), or leave (any member but the OWNER). Their "
+        "access ends at once; the tasks assigned to them are unassigned.",
+        directives=[Auth()],
+    )
+    async def remove_project_member(
+        self, info: Info, project_id: strawberry.ID, user_id: strawberry.ID
+    ) -> bool:
+        return await projects.remove_member(
+            info.context,
+            project_id=typed_key(project_id, "Project", field="projectId"),
+            user_id=user_key(user_id, field="userId"),
+        )
+
+    @strawberry.mutation(
+        description="Comment on a task the viewer sees (a project's VIEWERs too): 1 to 10,000 characters of "
+        "plain text.",
+        directives=[Auth()],
+    )
+    async def add_comment(self, info: Info, task_id: strawberry.ID, body: str) -> Comment:
+        key = typed_key(task_id, "Task", field="taskId")
+        return Comment.from_record(await comments.add_comment(info.context, task_id=key, body=body))
+
+    @strawberry.mutation(description="Edit a comment (its author).", directives=[Auth()])
+    async def update_comment(self, info: Info, id: strawberry.ID, body: str) -> Comment:
+        key = typed_key(id, "Comment")
+        return Comment.from_record(await comments.update_comment(info.context, comment_id=key, body=body))
+
+    @strawberry.mutation(
+        description="Delete a comment (its author, or the project's OWNER); returns its ID.",
+        directives=[Auth()],
+    )
+    async def delete_comment(self, info: Info, id: strawberry.ID) -> strawberry.ID:
+        await comments.delete_comment(info.context, comment_id=typed_key(id, "Comment"))
         return id
 
     @strawberry.mutation(
@@ -102,7 +232,7 @@ class Mutation:
         "BAD_USER_INPUT with reason TOKEN_INVALID."
     )
     async def verify_email(self, info: Info, token: str) -> User:
-        return User.from_model(await accounts.verify_email(info.context, token=token))
+        return User.from_model(await accounts.verify_email(info.context, token=token), trusted=True)
 
     @strawberry.mutation(
         description="Mail a new verification link to the viewer's address; false (no mail) when it is "

@@ -2,20 +2,24 @@ from __future__ import annotations
 
 import strawberry
 
-from models import Role, TaskRecord
-from resolvers import accounts, budget, jobs, nodes, notifications, stats, tasks, users, webhooks
+from core.errors import BadUserInput
+from models import CommentRecord, ProjectRecord, Role, TaskRecord
+from resolvers import accounts, budget, jobs, nodes, notifications, projects, stats, tasks, users, webhooks
 from resolvers.loaders import prefetch
 from resolvers.notifications import NotificationRecord
 from resolvers.pagination import PageRequest
+from resolvers.projects import InvitationRecord
 from resolvers.webhooks import WebhookRecord
 from schema.directives.auth import Auth
 from schema.directives.cache_control import PRIVATE
 from schema.info import Info
+from schema.types.comment import Comment
 from schema.types.connections import Connection, connection, selects
 from schema.types.inputs import TaskFilter, TaskOrder, UserFilter, given, typed_key, user_key
 from schema.types.job import FailedJob
 from schema.types.node import Node
 from schema.types.notification import Notification, NotificationSettings
+from schema.types.project import Project, ProjectFilter, ProjectInvitation
 from schema.types.rate_limit import RateLimit
 from schema.types.session import Session
 from schema.types.stats import TaskStats
@@ -90,17 +94,25 @@ class Query:
             return Notification.from_record(found)
         if isinstance(found, WebhookRecord):
             return Webhook.from_record(found)
+        if isinstance(found, ProjectRecord):
+            return Project.from_record(found)
+        if isinstance(found, InvitationRecord):
+            return ProjectInvitation.from_record(found)
+        if isinstance(found, CommentRecord):
+            return Comment.from_record(found)
         return User.from_model(found)
 
-    @strawberry.field(description="A task by ID. Another user's task is NOT_FOUND.", directives=[Auth()])
+    @strawberry.field(
+        description="A task by ID. One the viewer may not see is NOT_FOUND.", directives=[Auth()]
+    )
     async def task(self, info: Info, id: strawberry.ID) -> Task | None:
         found = await tasks.get_task(info.context, task_id=typed_key(id, "Task"))
         await _with_owner(info, found)
         return Task.from_model(found)
 
     @strawberry.field(
-        description="Tasks: the viewer's own, or every user's for an admin. Page with first/after or "
-        "last/before (1 to 100, default 20).",
+        description="Tasks: the viewer's own and their projects', or every user's for an admin. Page with "
+        "first/after or last/before (1 to 100, default 20).",
         directives=[Auth(), PRIVATE],
     )
     async def tasks(
@@ -119,12 +131,49 @@ class Query:
         )  # fmt: skip
 
     @strawberry.field(
-        description="Task statistics: the viewer's own; for an admin, everyone's or one owner's (ownerId).",
+        description="Task statistics: the viewer's own; for an admin, everyone's or one owner's (ownerId); "
+        "a project's (projectId) for its members.",
         directives=[Auth()],
     )
-    async def task_stats(self, info: Info, owner_id: strawberry.ID | None = None) -> TaskStats:
+    async def task_stats(
+        self, info: Info, owner_id: strawberry.ID | None = None, project_id: strawberry.ID | None = None
+    ) -> TaskStats:
+        if project_id is not None:
+            if owner_id is not None:
+                raise BadUserInput(
+                    "projectId: pass either ownerId or projectId, not both.", field="projectId"
+                )
+            project = typed_key(project_id, "Project", field="projectId")
+            data = await stats.project_task_stats(info.context, project_id=project, field="projectId")
+            return TaskStats.from_data(data)
         owner = user_key(owner_id, field="ownerId") if owner_id is not None else None
         return TaskStats.from_data(await stats.task_stats(info.context, owner_id=owner))
+
+    @strawberry.field(
+        description="The viewer's projects, newest first (an admin's: every project); 1 to 100 a page, "
+        "default 20.",
+        directives=[Auth(), PRIVATE],
+    )
+    async def projects(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        filter: ProjectFilter | None = None,
+    ) -> Connection[Project]:
+        result = await projects.list_projects(
+            info.context, page=PageRequest(first, after), filters=given(filter) if filter else {}
+        )
+        return connection(result.page, Project.from_record, result.count)
+
+    @strawberry.field(
+        description="The pending invitations to the viewer's address, newest first (at most 100).",
+        directives=[Auth()],
+    )
+    async def my_invitations(self, info: Info) -> list[ProjectInvitation]:
+        return [
+            ProjectInvitation.from_record(record) for record in await projects.my_invitations(info.context)
+        ]
 
     @strawberry.field(
         description="Every user (admins only), oldest first.",

@@ -86,6 +86,20 @@ def test_the_server_guards_exactly_the_fields_the_sdl_marks() -> None:
         "Mutation.rotateWebhookSecret": Role.USER,
         "Mutation.testWebhook": Role.USER,
         "Mutation.retryWebhookDelivery": Role.USER,
+        "Query.projects": Role.USER,
+        "Query.myInvitations": Role.USER,
+        "Mutation.createProject": Role.USER,
+        "Mutation.updateProject": Role.USER,
+        "Mutation.deleteProject": Role.USER,
+        "Mutation.inviteToProject": Role.USER,
+        "Mutation.acceptInvitation": Role.USER,
+        "Mutation.declineInvitation": Role.USER,
+        "Mutation.revokeInvitation": Role.USER,
+        "Mutation.setProjectMemberRole": Role.USER,
+        "Mutation.removeProjectMember": Role.USER,
+        "Mutation.addComment": Role.USER,
+        "Mutation.updateComment": Role.USER,
+        "Mutation.deleteComment": Role.USER,
     }
 
 
@@ -93,6 +107,6 @@ def test_ids_are_opaque_global_ids() -> None:
     schema = graphql_schema_of(build_schema())
     node = schema.type_map["Node"]
     implementations = {impl.name for impl in schema.get_possible_types(node)}  # type: ignore[arg-type]
-    assert implementations == {"Notification", "Task", "User", "Webhook"}
+    assert implementations == {"Comment", "Notification", "Project", "ProjectInvitation", "Task", "User", "Webhook"}
     field: GraphQLField = schema.type_map["Task"].fields["id"]  # type: ignore[attr-defined]
     assert str(field.type) == "ID!"

@@ -29,5 +29,5 @@ class AuthPayload:
             access_token=pair.access_token,
             refresh_token=pair.refresh_token,
             expires_at=pair.expires_at,
-            user=User.from_model(UserRecord.of(pair.user)),
+            user=User.from_model(UserRecord.of(pair.user), trusted=True),
         )

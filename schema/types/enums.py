@@ -5,7 +5,15 @@ from enum import Enum
 import strawberry
 
 import schema.directives.auth  # noqa: F401  (registers Role: the directive's argument is typed with it)
-from models import NotificationChannel, NotificationKind, Role, TaskPriority, TaskStatus, WebhookEventType
+from models import (
+    NotificationChannel,
+    NotificationKind,
+    ProjectRole,
+    Role,
+    TaskPriority,
+    TaskStatus,
+    WebhookEventType,
+)
 from resolvers.tasks import TaskOrderField
 
 strawberry.enum(TaskStatus, description="Where a task stands.")
@@ -20,14 +28,21 @@ strawberry.enum(
 strawberry.enum(
     NotificationKind,
     description="What a notification is about: a task due soon, the daily digest of overdue and due-today "
-    "tasks, a webhook disabled after failing.",
+    "tasks, a webhook disabled after failing, an invitation to a project, a task assigned to the user, a "
+    "mention in a comment.",
+)
+strawberry.enum(
+    ProjectRole,
+    description="A member's role in a project: VIEWERs read and comment; EDITORs also create, change, assign "
+    "and delete its tasks; the one OWNER also manages the project, its members and invitations.",
 )
 
 strawberry.enum(
     WebhookEventType,
     description="What a webhook is told of: a task created, changed or deleted (as its owner sees it: a task "
-    "given to another owner is DELETED for the previous one and CREATED for the new one), due soon (when "
-    "the owner's notification channels include WEBHOOK); PING is testWebhook's, not subscribed to.",
+    "that leaves their view, given to another owner or moved out of their projects, is DELETED for them, "
+    "one that enters it CREATED), due soon (when the owner's notification channels include WEBHOOK), a "
+    "comment added, edited or deleted on a task they see; PING is testWebhook's, not subscribed to.",
 )
 
 
@@ -41,6 +56,7 @@ __all__ = [
     "NotificationChannel",
     "NotificationKind",
     "OrderDirection",
+    "ProjectRole",
     "Role",
     "TaskOrderField",
     "TaskPriority",

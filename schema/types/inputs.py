@@ -12,8 +12,8 @@ import strawberry
 from core.errors import NotFound
 from core.ids import decode_typed_id
 from models import Role, TaskPriority, TaskStatus
+from resolvers.tasks import KEEP, Keep, Placement, TaskOrderField
 from resolvers.tasks import TaskOrder as TaskOrderValue
-from resolvers.tasks import TaskOrderField
 from schema.types.enums import OrderDirection
 
 UNSET: Any = strawberry.UNSET
@@ -41,6 +41,19 @@ def user_key(global_id: strawberry.ID, *, field: str) -> uuid.UUID:
     return typed_key(global_id, "User", field=field)
 
 
+def placement(data: object) -> Placement:
+    """The project and assignee an input gives (left out: kept; null: none)."""
+    project: uuid.UUID | Keep | None = KEEP
+    assignee: uuid.UUID | Keep | None = KEEP
+    value = getattr(data, "project_id", UNSET)
+    if value is not UNSET:
+        project = typed_key(value, "Project", field="input.projectId") if value is not None else None
+    value = getattr(data, "assignee_id", UNSET)
+    if value is not UNSET:
+        assignee = typed_key(value, "User", field="input.assigneeId") if value is not None else None
+    return Placement(project, assignee)
+
+
 def is_given(value: strawberry.ID | None) -> TypeGuard[strawberry.ID]:
     """Set by the client to something other than null (UNSET and an empty string are both falsy: test
     explicitly, so that ``""`` reaches the ID check instead of meaning "not given")."""
@@ -65,7 +78,9 @@ class LoginInput:
     password: str = strawberry.field(description="Password.")
 
 
-@strawberry.input(description="A new task, owned by the viewer.")
+@strawberry.input(
+    description="A new task, owned by the viewer: personal, or in a project (as its EDITOR or OWNER)."
+)
 class CreateTaskInput:
     title: str = strawberry.field(description="1 to 200 characters.")
     description: str | None = strawberry.field(default=UNSET, description="At most 10,000 characters.")
@@ -74,6 +89,12 @@ class CreateTaskInput:
     due_at: datetime | None = strawberry.field(default=UNSET, description="When it is due, with a timezone.")
     tags: list[str] | None = strawberry.field(
         default=UNSET, description="At most 20 tags of 1 to 32 characters; duplicates are dropped."
+    )
+    project_id: strawberry.ID | None = strawberry.field(
+        default=UNSET, description="The project to create it in; none: a personal task."
+    )
+    assignee_id: strawberry.ID | None = strawberry.field(
+        default=UNSET, description="Who it is assigned to: a member of the project (of a personal task: you)."
     )
 
 
@@ -91,6 +112,14 @@ class UpdateTaskInput:
     tags: list[str] | None = strawberry.field(default=UNSET, description="Replaces the tags.")
     owner_id: strawberry.ID | None = strawberry.field(
         default=UNSET, description="Give the task to another user (admins only)."
+    )
+    project_id: strawberry.ID | None = strawberry.field(
+        default=UNSET,
+        description="Move it to another project (as its EDITOR or OWNER); null: out of its project, into "
+        "your personal tasks. An assignee who is not a member there is unassigned.",
+    )
+    assignee_id: strawberry.ID | None = strawberry.field(
+        default=UNSET, description="Assign it to a member of its project; null: unassign."
     )
 
 
@@ -110,7 +139,18 @@ class TaskFilter:
         description="Full-text search of title and description: every word must match a word or its start.",
     )
     owner_id: strawberry.ID | None = strawberry.field(
-        default=UNSET, description="Only this owner's tasks (admins: anyone; users: themselves)."
+        default=UNSET,
+        description="Only this owner's tasks (admins: anyone's; users: their own, or those of a co-member "
+        "they see).",
+    )
+    project_id: strawberry.ID | None = strawberry.field(
+        default=UNSET, description="Only this project's tasks (a project the viewer is a member of)."
+    )
+    assignee_id: strawberry.ID | None = strawberry.field(
+        default=UNSET, description="Only the tasks assigned to this user."
+    )
+    assigned_to_me: bool | None = strawberry.field(
+        default=UNSET, description="true: only the tasks assigned to the viewer."
     )
 
 

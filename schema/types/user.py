@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 import strawberry
 
 from core.ids import encode_id
-from models import Role, UserRecord
+from models import ProjectRole, Role, UserRecord
 from resolvers import stats
 from schema.directives.cache_control import PRIVATE
 from schema.info import Info
@@ -23,20 +24,51 @@ if TYPE_CHECKING:
 
 
 @strawberry.type(
-    description="An account. Users see only themselves; admins see everyone.", directives=[PRIVATE]
+    description="An account. Users see themselves, and co-members of their projects by id and name (the "
+    "project's OWNER also by email); admins see everyone. What the viewer may not see is null.",
+    directives=[PRIVATE],
 )
 class User(Node):
-    email: str = strawberry.field(description="Email address, normalized to lower case.")
     name: str = strawberry.field(description="Display name.")
-    role: Role = strawberry.field(description="What the user may do.")
-    is_active: bool = strawberry.field(description="False once an admin deactivated the account.")
-    created_at: datetime = strawberry.field(description="When the account was created.")
-    email_verified: bool = strawberry.field(
-        description="Whether the owner of `email` proved it (followed a verification or reset link)."
-    )
     key: strawberry.Private[uuid.UUID]
+    record: strawberry.Private[UserRecord]
+    # Shown whole whoever asks: the account of a login, registration or verification answer.
+    trusted: strawberry.Private[bool] = False
 
-    @strawberry.field(description="The user's tasks, newest first unless ordered otherwise.")
+    @strawberry.field(
+        description="Email address, normalized to lower case: for the user, admins, and the OWNER of a "
+        "project the user is a member of."
+    )
+    @planned(lambda user, context: _email(user, context))
+    def email(self, info: Info) -> str | None:
+        return cast("str | None", _email(self, info.context))
+
+    @strawberry.field(description="What the user may do (the user and admins).")
+    @planned(lambda user, context: user.record.role if _whole(user, context) else None)
+    def role(self, info: Info) -> Role | None:
+        return self.record.role if _whole(self, info.context) else None
+
+    @strawberry.field(description="False once an admin deactivated the account (the user and admins).")
+    @planned(lambda user, context: user.record.is_active if _whole(user, context) else None)
+    def is_active(self, info: Info) -> bool | None:
+        return self.record.is_active if _whole(self, info.context) else None
+
+    @strawberry.field(description="When the account was created (the user and admins).")
+    @planned(lambda user, context: user.record.created_at if _whole(user, context) else None)
+    def created_at(self, info: Info) -> datetime | None:
+        return self.record.created_at if _whole(self, info.context) else None
+
+    @strawberry.field(
+        description="Whether the owner of `email` proved it (followed a verification or reset link; the user "
+        "and admins)."
+    )
+    @planned(lambda user, context: _verified(user, context))
+    def email_verified(self, info: Info) -> bool | None:
+        return _verified(self, info.context)
+
+    @strawberry.field(
+        description="The user's tasks the viewer may see, newest first unless ordered otherwise."
+    )
     async def tasks(
         self,
         info: Info,
@@ -52,27 +84,51 @@ class User(Node):
             filter=filter, order_by=order_by,
         )  # fmt: skip
 
-    @strawberry.field(description="Statistics over the user's tasks.")
+    @strawberry.field(description="Statistics over the user's tasks (the user and admins; else null).")
     @planned(lambda user, context: _task_stats(user, context))
-    def task_stats(self, info: Info) -> TaskStats:
+    def task_stats(self, info: Info) -> TaskStats | None:
         return _task_stats(self, info.context)
 
     @classmethod
-    def from_model(cls, user: UserRecord | None) -> User:
+    def from_model(cls, user: UserRecord | None, *, trusted: bool = False) -> User:
         assert user is not None, "a task's owner exists (foreign key)"
         return cls(
             id=strawberry.ID(encode_id("User", user.id)),
-            email=user.email,
             name=user.name,
-            role=user.role,
-            is_active=user.is_active,
-            created_at=user.created_at,
-            email_verified=user.email_verified_at is not None,
             key=user.id,
+            record=user,
+            trusted=trusted,
         )
 
 
-def _task_stats(user: User, context: Context) -> TaskStats:
+def _whole(user: User, context: Context) -> bool:
+    """Whether the viewer sees the whole account: their own, or as an admin."""
+    viewer = context.who.viewer
+    return user.trusted or (viewer is not None and viewer.can_see_owner(user.key))
+
+
+def _verified(user: User, context: Context) -> bool | None:
+    return user.record.email_verified_at is not None if _whole(user, context) else None
+
+
+def _email(user: User, context: Context) -> str | Awaitable[str | None] | None:
+    if _whole(user, context):
+        return user.record.email
+    return _email_for_owner(user, context)
+
+
+async def _email_for_owner(user: User, context: Context) -> str | None:
+    """A project's OWNER sees its members' addresses."""
+    viewer = context.who.viewer
+    if viewer is None:
+        return None
+    shared = await context.loaders.co_members.load(viewer.user_id)
+    return user.record.email if shared.get(user.key) is ProjectRole.OWNER else None
+
+
+def _task_stats(user: User, context: Context) -> TaskStats | None:
+    if not _whole(user, context) or (user.trusted and context.who.viewer is None):
+        return None
     # Through the same visibility check as taskStats(ownerId:), whatever path led to this user. Not async on
     # purpose, as Task.owner: a list of tasks loads its owners' statistics before its rows complete (see
     # task_connection), and then they are answered without an awaitable, inside the rows' plans.

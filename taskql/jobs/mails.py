@@ -20,7 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from auth import account_tokens
-from models import Task, TaskStatus, TokenPurpose, User, Webhook
+from models import Project, ProjectInvitation, Task, TaskStatus, TokenPurpose, User, Webhook
 from models.columns import utcnow
 from resolvers.jobs import MailJob
 from resolvers.notifications import due_text, settings_of
@@ -46,7 +46,7 @@ class Postman:
         """Send ``job``'s mail; False when there is no one to send it to any more (nothing sent)."""
         async with self.sessions() as db, db.begin():
             user = await _recipient(db, job)
-            if user is None and job.kind != "account_deleted":
+            if user is None and job.kind not in ("account_deleted", "project_invitation"):
                 return False
             context: dict[str, Any] = {"name": user.name if user else job.name or ""}
             if job.new_email:
@@ -74,6 +74,14 @@ class Postman:
                     "failures": webhook.consecutive_failures,
                     "reason": webhook.disabled_reason,
                 }
+            if job.invitation_id is not None:  # not if it was accepted, declined, revoked or expired since
+                invited = await _invitation(db, uuid.UUID(job.invitation_id))
+                if invited is None:
+                    return False
+                context |= invited | {
+                    "has_account": user is not None,
+                    "link": self.public_url.rstrip("/") + "/",
+                }
             if job.kind in LINKS:
                 assert user is not None
                 path, purpose = LINKS[job.kind]
@@ -100,6 +108,22 @@ async def _recipient(db: AsyncSession, job: MailJob) -> User | None:
     if job.kind in ("password_reset", "data_export", "password_changed") and user.email != job.to:
         return None
     return user
+
+
+async def _invitation(db: AsyncSession, invitation_id: uuid.UUID) -> dict[str, Any] | None:
+    invitation = await db.get(ProjectInvitation, invitation_id)
+    if invitation is None or invitation.expires_at <= utcnow():
+        return None
+    project = await db.get(Project, invitation.project_id)
+    inviter = await db.get(User, invitation.invited_by_id) if invitation.invited_by_id is not None else None
+    if project is None:
+        return None
+    return {
+        "project_name": project.name,
+        "role": invitation.role.value,
+        "inviter": inviter.name if inviter is not None else "Someone",
+        "expires": invitation.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def _lifetime(purpose: TokenPurpose) -> Mapping[str, int]:
