@@ -128,7 +128,7 @@ _ROLES_SQL = compile_sql(
 _SHARED = ProjectMember.__table__.alias("shared")  # type: ignore[attr-defined]
 # Each user who shares a project with the viewer, with the viewer's highest role among the projects shared.
 _CO_MEMBERS_SQL = compile_sql(
-    select(_MEMBER.user_id, _SHARED.c.user_id, _SHARED.c.role)
+    select(_MEMBER.user_id, _SHARED.c.user_id, _MEMBER.role)
     .join_from(ProjectMember.__table__, _SHARED, _SHARED.c.project_id == _MEMBER.project_id)  # type: ignore[attr-defined]
     .where(_MEMBER.user_id == any_(bindparam("keys", type_=ARRAY(_MEMBER.user_id.type))))
 )

@@ -24,7 +24,7 @@ from tests.processes import free_port
 from tests.services import Services, check_reachable, locate
 
 TABLES = (
-    "idempotency_keys, account_tokens, refresh_tokens, auth_sessions, tasks, users, outbox, "
+    "idempotency_keys, account_tokens, refresh_tokens, auth_sessions, tasks, projects, users, outbox, "
     "pgqueuer, pgqueuer_log, pgqueuer_statistics, pgqueuer_schedules"
 )
 

@@ -108,11 +108,24 @@ TASKS = (
     FixedTask(uuid.UUID("b0b00000-0000-4000-8000-00000000000a"), BOB, "Bob's errand", tags=("home",)),
     FixedTask(uuid.UUID("a0000000-0000-4000-8000-00000000000a"), ROOT, "Audit the accounts", priority="HIGH"),
 )
+# A project: Alice its OWNER, Bob a VIEWER (Root, an admin, is not a member); one task of it, Alice's,
+# assigned to Bob, with a comment of Bob's and its history; an invitation to an address with no account.
+PROJECT = uuid.UUID("9a0ec700-0000-4000-8000-000000000000")
+PROJECT_ID = encode_id("Project", PROJECT)
+PROJECT_TASK = FixedTask(uuid.UUID("9a0ec700-0000-4000-8000-00000000000a"), ALICE, "Ship the launch")
+COMMENT = uuid.UUID("9a0ec700-0000-4000-8000-00000000000c")
+COMMENT_ID = encode_id("Comment", COMMENT)
+INVITATION = uuid.UUID("9a0ec700-0000-4000-8000-00000000000e")
+INVITATION_ID = encode_id("ProjectInvitation", INVITATION)
 MISSING_TASK = encode_id("Task", uuid.UUID("dead0000-0000-4000-8000-000000000000"))
 MISSING_USER = encode_id("User", uuid.UUID("dead0000-0000-4000-8000-000000000001"))
 KNOWN_IDS = (
     *(task.id for task in TASKS),
     *(person.id for person in PEOPLE),
+    PROJECT_ID,
+    PROJECT_TASK.id,
+    COMMENT_ID,
+    INVITATION_ID,
     MISSING_TASK,
     MISSING_USER,
 )
@@ -127,8 +140,8 @@ async def rebuild(connection: asyncpg.Connection, redis: Redis) -> None:
     """Empty the tables and taskql's Redis keys, then write the world again."""
     # DELETE, not TRUNCATE: on a few rows it is ten times faster (TRUNCATE replaces every index's file).
     await connection.execute(
-        "DELETE FROM refresh_tokens; DELETE FROM auth_sessions; DELETE FROM tasks; DELETE FROM users;"
-        " DELETE FROM pgqueuer"
+        "DELETE FROM refresh_tokens; DELETE FROM auth_sessions; DELETE FROM tasks; DELETE FROM projects;"
+        " DELETE FROM users; DELETE FROM pgqueuer"
     )
     await connection.executemany(
         "INSERT INTO users (id, email, name, password_hash, role, is_active, created_at, updated_at)"
@@ -181,9 +194,45 @@ async def rebuild(connection: asyncpg.Connection, redis: Redis) -> None:
         " created_at) VALUES ($1, $2, $1, 'TASK_CREATED', '{}', 'failed', 1, $3)",
         [(uuid.UUID(int=p.key.int + 4), p.webhook, BASE) for p in PEOPLE],
     )
+    await _project(connection)
     keys = [key async for key in redis.scan_iter(match="taskql:*", count=1000)]
     if keys:
         await redis.delete(*keys)
+
+
+async def _project(connection: asyncpg.Connection) -> None:
+    await connection.execute(
+        "INSERT INTO projects (id, name, description, created_at, updated_at)"
+        " VALUES ($1, 'Launch', 'v1', $2, $2)",
+        PROJECT,
+        BASE,
+    )
+    await connection.executemany(
+        "INSERT INTO project_members (project_id, user_id, role, added_at) VALUES ($1, $2, $3, $4)",
+        [(PROJECT, ALICE.key, "OWNER", BASE), (PROJECT, BOB.key, "VIEWER", BASE + timedelta(minutes=1))],
+    )
+    task = PROJECT_TASK
+    await connection.execute(
+        "INSERT INTO tasks (id, owner_id, title, project_id, assignee_id, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        task.key, task.owner.key, task.title, PROJECT, BOB.key, BASE + timedelta(hours=10),
+    )  # fmt: skip
+    await connection.execute(
+        "INSERT INTO comments (id, task_id, author_id, body, created_at, updated_at) VALUES ($1, $2, $3,"
+        " 'On it.', $4, $4)",
+        COMMENT, task.key, BOB.key, BASE + timedelta(hours=11),
+    )  # fmt: skip
+    await connection.execute(
+        "INSERT INTO task_activity (id, task_id, actor_id, kind, changes, at) VALUES ($1, $2, $3, 'CREATED',"
+        " $4, $5)",
+        uuid.UUID(int=COMMENT.int + 1), task.key, ALICE.key,
+        '[{"field": "title", "from": null, "to": "Ship the launch"}]', BASE + timedelta(hours=10),
+    )  # fmt: skip
+    await connection.execute(
+        "INSERT INTO project_invitations (id, project_id, email, role, invited_by_id, created_at, expires_at)"
+        " VALUES ($1, $2, 'dave@example.com', 'EDITOR', $3, now(), now() + interval '7 days')",
+        INVITATION, PROJECT, ALICE.key,
+    )  # fmt: skip
 
 
 async def snapshot(connection: asyncpg.Connection) -> list[list[asyncpg.Record]]:
@@ -201,5 +250,10 @@ async def snapshot(connection: asyncpg.Connection) -> list[list[asyncpg.Record]]
             "notification_settings",
             "webhooks",
             "webhook_deliveries",
+            "projects",
+            "project_members",
+            "project_invitations",
+            "comments",
+            "task_activity",
         )
     ]

@@ -44,11 +44,15 @@ from tests.fixed_world import (
     ALICE,
     BOB,
     CAROL,
+    COMMENT_ID,
+    INVITATION_ID,
     KNOWN_IDS,
     MISSING_TASK,
     MISSING_USER,
     PASSWORD,
     PEOPLE,
+    PROJECT_ID,
+    PROJECT_TASK,
     ROOT,
     TASKS,
     Person,
@@ -158,6 +162,65 @@ VARIABLES: dict[str, list[dict[str, Any]]] = {
     "RotateWebhookSecret": [{"id": ALICE.webhook_id}, {"id": BOB.webhook_id}],
     "TestWebhook": [{"id": ALICE.webhook_id}, {"id": BOB.webhook_id}],
     "RetryWebhookDelivery": [{"id": ALICE.delivery_id}, {"id": BOB.delivery_id}, {"id": "x"}],
+    "Projects": [
+        {},
+        {"first": 1},
+        {"filter": {"role": "OWNER"}},
+        {"filter": {"search": "lau"}},
+        {"after": "x"},
+    ],
+    "Project": [{"id": PROJECT_ID}, {"id": PROJECT_ID, "members": 1}, {"id": MISSING_TASK}],
+    "ProjectInvitations": [{"id": PROJECT_ID}, {"id": PROJECT_ID, "first": 1, "after": "not a cursor"}],
+    "ProjectTasks": [
+        {"id": PROJECT_ID},
+        {"id": PROJECT_ID, "filter": {"assignedToMe": True}},
+        {"id": PROJECT_ID, "filter": {"projectId": PROJECT_ID}},
+    ],
+    "TeamTaskPage": [
+        {"first": 50},
+        {"first": 50, "filter": {"projectId": PROJECT_ID}},
+        {"first": 50, "filter": {"assigneeId": BOB.id}},
+        {"first": 50, "filter": {"projectId": MISSING_TASK}},
+    ],
+    "TaskDetails": [
+        {"id": PROJECT_TASK.id, "comments": 5, "activity": 5},
+        {"id": TASKS[0].id},
+        {"id": MISSING_TASK},
+    ],
+    "MyInvitations": [{}],
+    "ProjectTaskStats": [{"projectId": PROJECT_ID}, {"projectId": MISSING_TASK}, {"projectId": "x"}],
+    "CreateProject": [{"input": {"name": "Next", "description": "soon"}}, {"input": {"name": " "}}],
+    "UpdateProject": [
+        {"id": PROJECT_ID, "input": {"name": "Renamed"}},
+        {"id": PROJECT_ID, "input": {"name": None}},
+    ],
+    "DeleteProject": [{"id": PROJECT_ID}, {"id": "x"}],
+    "InviteToProject": [
+        {"projectId": PROJECT_ID, "email": "erin@example.com", "role": "VIEWER"},
+        {"projectId": PROJECT_ID, "email": "erin@example.com", "role": "OWNER"},
+        {"projectId": PROJECT_ID, "email": "not an address", "role": "EDITOR"},
+    ],
+    "AcceptInvitation": [{"id": INVITATION_ID}, {"id": "x"}],
+    "DeclineInvitation": [{"id": INVITATION_ID}],
+    "RevokeInvitation": [{"id": INVITATION_ID}, {"id": MISSING_TASK}],
+    "SetProjectMemberRole": [
+        {"projectId": PROJECT_ID, "userId": BOB.id, "role": "EDITOR"},
+        {"projectId": PROJECT_ID, "userId": ALICE.id, "role": "VIEWER"},
+        {"projectId": PROJECT_ID, "userId": CAROL.id, "role": "EDITOR"},
+    ],
+    "RemoveProjectMember": [
+        {"projectId": PROJECT_ID, "userId": BOB.id},
+        {"projectId": PROJECT_ID, "userId": ALICE.id},
+    ],
+    "AddComment": [{"taskId": PROJECT_TASK.id, "body": "Done soon"}, {"taskId": PROJECT_TASK.id, "body": ""}],
+    "UpdateComment": [{"id": COMMENT_ID, "body": "Edited"}, {"id": COMMENT_ID, "body": "x" * 10_001}],
+    "DeleteComment": [{"id": COMMENT_ID}, {"id": "x"}],
+    "PlaceTask": [
+        {"id": PROJECT_TASK.id, "input": {"assigneeId": ALICE.id}},
+        {"id": TASKS[0].id, "input": {"projectId": PROJECT_ID, "assigneeId": BOB.id}},
+        {"id": PROJECT_TASK.id, "input": {"projectId": None}},
+        {"id": PROJECT_TASK.id, "input": {"assigneeId": CAROL.id}},
+    ],
     "Users": [
         {},
         {"first": 2},
@@ -318,24 +381,27 @@ JWT = re.compile(r"^eyJ[\w-]+\.[\w-]+\.[\w-]+$")
 REFRESH_TOKEN = re.compile(r"^[\w-]{43}$")
 WEBHOOK_SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]{43}=$")
 WEBHOOK_MESSAGE = re.compile(r"^msg_[0-9a-f]{32}$")
+MINTED_TYPES = {
+    "Task", "User", "Webhook", "WebhookDelivery", "Project", "ProjectInvitation", "Comment", "TaskActivity",
+}  # fmt: skip
 MEASURED = (".durationMs",)  # how long something took: each run's own
 
 
 def minted(value: Any, started: datetime) -> bool:
     """A value a write makes up as it runs: an access or refresh token, a webhook's secret or message id, a
-    global ID the world does not hold, or a moment since the case started (an expiry included: a day at most
-    from now)."""
+    global ID the world does not hold, or a moment since the case started (an expiry included: an
+    invitation's, 7 days from now, at most)."""
     if not isinstance(value, str):
         return False
     if any(pattern.match(value) for pattern in (JWT, REFRESH_TOKEN, WEBHOOK_SECRET, WEBHOOK_MESSAGE)):
         return True
     moment = _timestamp(value)
     if moment is not None:
-        return started - timedelta(seconds=1) <= moment <= started + timedelta(days=1)
+        return started - timedelta(seconds=1) <= moment <= started + timedelta(days=8)
     if value in KNOWN_IDS:
         return False
     try:
-        return decode_id(value)[0] in {"Task", "User", "Webhook", "WebhookDelivery"}
+        return decode_id(value)[0] in MINTED_TYPES
     except Exception:
         return False
 
