@@ -8,7 +8,9 @@ from taskql.app import TaskqlApp
 from tests.executed import executed_fields
 from tests.factories import Account, create_task, register
 from tests.graphql_client import GraphQLClient
+from tests.services import Services
 from tests.sql import captured
+from tests.teams import add_member, create_project, project_task
 
 # viewer (user + session) · the page of tasks · all owners in one batch · all owners' stats in one batch
 EXPECTED_STATEMENTS = 4
@@ -105,3 +107,47 @@ async def test_a_single_tasks_owner_is_ready_before_the_task_completes(
         found = data["task" if document == "Task" else "node"]
         assert found["owner"]["id"] == owner.id
         assert executed == [document.lower()]
+
+
+@pytest.fixture
+async def member_of_five_projects(gql: GraphQLClient, database: Services) -> Account:
+    """A member of five projects, each with three other members who create and are assigned its tasks."""
+    member = await register(gql, email="member@example.com", name="Member")
+    others = [await register(gql, email=f"colleague{i}@example.com", name=f"Colleague {i}") for i in range(6)]
+    for number in range(5):
+        owner, second, third = others[number], others[(number + 1) % 6], others[(number + 2) % 6]
+        project_id = await create_project(gql, owner, f"Project {number}")
+        for account, role in ((member, "VIEWER"), (second, "EDITOR"), (third, "EDITOR")):
+            await add_member(gql, database.dsn, project_id, owner, account, role)
+        for index in range(12):
+            author = (owner, second, third)[index % 3]
+            assignee = (member, second, third, None)[index % 4]
+            fields = {"assigneeId": assignee.id} if assignee else {}
+            await project_task(gql, author, project_id, title=f"p{number} t{index}", **fields)
+    return member
+
+
+@pytest.mark.parametrize("size", [5, 50])
+async def test_a_members_tasks_with_owners_assignees_and_projects_cost_a_constant_number_of_statements(
+    app: TaskqlApp, gql: GraphQLClient, member_of_five_projects: Account, size: int
+) -> None:
+    with captured(app) as statements:
+        data = (await gql.run("TeamTaskPage", {"first": size}, token=member_of_five_projects.token)).ok()
+    edges = data["tasks"]["edges"]
+    assert len(edges) == size
+    assert len({edge["node"]["project"]["name"] for edge in edges}) == (5 if size == 50 else 1)
+    assert any(edge["node"]["assignee"] for edge in edges)
+    assert len({edge["node"]["owner"]["name"] for edge in edges}) > 1
+    # the viewer · their projects · the page · its projects · its owners and assignees, one batch
+    assert len(statements) == 5, [sql for sql, _ in statements.executed]
+
+
+async def test_a_members_rows_answer_owner_assignee_and_project_without_awaiting(
+    gql: GraphQLClient, member_of_five_projects: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for owners: the page's projects and users are loaded before its rows complete, so each row's plan
+    answers them inline (no field executed per row by graphql-core)."""
+    executed = executed_fields(monkeypatch)
+    data = (await gql.run("TeamTaskPage", {"first": 50}, token=member_of_five_projects.token)).ok()
+    assert len(data["tasks"]["edges"]) == 50
+    assert executed == ["tasks"]
