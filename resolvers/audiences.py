@@ -13,7 +13,7 @@ import uuid
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Project, ProjectMember, ProjectRole, TaskRecord
+from models import Project, ProjectMember, ProjectRole, Task, TaskRecord
 
 Members = dict[uuid.UUID, ProjectRole]  # user id -> role
 
@@ -58,3 +58,16 @@ async def co_members(db: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
         .distinct()
     )
     return list(found.all())
+
+
+async def still_sees(db: AsyncSession, task: Task, user_id: uuid.UUID) -> bool:
+    """Whether ``user_id`` may see ``task`` now (a job about a task checks it before telling anyone of it): a
+    personal task's owner, or a member of its project."""
+    if task.project_id is None:
+        return task.owner_id == user_id
+    found = await db.exec(
+        select(col(ProjectMember.user_id)).where(
+            col(ProjectMember.project_id) == task.project_id, col(ProjectMember.user_id) == user_id
+        )
+    )
+    return found.first() is not None

@@ -116,3 +116,33 @@ async def test_nothing_to_tell_is_not_told(database: Services, digests: Digests)
     assert await digests.run(PARIS_EIGHT) == 0
     assert await inbox(database.dsn) == []
     assert await jobs_left(database.dsn) == {}
+
+
+async def test_a_task_of_a_project_its_owner_left_is_not_in_their_digest(
+    database: Services, digests: Digests
+) -> None:
+    leaver = await a_digest_reader(database.dsn, "leaver@example.com", "Europe/Paris", ("IN_APP",))
+    connection = await asyncpg.connect(database.dsn)
+    try:
+        stayed = await connection.fetchval(
+            "INSERT INTO projects (id, name) VALUES (gen_random_uuid(), 'stayed') RETURNING id"
+        )
+        left = await connection.fetchval(
+            "INSERT INTO projects (id, name) VALUES (gen_random_uuid(), 'left') RETURNING id"
+        )
+        for project, title in ((stayed, "still mine"), (left, "not mine to see")):
+            await connection.execute(
+                "INSERT INTO tasks (id, owner_id, title, due_at, project_id)"
+                " VALUES (gen_random_uuid(), $1, $2, $3, $4)",
+                leaver, title, PARIS_EIGHT - timedelta(days=1), project,
+            )  # fmt: skip
+        # A member of the first project only: they left the second one, whose task they still own.
+        await connection.execute(
+            "INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, 'OWNER')", stayed, leaver
+        )
+    finally:
+        await connection.close()
+    assert await digests.run(PARIS_EIGHT) == 1
+    (entry,) = await inbox(database.dsn)
+    assert entry["title"] == "Your tasks: 1 overdue"
+    assert entry["body"] == "Overdue: still mine"

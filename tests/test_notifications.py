@@ -26,6 +26,7 @@ from tests.graphql_client import GraphQLClient
 from tests.mailbox import Sink, smtp_sink, text_of
 from tests.queue_clock import QueueClock
 from tests.services import Services
+from tests.teams import add_member, create_project
 from tests.test_jobs import WorkerProcess, enqueued, jobs_left, until_no_jobs
 from tests.webhook_receiver import Receiver, receiving
 
@@ -351,3 +352,27 @@ async def test_on_the_queues_clock_a_done_or_deleted_task_is_never_reminded(worl
     assert [
         m for m in world.sink.received if m["To"] == "hal@example.com" and "Due soon" in m["Subject"]
     ] == []
+
+
+async def test_on_the_queues_clock_no_reminder_reaches_an_owner_who_left_the_tasks_project(
+    world: World,
+) -> None:
+    clock = QueueClock(world.dsn)
+    olga = await register(world.gql, email="olga@example.com", name="Olga")
+    ivy = await register(world.gql, email="ivy@example.com", name="Ivy")
+    project_id = await create_project(world.gql, olga, "Trip")
+    await add_member(world.gql, world.dsn, project_id, olga, ivy, "EDITOR")
+    due_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=3)
+    values = {"title": "Book the hotel", "dueAt": due_at.isoformat(), "projectId": project_id}
+    (await world.gql.run("CreateTask", {"input": values}, token=ivy.token)).ok()
+    await world.task(ivy, due_at, title="Water the plants")  # personal: reminded as always
+    leave = {"projectId": project_id, "userId": ivy.id}
+    (await world.gql.run("RemoveProjectMember", leave, token=ivy.token)).ok()
+    await clock.settled()
+    await clock.advance(timedelta(hours=2, minutes=1))
+    reminded = [
+        edge["node"]["title"]
+        for edge in (await world.inbox(ivy))["notifications"]["edges"]
+        if edge["node"]["kind"] == "TASK_DUE_SOON"
+    ]
+    assert reminded == ["Due soon: Water the plants"]

@@ -13,12 +13,22 @@ import uuid
 import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
+from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import NotificationChannel, NotificationKind, NotificationSettings, Task, TaskStatus, User
+from models import (
+    NotificationChannel,
+    NotificationKind,
+    NotificationSettings,
+    ProjectMember,
+    Task,
+    TaskStatus,
+    User,
+)
 from resolvers import jobs
 from resolvers.jobs import MailJob
 from resolvers.notifications import SettingsRecord, notify
@@ -34,6 +44,10 @@ MAIL_IDS = uuid.UUID("0b6f2f0e-9a51-4f3b-8a1e-6c3d2a7e9b44")
 class Digest:
     title: str
     body: str
+
+
+def _projects_of(user_id: uuid.UUID) -> Any:
+    return select(col(ProjectMember.project_id)).where(col(ProjectMember.user_id) == user_id)
 
 
 def digest_of(tasks: list[Task], now: datetime, end_of_day: datetime) -> Digest | None:
@@ -82,6 +96,11 @@ class Digests:
                         select(Task)
                         .where(
                             Task.owner_id == user.id,
+                            # Not a task of a project they left: they no longer see it.
+                            or_(
+                                col(Task.project_id).is_(None),
+                                col(Task.project_id).in_(_projects_of(user.id)),
+                            ),
                             col(Task.status) != TaskStatus.DONE,
                             col(Task.due_at) < end_of_day,
                         )

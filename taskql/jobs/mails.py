@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from auth import account_tokens
 from models import Project, ProjectInvitation, Task, TaskStatus, TokenPurpose, User, Webhook
 from models.columns import utcnow
+from resolvers.audiences import still_sees
 from resolvers.jobs import MailJob
 from resolvers.notifications import due_text, settings_of
 from taskql.mail.delivery import Mailer
@@ -61,6 +62,7 @@ class Postman:
                     or task.owner_id != user.id
                     or task.status is TaskStatus.DONE
                     or task.due_at is None
+                    or not await still_sees(db, task, user.id)
                 ):
                     return False
                 timezone = (await settings_of(db, user.id)).timezone

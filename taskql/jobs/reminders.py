@@ -1,10 +1,11 @@
 """The ``reminder`` job: tell a task's owner it is due soon, on their channels, once. It runs at ``due_at -
 remind_before_minutes`` (or at once, for a task created inside that window) and does nothing if the task
-moved on since it was enqueued: done, deleted, given another due date or owner, or the owner changed the
-setting. To webhooks (the WEBHOOK channel), a TASK_DUE_SOON event whose webhook-id is derived from the
-reminder, so a second run adds nothing. In-app, the entry is unique per task and due date, so a job that
-runs twice (its worker died after COMMIT) notifies once; the mail job is enqueued in the same transaction as
-that entry, so it is enqueued once too (and sent at least once, as every mail: ``taskql.jobs.mails``).
+moved on since it was enqueued: done, deleted, given another due date or owner, the owner changed the
+setting, or left the project the task is in. To webhooks (the WEBHOOK channel), a TASK_DUE_SOON event
+whose webhook-id is derived from the reminder, so a second run adds nothing. In-app, the entry is unique per
+task and due date, so a job that runs twice (its worker died after COMMIT) notifies once; the mail job is
+enqueued in the same transaction as that entry, so it is enqueued once too (and sent at least once, as
+every mail: ``taskql.jobs.mails``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import NotificationChannel, NotificationKind, Task, TaskRecord, TaskStatus, User, WebhookEventType
 from resolvers import jobs
+from resolvers.audiences import still_sees
 from resolvers.jobs import MailJob, ReminderJob
 from resolvers.notifications import due_text, notify, reminder_key, settings_of
 from resolvers.webhooks import WebhookEvent, fan_out, payload_of
@@ -43,6 +45,8 @@ class Reminders:
             settings = await settings_of(db, task.owner_id)
             owner = await db.get(User, task.owner_id)
             if settings.remind_before_minutes != job.remind_before or owner is None or not owner.is_active:
+                return False
+            if not await still_sees(db, task, owner.id):  # they left the task's project since
                 return False
             key = reminder_key(task.id, job.due_at)
             in_app = NotificationChannel.IN_APP in settings.channels
