@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,6 +30,9 @@ from core.ids import encode_id
 from models import (
     AuthSession,
     Notification,
+    Project,
+    ProjectMember,
+    ProjectRole,
     RefreshToken,
     Role,
     Task,
@@ -314,12 +317,29 @@ async def delete_account(ctx: Context, *, password: str) -> bool:
 
 
 async def export_account(ctx: Context, *, token: str) -> dict[str, Any]:
-    """Everything of the owner of a data export link (spent by this call): the account, every task, the
-    notification settings and inbox, and the webhooks (their secrets are never shown again)."""
+    """Everything of the owner of a data export link (spent by this call): the account, every task they own
+    and still see (not those of a project they left), their projects and roles, the notification settings
+    and inbox, and the webhooks (their secrets are never shown again)."""
     async with ctx.transaction() as db:
         _, user = await account_tokens.use(db, token, TokenPurpose.DATA_EXPORT, ctx.now())
+        theirs = select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)
         tasks = (
-            await db.exec(select(Task).where(Task.owner_id == user.id).order_by(col(Task.created_at)))
+            await db.exec(
+                select(Task)
+                .where(
+                    Task.owner_id == user.id,
+                    or_(col(Task.project_id).is_(None), col(Task.project_id).in_(theirs)),
+                )
+                .order_by(col(Task.created_at))
+            )
+        ).all()
+        memberships = (
+            await db.exec(
+                select(Project, ProjectMember.role)
+                .join(ProjectMember, col(ProjectMember.project_id) == Project.id)
+                .where(ProjectMember.user_id == user.id)
+                .order_by(col(Project.created_at))
+            )
         ).all()
         settings = await settings_of(db, user.id)
         inbox = (
@@ -343,6 +363,10 @@ async def export_account(ctx: Context, *, token: str) -> dict[str, Any]:
             "createdAt": user.created_at.isoformat(),
         },
         "tasks": [task_document(TaskRecord.of(task)) for task in tasks],
+        "projects": [
+            {"id": encode_id("Project", project.id), "name": project.name, "role": ProjectRole(role).value}
+            for project, role in memberships
+        ],
         "notificationSettings": {
             "remindBeforeMinutes": settings.remind_before_minutes,
             "channels": [channel.value for channel in settings.channels],

@@ -218,6 +218,11 @@ async def test_the_export_link_downloads_the_account_and_everything_of_it_once(l
     secret = created.ok()["createWebhook"]["secret"]
     zone = {"input": {"timezone": "Europe/Paris"}}
     (await live.gql.run("UpdateNotificationSettings", zone, token=account["accessToken"])).ok()
+    project = await live.gql.run("CreateProject", {"input": {"name": "Exa's"}}, token=account["accessToken"])
+    project_id = project.ok()["createProject"]["id"]
+    shared = {"input": {"title": "in the project", "projectId": project_id}}
+    (await live.gql.run("CreateTask", shared, token=account["accessToken"])).ok()
+    titles.add("in the project")
     assert (await live.gql.run("RequestDataExport", token=account["accessToken"])).ok() == {
         "requestDataExport": True
     }
@@ -233,6 +238,7 @@ async def test_the_export_link_downloads_the_account_and_everything_of_it_once(l
     assert export["account"]["email"] == "exa@example.com"
     assert export["account"]["id"] == account["id"]
     assert {task["title"] for task in export["tasks"]} == titles
+    assert export["projects"] == [{"id": project_id, "name": "Exa's", "role": "OWNER"}]
     assert export["notificationSettings"]["timezone"] == "Europe/Paris"
     (webhook,) = export["webhooks"]
     assert (webhook["url"], webhook["events"], webhook["description"]) == (
