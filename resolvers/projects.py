@@ -42,7 +42,7 @@ from models import (
 from resolvers import jobs
 from resolvers.activity import ActivityKind, log
 from resolvers.audiences import Members, lock_project, members_of
-from resolvers.events import TaskEventKind, drafts_for_write
+from resolvers.events import EventDraft, TaskEventKind, drafts_for_write
 from resolvers.inputs import NO_NUL, Description, Email, Strict, validate, validate_argument
 from resolvers.jobs import MailJob
 from resolvers.notifications import notify
@@ -155,12 +155,9 @@ async def delete_project(ctx: Context, *, project_id: uuid.UUID) -> uuid.UUID:
         task_ids = (await db.exec(select(col(Task.id)).where(col(Task.project_id) == project_id))).all()
         await db.exec(delete(Project).where(col(Project.id) == project_id))
         audience = frozenset(members)
-        drafts = [
-            draft
-            for task_id in task_ids
-            for draft in drafts_for_write(TaskEventKind.DELETED, task_id, None, audience, ())
-        ]
-        await ctx.record(db, cache_tags.seen_by(members), drafts)
+        await ctx.record(db, cache_tags.seen_by(members))
+        for task_id in task_ids:  # one event each (a write's row tells one event per audience)
+            await ctx.record(db, (), drafts_for_write(TaskEventKind.DELETED, task_id, None, audience, ()))
     ctx.loaders.forget_project(project_id)
     ctx.loaders.forget_memberships()
     return project_id
@@ -618,9 +615,10 @@ async def remove_member(ctx: Context, *, project_id: uuid.UUID, user_id: uuid.UU
             )
         )
         remaining = {member: held for member, held in members.items() if member != user_id}
-        drafts = await _unassign(db, project_id, user_id, viewer.user_id, remaining, now)
         await run(db, _FORGET_DELIVERIES, {"user_id": user_id, "project": encode_id("Project", project_id)})
-        await ctx.record(db, cache_tags.seen_by(members), drafts)
+        await ctx.record(db, cache_tags.seen_by(members))
+        for drafts in await _unassign(db, project_id, user_id, viewer.user_id, remaining, now):
+            await ctx.record(db, (), drafts)
     ctx.loaders.forget_memberships()
     return True
 
@@ -632,7 +630,7 @@ async def _unassign(
     actor_id: uuid.UUID,
     remaining: Members,
     now: datetime,
-) -> list[Any]:
+) -> list[list[EventDraft]]:
     tasks = (
         await db.exec(
             select(Task)
@@ -640,7 +638,7 @@ async def _unassign(
             .with_for_update()
         )
     ).all()
-    drafts = []
+    drafts: list[list[EventDraft]] = []  # one write's each
     seen = frozenset(remaining)
     for task in tasks:
         task.assignee_id = None
@@ -649,7 +647,7 @@ async def _unassign(
         change = {"field": "assignee", "from": encode_id("User", user_id), "to": None}
         await db.flush()
         await log(db, task.id, actor_id, ActivityKind.ASSIGNED, [change], now)
-        drafts.extend(drafts_for_write(TaskEventKind.UPDATED, task.id, TaskRecord.of(task), seen, seen))
+        drafts.append(drafts_for_write(TaskEventKind.UPDATED, task.id, TaskRecord.of(task), seen, seen))
     return drafts
 
 

@@ -17,7 +17,7 @@ from tests.factories import Account, create_task, promote_to_admin, register
 from tests.graphql_client import GraphQLClient
 from tests.processes import servers_on
 from tests.services import Services
-from tests.teams import Team, make_team
+from tests.teams import Team, make_team, project_task
 from tests.ws_client import Subscriber
 
 EVENTS = """
@@ -228,3 +228,16 @@ async def test_resuming_after_a_removal_replays_nothing_more_of_the_project(
     # "missed" was written while they were a member, but access ended with the removal: a replay after it
     # tells nothing more of the project, whenever it was written.
     assert titles == [], titles
+
+
+async def test_deleting_a_project_tells_every_member_each_of_its_tasks_deletion(
+    bases: list[str], clients: list[GraphQLClient], team: Team
+) -> None:
+    second = await project_task(clients[0], team.editor, team.project_id, title="Second")
+    viewer = await listening(bases[1], team.viewer, clients[1])
+    (await clients[0].run("DeleteProject", {"id": team.project_id}, token=team.owner.token)).ok()
+    told = [await next_real(viewer), await next_real(viewer)]
+    assert sorted((event["kind"], event["taskId"]) for event in told) == sorted(
+        [("DELETED", team.task_id), ("DELETED", second["id"])]
+    )
+    assert await quiet_until_marker(viewer, clients[1], team.viewer) == []
