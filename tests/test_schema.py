@@ -107,6 +107,14 @@ def test_ids_are_opaque_global_ids() -> None:
     schema = graphql_schema_of(build_schema())
     node = schema.type_map["Node"]
     implementations = {impl.name for impl in schema.get_possible_types(node)}  # type: ignore[arg-type]
-    assert implementations == {"Comment", "Notification", "Project", "ProjectInvitation", "Task", "User", "Webhook"}
+    assert implementations == {
+        "Comment",
+        "Notification",
+        "Project",
+        "ProjectInvitation",
+        "Task",
+        "User",
+        "Webhook",
+    }
     field: GraphQLField = schema.type_map["Task"].fields["id"]  # type: ignore[attr-defined]
     assert str(field.type) == "ID!"
