@@ -43,6 +43,15 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "failures": 20,
         "reason": "HTTP status 500",
     },
+    "project_invitation": {
+        "name": "Eve",
+        "inviter": "Olivia <O>",
+        "project_name": "Launch <v1>",
+        "role": "EDITOR",
+        "expires": "2031-01-13 09:00 UTC",
+        "has_account": True,
+        "link": "https://taskql.example/",
+    },
 }
 
 
@@ -277,6 +286,9 @@ def test_the_link_of_every_kind_with_a_link_is_in_both_parts(kind: str) -> None:
         ("daily_digest", "Your tasks: 1 overdue"),
         ("webhook_disabled", "disabled after 20 failed deliveries in a row"),
         ("webhook_disabled", "The last one: HTTP status 500."),
+        ("project_invitation", "as EDITOR"),
+        ("project_invitation", "It expires on 2031-01-13 09:00 UTC"),
+        ("project_invitation", "waiting among your invitations"),
     ],
 )
 def test_each_kind_tells_what_the_person_needs_to_know_in_both_parts(kind: str, says: str) -> None:
@@ -471,3 +483,14 @@ async def test_the_mailbox_refuses_a_message_without_message_id(tmp_path: Path) 
     with pytest.raises(ValueError, match="no Message-ID"):
         await MailboxMailer(tmp_path).send(message)
     assert files(tmp_path) == []
+
+
+def test_an_invitation_to_an_address_without_an_account_asks_to_register_and_greets_no_one() -> None:
+    mail = a_mail("project_invitation", name="", has_account=False)
+    message = render(mail, mail_from=MAIL_FROM)
+    for kind in ("plain", "html"):
+        text = part(message, kind)
+        assert "Hi," in text
+        assert "with this address, verify it" in text
+        assert "waiting among your invitations" not in text
+    assert message["Subject"] == "Olivia <O> invited you to Launch <v1>"

@@ -120,7 +120,7 @@ def test_the_references_send_the_statements_taskql_compiles() -> None:
     from resolvers.tasks import TaskOrderField, _page_sql, _Shape
 
     for (admin, after), text in sql.PAGE_SQL.items():
-        filters = () if admin else ("owner_id",)
+        filters = () if admin else ("personal",)
         assert text == _page_sql(_Shape(filters, TaskOrderField.CREATED_AT, True, after)).text
     assert stats.GLOBAL_STATS.text == sql.GLOBAL_STATS_SQL
     assert stats.STATS_BY_OWNER.text == sql.STATS_BY_OWNER_SQL

@@ -6,19 +6,21 @@ from __future__ import annotations
 
 TASK_COLUMNS = (
     "tasks.id, tasks.owner_id, tasks.title, tasks.description, tasks.status, tasks.priority, tasks.due_at, "
-    "tasks.tags, tasks.created_at, tasks.updated_at, tasks.completed_at"
+    "tasks.tags, tasks.created_at, tasks.updated_at, tasks.completed_at, tasks.project_id, tasks.assignee_id"
 )
 ORDER = "ORDER BY tasks.created_at DESC, tasks.id DESC \n LIMIT "
+PERSONAL = "tasks.owner_id = $1::UUID AND tasks.project_id IS NULL"
 AFTER = "(tasks.created_at, tasks.id) < ($1::TIMESTAMP WITH TIME ZONE, $2::UUID)"
-# A page of tasks by (the viewer is an admin, there is an `after` cursor): resolvers.tasks._page_sql.
+# A page of tasks by (the viewer is an admin, there is an `after` cursor): resolvers.tasks._page_sql, for a
+# user in no project (their personal tasks).
 PAGE_SQL = {
     (True, False): f"SELECT {TASK_COLUMNS} \nFROM tasks {ORDER}$1::INTEGER",
     (True, True): f"SELECT {TASK_COLUMNS} \nFROM tasks \nWHERE {AFTER} {ORDER}$3::INTEGER",
     (
         False,
         False,
-    ): f"SELECT {TASK_COLUMNS} \nFROM tasks \nWHERE tasks.owner_id = $1::UUID {ORDER}$2::INTEGER",
-    (False, True): f"SELECT {TASK_COLUMNS} \nFROM tasks \nWHERE tasks.owner_id = $1::UUID AND "
+    ): f"SELECT {TASK_COLUMNS} \nFROM tasks \nWHERE {PERSONAL} {ORDER}$2::INTEGER",
+    (False, True): f"SELECT {TASK_COLUMNS} \nFROM tasks \nWHERE {PERSONAL} AND "
     + AFTER.replace("$2", "$3").replace("$1", "$2")
     + f" {ORDER}$4::INTEGER",
 }

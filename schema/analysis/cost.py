@@ -5,7 +5,8 @@ its page size multiplies the cost of what its edges select. Here:
 
 - a field that runs one of taskql's resolvers (a page of a list, a row, a count, statistics) costs 1;
   a field that only reads what its parent already holds (``title``, ``edges``, ``node``, ``pageInfo``...)
-  costs 0, and so do ``__typename`` and introspection;
+  costs 0, and so do ``__typename``, introspection, and a resolver marked ``FREE_FIELD`` (one that only
+  decides whether to show what its parent holds);
 - a mutation field costs ``MUTATION_FIELD_COST`` (a transaction, cache invalidation, an event);
 - below a connection (``tasks``, ``users``: fields with ``first``/``last`` that return ``edges``), what its
   ``edges`` select counts once per row of a full page: ``first``, else ``last``, else the default page size
@@ -57,6 +58,9 @@ from graphql import (
 
 MUTATION_FIELD_COST = 10
 FREE_ROOT_FIELDS = frozenset({"rateLimit", "__typename"})
+# A field's metadata key: its resolver only decides whether to show what its parent holds (User.email to
+# whom it may see it), so it costs what a plain attribute does, 0.
+FREE_FIELD = "taskql.free"
 SIZED_FIELDS = frozenset({"edges"})  # what a connection's page size multiplies
 PAGE_ARGUMENTS = ("first", "last")
 # Arguments whose variables can change a cost: page sizes, and @skip/@include conditions.
@@ -197,12 +201,13 @@ def _field_costs(schema: GraphQLSchema) -> dict[tuple[str, str], _FieldCost]:
         for name, field in named.fields.items():
             definition = (field.extensions or {}).get("strawberry-definition")
             resolves = getattr(definition, "base_resolver", None) is not None
+            free = bool((getattr(definition, "metadata", None) or {}).get(FREE_FIELD))
             if named is mutation:
                 weight = MUTATION_FIELD_COST
             elif named is schema.query_type and name in FREE_ROOT_FIELDS:
                 weight = 0
             else:
-                weight = 1 if resolves else 0
+                weight = 1 if resolves and not free else 0
             costs[named.name, name] = _FieldCost(weight, _is_connection(field))
     return costs
 

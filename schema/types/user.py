@@ -10,6 +10,7 @@ import strawberry
 from core.ids import encode_id
 from models import ProjectRole, Role, UserRecord
 from resolvers import stats
+from schema.analysis.cost import FREE_FIELD
 from schema.directives.cache_control import PRIVATE
 from schema.info import Info
 from schema.planning.plans import planned
@@ -21,6 +22,11 @@ from schema.types.task import Task, task_connection
 
 if TYPE_CHECKING:
     from resolvers.context import Context
+
+
+SHOWN = {
+    FREE_FIELD: True
+}  # these resolvers only hide what the viewer may not see: free (schema.analysis.cost)
 
 
 @strawberry.type(
@@ -36,31 +42,35 @@ class User(Node):
     trusted: strawberry.Private[bool] = False
 
     @strawberry.field(
+        metadata=SHOWN,
         description="Email address, normalized to lower case: for the user, admins, and the OWNER of a "
-        "project the user is a member of."
+        "project the user is a member of.",
     )
     @planned(lambda user, context: _email(user, context))
     def email(self, info: Info) -> str | None:
         return cast("str | None", _email(self, info.context))
 
-    @strawberry.field(description="What the user may do (the user and admins).")
+    @strawberry.field(metadata=SHOWN, description="What the user may do (the user and admins).")
     @planned(lambda user, context: user.record.role if _whole(user, context) else None)
     def role(self, info: Info) -> Role | None:
         return self.record.role if _whole(self, info.context) else None
 
-    @strawberry.field(description="False once an admin deactivated the account (the user and admins).")
+    @strawberry.field(
+        metadata=SHOWN, description="False once an admin deactivated the account (the user and admins)."
+    )
     @planned(lambda user, context: user.record.is_active if _whole(user, context) else None)
     def is_active(self, info: Info) -> bool | None:
         return self.record.is_active if _whole(self, info.context) else None
 
-    @strawberry.field(description="When the account was created (the user and admins).")
+    @strawberry.field(metadata=SHOWN, description="When the account was created (the user and admins).")
     @planned(lambda user, context: user.record.created_at if _whole(user, context) else None)
     def created_at(self, info: Info) -> datetime | None:
         return self.record.created_at if _whole(self, info.context) else None
 
     @strawberry.field(
+        metadata=SHOWN,
         description="Whether the owner of `email` proved it (followed a verification or reset link; the user "
-        "and admins)."
+        "and admins).",
     )
     @planned(lambda user, context: _verified(user, context))
     def email_verified(self, info: Info) -> bool | None:
@@ -127,9 +137,10 @@ async def _email_for_owner(user: User, context: Context) -> str | None:
 
 
 def _task_stats(user: User, context: Context) -> TaskStats | None:
-    if not _whole(user, context) or (user.trusted and context.who.viewer is None):
+    if not _whole(user, context):
         return None
-    # Through the same visibility check as taskStats(ownerId:), whatever path led to this user. Not async on
+    # A login's or registration's account (``trusted``) has no viewer yet: loaded_task_stats asks for the
+    # token (UNAUTHENTICATED), as it always did. Through the same visibility check as taskStats(ownerId:), whatever path led to this user. Not async on
     # purpose, as Task.owner: a list of tasks loads its owners' statistics before its rows complete (see
     # task_connection), and then they are answered without an awaitable, inside the rows' plans.
     loaded = stats.loaded_task_stats(context, owner_id=user.key)
