@@ -19,17 +19,10 @@ from schema.info import Info
 from schema.types.connections import Connection, connection
 from schema.types.node import Node
 from schema.types.task import Task
-from schema.types.user import User
+from schema.types.user import User, user_by_id
 
 if TYPE_CHECKING:
-    from resolvers.context import Context
-
-
-async def _user(context: Context, user_id: uuid.UUID | None) -> User | None:
-    if user_id is None:
-        return None
-    record = await context.loaders.users.load(user_id)
-    return User.from_model(record) if record is not None else None
+    pass
 
 
 @strawberry.type(description="A comment on a task: plain text.", directives=[PRIVATE])
@@ -45,7 +38,7 @@ class Comment(Node):
 
     @strawberry.field(description="Who wrote it; null if their account is gone.")
     async def author(self, info: Info) -> User | None:
-        return await _user(info.context, self.author_id)
+        return await user_by_id(info.context, self.author_id)
 
     @strawberry.field(description="The task it is on.")
     async def task(self, info: Info) -> Task:
@@ -88,7 +81,7 @@ class TaskActivity:
 
     @strawberry.field(description="Who made the change; null if their account is gone.")
     async def actor(self, info: Info) -> User | None:
-        return await _user(info.context, self.actor_id)
+        return await user_by_id(info.context, self.actor_id)
 
     @classmethod
     def from_record(cls, record: ActivityRecord) -> TaskActivity:

@@ -21,17 +21,10 @@ from schema.types.inputs import UNSET, TaskFilter, TaskOrder
 from schema.types.node import Node
 from schema.types.stats import TaskStats
 from schema.types.task import Task, task_connection
-from schema.types.user import User
+from schema.types.user import User, user_by_id
 
 if TYPE_CHECKING:
-    from resolvers.context import Context
-
-
-async def _user(context: Context, user_id: uuid.UUID | None) -> User | None:
-    if user_id is None:
-        return None
-    record = await context.loaders.users.load(user_id)
-    return User.from_model(record) if record is not None else None
+    pass
 
 
 @strawberry.type(description="A shared project: its tasks are every member's.", directives=[PRIVATE])
@@ -108,7 +101,7 @@ class ProjectMember:
 
     @strawberry.field(description="The member (id and name; the email for the project's OWNER).")
     async def user(self, info: Info) -> User:
-        user = await _user(info.context, self.user_id)
+        user = await user_by_id(info.context, self.user_id)
         assert user is not None, "a member exists (foreign key)"
         return user
 
@@ -136,7 +129,7 @@ class ProjectInvitation(Node):
 
     @strawberry.field(description="Who invited; null if their account is gone.")
     async def invited_by(self, info: Info) -> User | None:
-        return await _user(info.context, self.invited_by_id)
+        return await user_by_id(info.context, self.invited_by_id)
 
     @classmethod
     def from_record(cls, record: InvitationRecord) -> ProjectInvitation:

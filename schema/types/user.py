@@ -140,9 +140,10 @@ def _task_stats(user: User, context: Context) -> TaskStats | None:
     if not _whole(user, context):
         return None
     # A login's or registration's account (``trusted``) has no viewer yet: loaded_task_stats asks for the
-    # token (UNAUTHENTICATED), as it always did. Through the same visibility check as taskStats(ownerId:), whatever path led to this user. Not async on
-    # purpose, as Task.owner: a list of tasks loads its owners' statistics before its rows complete (see
-    # task_connection), and then they are answered without an awaitable, inside the rows' plans.
+    # token (UNAUTHENTICATED), as it always did. Through the same visibility check as taskStats(ownerId:),
+    # whatever path led to this user. Not async on purpose, as Task.owner: a list of tasks loads its owners'
+    # statistics before its rows complete (see task_connection), and then they are answered without an
+    # awaitable, inside the rows' plans.
     loaded = stats.loaded_task_stats(context, owner_id=user.key)
     if loaded is not None:
         return TaskStats.from_data(loaded)
@@ -151,3 +152,12 @@ def _task_stats(user: User, context: Context) -> TaskStats | None:
 
 async def _task_stats_when_loaded(user: User, context: Context) -> TaskStats:
     return TaskStats.from_data(await stats.task_stats(context, owner_id=user.key))
+
+
+async def user_by_id(context: Context, user_id: uuid.UUID | None) -> User | None:
+    """The user (as a co-member sees them, or whole when the viewer may) behind a nullable reference: a
+    comment's author, an entry's actor, an invitation's inviter (null once their account is gone)."""
+    if user_id is None:
+        return None
+    record = await context.loaders.users.load(user_id)
+    return User.from_model(record) if record is not None else None
