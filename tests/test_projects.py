@@ -460,9 +460,15 @@ async def test_a_user_who_owns_a_shared_project_cannot_delete_their_account(
 async def test_the_response_cache_never_serves_a_removed_member_their_old_answers(
     team: Team, gql: GraphQLClient
 ) -> None:
-    for _ in range(2):  # the second is a cache hit
+    caches = []
+    for _ in range(2):
         first = await gql.run("TeamTaskPage", {"first": 50}, token=team.viewer.token)
         assert [edge["node"]["title"] for edge in first.ok()["tasks"]["edges"]] == ["Draft the plan"]
+        caches.append(first.headers["x-cache"])
+    assert caches == ["MISS", "HIT"]  # the answer is in the cache
+    projects = await gql.run("Projects", token=team.editor.token)
+    assert projects.ok()["projects"]["edges"][0]["node"]["name"] == "Launch"
+    assert (await gql.run("Projects", token=team.editor.token)).headers["x-cache"] == "HIT"
     await gql.run(
         "RemoveProjectMember",
         {"projectId": team.project_id, "userId": team.viewer.id},
@@ -470,6 +476,7 @@ async def test_the_response_cache_never_serves_a_removed_member_their_old_answer
     )
     after = await gql.run("TeamTaskPage", {"first": 50}, token=team.viewer.token)
     assert after.ok()["tasks"]["edges"] == []
+    assert after.headers["x-cache"] == "MISS"
     renamed = await gql.run(
         "UpdateProject", {"id": team.project_id, "input": {"name": "Renamed"}}, token=team.owner.token
     )
