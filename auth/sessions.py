@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import Table, Text, bindparam, cast, func, update
 from sqlalchemy import select as select_columns
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,7 +29,16 @@ from auth.viewer import Viewer
 from core.errors import Unauthenticated
 from core.reader import Reader
 from core.sql import compile_sql
-from models import USER_COLUMNS, AuthSession, RefreshToken, User, UserRecord
+from models import (
+    PROJECT_ROLE,
+    USER_COLUMNS,
+    AuthSession,
+    ProjectMember,
+    ProjectRole,
+    RefreshToken,
+    User,
+    UserRecord,
+)
 
 
 class RefreshTokenReused(Unauthenticated):
@@ -165,13 +175,41 @@ async def revoke_all_sessions(db: AsyncSession, user_id: uuid.UUID, now: datetim
 # SQLModel's table classes carry their Core table untyped.
 _USERS: Table = User.__table__  # type: ignore[attr-defined]
 _SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]
+_MEMBERS: Table = ProjectMember.__table__  # type: ignore[attr-defined]
+
+
+def _memberships(column: Any) -> Any:
+    """One array of the user's memberships' ``column`` (project ids, or roles in the same order)."""
+    return (
+        select_columns(func.array_agg(aggregate_order_by(column, _MEMBERS.c.project_id)))
+        .where(_MEMBERS.c.user_id == _USERS.c.id)
+        .scalar_subquery()
+    )
+
+
 # Compiled once, as it runs on every request not vouched for by the cache: the user's read columns (never
-# the password hash) and whether the session is revoked, in one statement.
+# the password hash), whether the session is revoked, and the user's projects and roles in them (the
+# request's reads need them; here they cost no round trip of their own), in one statement.
 _VIEWER_QUERY = compile_sql(
-    select_columns(*USER_COLUMNS, _SESSIONS.c.revoked_at)
+    select_columns(
+        *USER_COLUMNS,
+        _SESSIONS.c.revoked_at,
+        _memberships(_MEMBERS.c.project_id),
+        _memberships(cast(_MEMBERS.c.role, Text)),
+    )
     .join_from(_USERS, _SESSIONS, _SESSIONS.c.user_id == _USERS.c.id)
     .where(_USERS.c.id == bindparam("user_id"), _SESSIONS.c.id == bindparam("session_id"))
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedViewer:
+    """A viewer read from PostgreSQL: who, their account, and their project roles as of this read (for this
+    request alone: a long-lived context reads roles afresh)."""
+
+    viewer: Viewer
+    user: UserRecord
+    roles: dict[uuid.UUID, ProjectRole]
 
 
 class SessionOf(Protocol):
@@ -184,16 +222,18 @@ class SessionOf(Protocol):
     def session_id(self) -> uuid.UUID: ...
 
 
-async def load_viewer(primary: Reader, claims: SessionOf) -> tuple[Viewer, UserRecord]:
+async def load_viewer(primary: Reader, claims: SessionOf) -> LoadedViewer:
     """The viewer of a verified access token, checked against the database (one statement): a revoked
     session, a deactivated account or a changed role take effect on the very next request. Always read on
     the primary: a replica a moment behind would let a token work after its logout."""
     row = await primary.fetchrow(_VIEWER_QUERY, {"user_id": claims.user_id, "session_id": claims.session_id})
     if row is None:
         raise Unauthenticated("This session has ended: log in again.", reason="SESSION_REVOKED")
-    user, revoked_at = UserRecord.from_row(row[:-1]), row[-1]
+    user, (revoked_at, projects, roles) = UserRecord.from_row(row[:-3]), row[-3:]
     if not user.is_active:  # said first: deactivation also revokes, but this is the reason to show
         raise Unauthenticated("This account is deactivated.", reason="ACCOUNT_DEACTIVATED")
     if revoked_at is not None:
         raise Unauthenticated("This session has ended: log in again.", reason="SESSION_REVOKED")
-    return Viewer(user_id=user.id, session_id=claims.session_id, role=user.role), user
+    viewer = Viewer(user_id=user.id, session_id=claims.session_id, role=user.role)
+    held = dict(zip(projects or (), (PROJECT_ROLE[role] for role in roles or ()), strict=True))
+    return LoadedViewer(viewer, user, held)

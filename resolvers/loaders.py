@@ -222,6 +222,11 @@ class Loaders:
         if "projects" in self.__dict__:
             self.projects.clear(project_id)
 
+    def prime_viewer(self, user: UserRecord, roles: Roles) -> None:
+        """The viewer's account and project roles, read with their session by this request."""
+        self.users.prime(user.id, user)
+        self.roles.prime(user.id, roles)
+
     def forget_memberships(self) -> None:
         """After a membership changed: read the roles again."""
         for name in ("roles", "co_members"):

@@ -124,7 +124,7 @@ class GraphQLView(GraphQL[Context, None]):
             return context
         viewer: Viewer | None = None
         auth_error: Unauthenticated | None = None
-        user = None
+        loaded = None
         probe = PROBE.get(request.scope)
         try:
             # A session Redis vouches for (see taskql.cache.store) needs no SQL for a query; otherwise, and
@@ -133,14 +133,15 @@ class GraphQLView(GraphQL[Context, None]):
             token = bearer_token(request.headers.get("authorization"))
             if token is not None and viewer is None:
                 claims = decode_access_token(resources.tokens, token)
-                viewer, user = await load_viewer(resources.reads.primary, claims)
+                loaded = await load_viewer(resources.reads.primary, claims)
+                viewer = loaded.viewer
         except Unauthenticated as error:
             auth_error = error
         context = _context(resources, request, viewer=viewer, auth_error=auth_error)
-        if user is not None:
+        if loaded is not None:
             # Else a mutation reads it first (schema.extensions.write_authorization).
             context.who.from_database = True
-            context.loaders.users.prime(user.id, user)
+            context.loaders.prime_viewer(loaded.user, loaded.roles)
         return context
 
     async def on_ws_connect(self, context: Context) -> None:

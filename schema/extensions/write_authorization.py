@@ -29,12 +29,13 @@ async def confirm_viewer(context: Context) -> None:
     if who.viewer is None or who.from_database:
         return  # anonymous, a token already refused, or read from PostgreSQL by this request
     try:
-        viewer, user = await load_viewer(context.reads.primary, who.viewer)
+        loaded = await load_viewer(context.reads.primary, who.viewer)
     except Unauthenticated as error:
         who.viewer, who.auth_error = None, error
     else:
-        who.viewer = viewer
-        context.loaders.users.prime(user.id, user)
+        who.viewer = loaded.viewer
+        context.loaders.forget_memberships()  # what a query of this request read before is older
+        context.loaders.prime_viewer(loaded.user, loaded.roles)
     who.from_database = True
 
 

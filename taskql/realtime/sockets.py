@@ -145,7 +145,8 @@ class Sockets:
             raise ConnectionRejectionError({"message": "Send the access token in connection_init."})
         try:
             claims = decode_access_token(self.tokens, bearer_token(sent, bare=True) or "")
-            context.who.viewer, _ = await load_viewer(self.primary, claims)
+            # Its roles are not kept: the socket's events read them afresh, each time.
+            context.who.viewer = (await load_viewer(self.primary, claims)).viewer
         except Unauthenticated as error:
             raise ConnectionRejectionError({"message": error.message, **error.extensions}) from None
         connection = Connection(
