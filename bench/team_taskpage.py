@@ -39,7 +39,7 @@ import httpx
 
 from bench.documents import cpu_seconds
 from bench.http_load import Scenario, check_run, request_body, run_wrk
-from bench.servers import ROOT, environment, refuse_busy_port, running
+from bench.servers import ROOT, environment, refuse_busy_port, running, taskql
 from core.ids import decode_id
 
 HOST = "127.0.0.1"
@@ -148,6 +148,7 @@ def measure(args: argparse.Namespace) -> dict[str, list[float]]:
     env.update(DATABASE_URL=resolved.database_url, REDIS_URL=resolved.redis_url)
     dsn = resolved.database_url.replace("postgresql+asyncpg://", "postgresql://")
     refuse_busy_port(HOST, args.port)
+    taskql("migrate", env=env)  # with DATABASE_URL set, serve expects a migrated database (as in production)
     cpu: dict[str, list[float]] = {}
     with contextlib.ExitStack() as stack:
         stack.callback(services.stop_embedded)
