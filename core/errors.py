@@ -36,10 +36,8 @@ class NotFound(AppError):
     code = "NOT_FOUND"
 
     @classmethod
-    def for_id(cls, type_name: str, global_id: str, *, field: str | None = None) -> NotFound:
-        if field is None:
-            return cls(f"No {type_name} with id {global_id!r}.", id=global_id)
-        return cls(f"{field}: no {type_name} with id {global_id!r}.", id=global_id, field=field)
+    def for_id(cls, type_name: str, global_id: str) -> NotFound:
+        return cls(f"No {type_name} with id {global_id!r}.", id=global_id)
 
 
 class BadUserInput(AppError):

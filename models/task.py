@@ -35,7 +35,15 @@ class Task(SQLModel, table=True):
         *_order_indexes("tasks_owner", "owner_id"),
         *_order_indexes("tasks"),
         # Serves the status filter, and the stats aggregate as an index-only scan (no heap fetches).
-        Index("tasks_owner_stats_idx", "owner_id", "status", "priority", "due_at"),
+        # (project_id included: an owner's statistics count only the tasks they still see.)
+        Index(
+            "tasks_owner_stats_idx",
+            "owner_id",
+            "status",
+            "priority",
+            "due_at",
+            postgresql_include=["project_id"],
+        ),
         Index("tasks_tags_idx", "tags", postgresql_using="gin"),
         # A project's tasks, newest first (its lists and, with status, its statistics).
         Index("tasks_project_created_at_idx", "project_id", "created_at", "id"),

@@ -133,7 +133,10 @@ async def _comment_for_change(
     found = await db.get(Comment, comment_id)
     if found is None:
         raise NotFound.for_id("Comment", encode_id("Comment", comment_id))
-    task, members = await _task_for_comment(db, viewer, found.task_id)
+    try:
+        task, members = await _task_for_comment(db, viewer, found.task_id)
+    except NotFound:  # a comment on a task the viewer does not see is answered as a missing comment
+        raise NotFound.for_id("Comment", encode_id("Comment", comment_id)) from None
     comment = await db.get(Comment, comment_id, with_for_update=True, populate_existing=True)
     if comment is None:
         raise NotFound.for_id("Comment", encode_id("Comment", comment_id))

@@ -51,6 +51,7 @@ from resolvers.pagination import (
     page_sql,
     read_page,
 )
+from resolvers.visibility import can_see_task
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.dml import ReturningInsert
@@ -360,4 +361,4 @@ async def task_of(ctx: Context, task_id: uuid.UUID) -> TaskRecord | None:
     """The task a notification is about, if the viewer may still see it."""
     viewer = ctx.require_viewer()
     task = await ctx.loaders.tasks.load(task_id)
-    return task if task is not None and viewer.can_see_owner(task.owner_id) else None
+    return task if task is not None and await can_see_task(ctx, viewer, task) else None

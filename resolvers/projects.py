@@ -516,10 +516,11 @@ async def decline_invitation(ctx: Context, *, invitation_id: uuid.UUID) -> bool:
 async def revoke_invitation(ctx: Context, *, invitation_id: uuid.UUID) -> bool:
     viewer = ctx.require_viewer()
     invitation = await get_invitation(ctx, invitation_id)
-    if invitation is None or not (
-        viewer.is_admin or await project_role(ctx, viewer, invitation.project_id) is ProjectRole.OWNER
-    ):
+    if invitation is None:
         raise NotFound.for_id("ProjectInvitation", encode_id("ProjectInvitation", invitation_id))
+    if not (viewer.is_admin or await project_role(ctx, viewer, invitation.project_id) is ProjectRole.OWNER):
+        # The invitee sees it (and may decline it), but only the project's OWNER withdraws it.
+        raise Forbidden("Only the project's OWNER may revoke an invitation: decline it instead.")
     async with ctx.transaction() as db:
         members = await _members_locked(db, invitation.project_id)
         _check_manager(viewer, members)
@@ -546,7 +547,7 @@ async def set_member_role(
         _check_manager(viewer, members)
         current = members.get(user_id)
         if current is None:
-            raise NotFound.for_id("User", encode_id("User", user_id), field="userId")
+            raise NotFound.for_id("User", encode_id("User", user_id))
         if current is ProjectRole.OWNER and role is not ProjectRole.OWNER:
             raise BadUserInput(
                 "role: a project always has one OWNER: make another member the OWNER instead.", field="role"
@@ -602,7 +603,7 @@ async def remove_member(ctx: Context, *, project_id: uuid.UUID, user_id: uuid.UU
             _check_manager(viewer, members)
         role = members.get(user_id)
         if role is None:
-            raise NotFound.for_id("User", encode_id("User", user_id), field="userId")
+            raise NotFound.for_id("User", encode_id("User", user_id))
         if role is ProjectRole.OWNER:
             raise BadUserInput(
                 "userId: the OWNER cannot leave or be removed: hand ownership over first "

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Uuid, any_, bindparam, func, select
+from sqlalchemy import Uuid, any_, bindparam, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col
 
 from core.reader import Reader
 from core.sql import compile_sql
-from models import Task, TaskPriority, TaskStatus
+from models import ProjectMember, Task, TaskPriority, TaskStatus
 from resolvers.visibility import visible_owner, visible_project
 
 if TYPE_CHECKING:
@@ -67,10 +67,17 @@ def _stats_query() -> Any:
 
 GLOBAL_STATS = compile_sql(_stats_query())
 # One statement for any number of owners (one array parameter: the same text, prepared once).
+_MEMBER = ProjectMember.__table__.c  # type: ignore[attr-defined]
+# The tasks an owner still sees: personal ones, and those of the projects they are a member of (not those
+# of a project they left, whose writes no longer concern them: core.cache_tags).
+_STILL_SEEN = or_(
+    col(Task.project_id).is_(None),
+    exists().where(_MEMBER.project_id == col(Task.project_id), _MEMBER.user_id == col(Task.owner_id)),
+)
 STATS_BY_OWNER = compile_sql(
     _stats_query()
     .add_columns(col(Task.owner_id))
-    .where(col(Task.owner_id) == any_(bindparam("owners", type_=ARRAY(Uuid()))))
+    .where(col(Task.owner_id) == any_(bindparam("owners", type_=ARRAY(Uuid()))), _STILL_SEEN)
     .group_by(col(Task.owner_id))
 )
 
@@ -131,11 +138,9 @@ async def task_stats(ctx: Context, *, owner_id: uuid.UUID | None) -> TaskStatsDa
     return stats
 
 
-async def project_task_stats(
-    ctx: Context, *, project_id: uuid.UUID, field: str | None = None
-) -> TaskStatsData:
+async def project_task_stats(ctx: Context, *, project_id: uuid.UUID) -> TaskStatsData:
     """A project's statistics, for its members and admins (NOT_FOUND for anyone else)."""
-    await visible_project(ctx, ctx.require_viewer(), project_id, field=field)
+    await visible_project(ctx, ctx.require_viewer(), project_id)
     stats = await ctx.loaders.project_stats.load(project_id)
     if stats.next_due_at is not None:
         ctx.caching.holds_until(stats.next_due_at)

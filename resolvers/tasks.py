@@ -232,9 +232,7 @@ async def list_tasks(
     if owner_id is not None:
         values["owner_id"] = (await visible_user(ctx, viewer, owner_id)).id
     if criteria.project_id is not None:
-        values["project_id"] = (
-            await visible_project(ctx, viewer, criteria.project_id, field="filter.projectId")
-        ).id
+        values["project_id"] = (await visible_project(ctx, viewer, criteria.project_id)).id
     elif not viewer.is_admin:  # a member sees all of a project's tasks; else only what the viewer may see
         projects = await roles_of(ctx, viewer)
         values["viewer"] = viewer.user_id
@@ -305,7 +303,7 @@ async def _project_for_write(
     members = await members_of(db, project_id) if await lock_project(db, project_id) else {}
     role = members.get(viewer.user_id)
     if not members or (role is None and not viewer.is_admin):
-        raise NotFound.for_id("Project", encode_id("Project", project_id), field=field)
+        raise NotFound.for_id("Project", encode_id("Project", project_id))
     if role is not None and not role.at_least(ProjectRole.EDITOR) and not viewer.is_admin:
         raise Forbidden(
             f"{field}: a VIEWER cannot add or change the project's tasks.",

@@ -67,13 +67,12 @@ async def project_role(ctx: Context, viewer: Viewer, project_id: uuid.UUID) -> P
     return (await roles_of(ctx, viewer)).get(project_id)
 
 
-async def visible_project(
-    ctx: Context, viewer: Viewer, project_id: uuid.UUID, *, field: str | None = None
-) -> ProjectRecord:
-    """The project, if the viewer is a member (or an admin)."""
+async def visible_project(ctx: Context, viewer: Viewer, project_id: uuid.UUID) -> ProjectRecord:
+    """The project, if the viewer is a member (or an admin). NOT_FOUND otherwise, worded exactly as for an
+    ID of another type (``schema.types.inputs.typed_key``), whichever argument carried it."""
     project = await ctx.loaders.projects.load(project_id)
     if project is None or not (viewer.is_admin or await project_role(ctx, viewer, project_id) is not None):
-        raise NotFound.for_id("Project", encode_id("Project", project_id), field=field)
+        raise NotFound.for_id("Project", encode_id("Project", project_id))
     return project
 
 

@@ -144,7 +144,7 @@ class Query:
                     "projectId: pass either ownerId or projectId, not both.", field="projectId"
                 )
             project = typed_key(project_id, "Project", field="projectId")
-            data = await stats.project_task_stats(info.context, project_id=project, field="projectId")
+            data = await stats.project_task_stats(info.context, project_id=project)
             return TaskStats.from_data(data)
         owner = user_key(owner_id, field="ownerId") if owner_id is not None else None
         return TaskStats.from_data(await stats.task_stats(info.context, owner_id=owner))

@@ -48,5 +48,8 @@ _STATS = (
 )
 GLOBAL_STATS_SQL = f"{_STATS} \nFROM tasks"
 STATS_BY_OWNER_SQL = (
-    f"{_STATS}, tasks.owner_id \nFROM tasks \nWHERE tasks.owner_id = ANY ($9::UUID[]) GROUP BY tasks.owner_id"
+    f"{_STATS}, tasks.owner_id \nFROM tasks \nWHERE tasks.owner_id = ANY ($9::UUID[]) AND "
+    "(tasks.project_id IS NULL OR (EXISTS (SELECT * \nFROM project_members \n"
+    "WHERE project_members.project_id = tasks.project_id AND project_members.user_id = tasks.owner_id))) "
+    "GROUP BY tasks.owner_id"
 )

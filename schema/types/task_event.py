@@ -15,7 +15,10 @@ from schema.types.task import Task
 strawberry.enum(TaskEventKind, description="What happened to a task, as the subscriber sees it.")
 
 
-@strawberry.type(description="A change to a task. The events of one write share a cursor.")
+@strawberry.type(
+    description="A change to a task. The events one write tells of a task share a cursor (a write that "
+    "changes several tasks, as deleting a project does, tells each task's at a cursor of its own)."
+)
 class TaskEvent:
     cursor: str = strawberry.field(
         description="Pass as `after` when subscribing again to receive every event after this one."

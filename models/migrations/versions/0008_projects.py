@@ -68,6 +68,9 @@ def upgrade() -> None:
     op.create_index('tasks_project_created_at_idx', 'tasks', ['project_id', 'created_at', 'id'], unique=False)
     op.create_index('tasks_project_stats_idx', 'tasks', ['project_id', 'status', 'priority', 'due_at'], unique=False)
     op.create_index('tasks_assignee_idx', 'tasks', ['assignee_id'], unique=False)
+    # An owner's statistics count only the tasks they still see: the index keeps serving them alone.
+    op.drop_index('tasks_owner_stats_idx', table_name='tasks')
+    op.create_index('tasks_owner_stats_idx', 'tasks', ['owner_id', 'status', 'priority', 'due_at'], unique=False, postgresql_include=['project_id'])
     op.create_table('comments',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('task_id', sa.Uuid(), nullable=False),
@@ -122,6 +125,8 @@ def downgrade() -> None:
     op.drop_index('comments_task_id_created_at_idx', table_name='comments')
     op.drop_table('comments')
     # A project's tasks go back to their owners' personal lists (the data stays; only sharing goes).
+    op.drop_index('tasks_owner_stats_idx', table_name='tasks')
+    op.create_index('tasks_owner_stats_idx', 'tasks', ['owner_id', 'status', 'priority', 'due_at'], unique=False)
     op.drop_index('tasks_assignee_idx', table_name='tasks')
     op.drop_index('tasks_project_stats_idx', table_name='tasks')
     op.drop_index('tasks_project_created_at_idx', table_name='tasks')
