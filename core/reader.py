@@ -133,6 +133,13 @@ class Reader:
             # does not answer). Closed at once; the pool opens another when needed.
             connection.terminate()
             raise
+        except asyncio.CancelledError:
+            # The caller was cancelled mid-statement (graphql-core cancels a failed field's siblings). In the
+            # middle of asyncpg's protocol (a Parse answered, a new enum's type introspection under way) the
+            # connection could stay behind without its Sync, holding the statement's locks for good (seen:
+            # a TRUNCATE waiting on it). Closed: the server ends the statement and frees its locks.
+            connection.terminate()
+            raise
         finally:
             await self.pool.release(connection)
 

@@ -434,15 +434,7 @@ async def update_task(
         raise Forbidden("Only an admin may give a task to another user.", field="input.ownerId")
     now = ctx.now()
     async with ctx.transaction() as db:
-        task, members_before = await locked_task(db, task_id)
-        before = TaskRecord.of(task) if task is not None else None
-        access = task_access(viewer, before, viewer_roles(members_before, viewer, before)) if before else None
-        if task is None or before is None or access is None:
-            raise NotFound.for_id("Task", encode_id("Task", task_id))
-        if access is Access.READ:
-            raise Forbidden(
-                "A VIEWER cannot change the project's tasks.", requiredRole=ProjectRole.EDITOR.value
-            )
+        task, before, members_before = await _writable_task(db, viewer, task_id, "change")
         was_done = task.status is TaskStatus.DONE
         members_after = members_before
         if not isinstance(placement.project_id, Keep) and placement.project_id != task.project_id:
@@ -503,6 +495,21 @@ async def update_task(
     return record
 
 
+async def _writable_task(
+    db: AsyncSession, viewer: Viewer, task_id: uuid.UUID, verb: str
+) -> tuple[Task, TaskRecord, Members]:
+    """The task, locked, as it is before the write, and its project's members, if the viewer may change it:
+    NOT_FOUND if they may not see it, FORBIDDEN for a project's VIEWER."""
+    task, members = await locked_task(db, task_id)
+    before = TaskRecord.of(task) if task is not None else None
+    access = task_access(viewer, before, viewer_roles(members, viewer, before)) if before else None
+    if task is None or before is None or access is None:
+        raise NotFound.for_id("Task", encode_id("Task", task_id))
+    if access is Access.READ:
+        raise Forbidden(f"A VIEWER cannot {verb} the project's tasks.", requiredRole=ProjectRole.EDITOR.value)
+    return task, before, members
+
+
 def viewer_roles(members: Members, viewer: Viewer, task: TaskRecord) -> Roles:
     """The viewer's role in the task's project, as read (locked) by this write."""
     role = members.get(viewer.user_id)
@@ -512,15 +519,7 @@ def viewer_roles(members: Members, viewer: Viewer, task: TaskRecord) -> Roles:
 async def delete_task(ctx: Context, *, task_id: uuid.UUID) -> uuid.UUID:
     viewer = ctx.require_viewer()
     async with ctx.transaction() as db:
-        task, members = await locked_task(db, task_id)
-        before = TaskRecord.of(task) if task is not None else None
-        access = task_access(viewer, before, viewer_roles(members, viewer, before)) if before else None
-        if task is None or before is None or access is None:
-            raise NotFound.for_id("Task", encode_id("Task", task_id))
-        if access is Access.READ:
-            raise Forbidden(
-                "A VIEWER cannot delete the project's tasks.", requiredRole=ProjectRole.EDITOR.value
-            )
+        task, before, members = await _writable_task(db, viewer, task_id, "delete")
         await db.delete(task)
         await db.flush()
         await _record_task_write(ctx, db, TaskEventKind.DELETED, (before, members), (None, members))
