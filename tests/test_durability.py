@@ -40,6 +40,8 @@ from tests.fault_servers import RedisProcess
 from tests.graphql_client import GraphQLClient, Response
 from tests.processes import TEST_SECRET, TaskqlProcess, environment
 from tests.services import Services
+from tests.teams import make_team
+from tests.test_project_events import listening, quiet_until_marker
 from tests.ws_client import Closed, Subscriber
 
 RELAY_SECONDS = 1.0  # OUTBOX_RELAY_SECONDS, the default
@@ -501,3 +503,46 @@ async def test_published_rows_are_pruned_after_the_retention_and_pending_ones_ne
         assert sorted(await pool.fetchval("SELECT array_agg(id) FROM outbox")) == [recent, pending]
     finally:
         await pool.close()
+
+
+async def test_a_removal_acked_with_redis_frozen_by_a_server_then_killed_ends_access_within_the_bound(
+    servers: list[TaskqlProcess], redis_process: RedisProcess, own_database: Services
+) -> None:
+    """Redis frozen, a member removed by one server (committed, its cache bump unpublished), that server
+    SIGKILLed, Redis thawed: the other server stops serving the removed member their cached project answer
+    within the bound, and their open socket there hears nothing written after the removal."""
+    async with clients(servers) as (one, other):
+        root = await register(one, email="root@example.com", name="Root")
+        await promote_to_admin(own_database.dsn, root)
+        team = await make_team(one, own_database.dsn, root)
+
+        async def sees_the_project() -> tuple[bool, str]:
+            response = await other.run("TeamTaskPage", {"first": 50}, token=team.viewer.token)
+            titles = {edge["node"]["title"] for edge in response.ok()["tasks"]["edges"]}
+            return "Draft the plan" in titles, response.headers.get("x-cache", "")
+
+        deadline = time.monotonic() + 10
+        while (await sees_the_project()) != (True, "HIT"):  # the member's answer cached on the other server
+            assert time.monotonic() < deadline, "the answer was never cached"
+            await asyncio.sleep(0.05)
+        socket = await listening(servers[1].url, team.viewer, other)
+        redis_process.signal(signal.SIGSTOP)
+        try:
+            removal = {"projectId": team.project_id, "userId": team.viewer.id}
+            (await one.run("RemoveProjectMember", removal, token=team.owner.token)).ok()
+        finally:
+            servers[0].kill()
+            redis_process.signal(signal.SIGCONT)
+        thawed = time.monotonic()
+        stale_until = thawed
+        while (await sees_the_project())[0]:
+            stale_until = time.monotonic()
+            assert stale_until - thawed < STALE_BOUND_SECONDS
+            await asyncio.sleep(0.05)
+        measured(
+            "a removed member's cached answer after a crash between COMMIT and publish", stale_until - thawed
+        )
+        values = {"id": team.task_id, "input": {"title": "written after the removal"}}
+        (await other.run("UpdateTask", values, token=team.editor.token)).ok()
+        heard = await quiet_until_marker(socket, other, team.viewer)
+        assert not [event for event in heard if event["taskId"] == team.task_id and event["task"]], heard
